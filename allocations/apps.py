@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _roles_after_migrate(sender, **kwargs) -> None:
+    from .roles import roles_ensure
+
+    roles_ensure()
+
+
+class AllocationsConfig(AppConfig):
+    name = "allocations"
+    verbose_name = "Systems, calls and allocations"
+
+    def ready(self) -> None:
+        post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")

@@ -1,0 +1,78 @@
+"""The staff roles, as Django groups with model permissions.
+
+Applicants are ordinary users: no group, no admin access. The permissions of each group are
+(re)applied after every migration, so a new model's permissions reach the roles on upgrade.
+"""
+
+from django.contrib.auth.models import Group, Permission
+
+REVIEWER = "reviewer"
+CALL_MANAGER = "call manager"
+OPERATOR = "operator"
+GOVERNANCE_OFFICER = "governance officer"
+
+# app label -> model -> actions, per role.
+ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    REVIEWER: {
+        "allocations": {
+            "call": ("view",),
+            "accessmode": ("view",),
+            "partition": ("view",),
+        },
+    },
+    CALL_MANAGER: {
+        "allocations": {
+            "call": ("view", "add", "change"),
+            "accessmode": ("view", "add", "change", "delete"),
+            "accessmodepartition": ("view", "add", "change", "delete"),
+            "partition": ("view",),
+            "cluster": ("view",),
+            "site": ("view",),
+            "thresholdpolicy": ("view",),
+        },
+    },
+    OPERATOR: {
+        "allocations": {
+            "site": ("view", "add", "change"),
+            "cluster": ("view", "add", "change"),
+            "partition": ("view", "add", "change"),
+            "call": ("view",),
+            "accessmode": ("view",),
+            "accessmodepartition": ("view",),
+            "thresholdpolicy": ("view",),
+        },
+        "django_celery_beat": {
+            "periodictask": ("view", "change"),
+        },
+    },
+    GOVERNANCE_OFFICER: {
+        "allocations": {
+            "thresholdpolicy": ("view", "add", "change"),
+            "call": ("view",),
+            "partition": ("view",),
+            "cluster": ("view",),
+            "site": ("view",),
+        },
+    },
+}
+
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
+def roles_ensure() -> dict[str, Group]:
+    """Create the role groups and give each exactly its permissions."""
+    groups = {}
+    for role, apps in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for app_label, models in apps.items():
+            codenames = [
+                f"{action}_{model}" for model, actions in models.items() for action in actions
+            ]
+            found = Permission.objects.filter(
+                content_type__app_label=app_label, codename__in=codenames
+            )
+            wanted.extend(found)
+        group.permissions.set(wanted)
+        groups[role] = group
+    return groups

@@ -1,0 +1,54 @@
+from django.conf import settings
+from django.db import connection
+from django.db.models import Prefetch
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from .models import AccessMode, AccessModePartition, Call
+
+
+@require_GET
+def landing(request):
+    modes = AccessMode.objects.prefetch_related(
+        Prefetch(
+            "accessmodepartition_set",
+            queryset=AccessModePartition.objects.select_related("partition__cluster__site"),
+        )
+    )
+    calls = Call.objects.open_now().prefetch_related(Prefetch("access_modes", queryset=modes))
+    return render(request, "allocations/landing.html", {"calls": calls})
+
+
+def _database_problem() -> str | None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", reported as text
+        return f"database: {exc.__class__.__name__}: {exc}".strip()
+    return None
+
+
+def _broker_problem() -> str | None:
+    if not settings.CELERY_BROKER_CONFIGURED:
+        return None
+    from config.celery import app
+
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+    except Exception as exc:  # noqa: BLE001
+        return f"broker: {exc.__class__.__name__}: {exc}".strip()
+    return None
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    problems = [p for p in (_database_problem(), _broker_problem()) if p]
+    if problems:
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    checks = ["database"] + (["broker"] if settings.CELERY_BROKER_CONFIGURED else [])
+    return JsonResponse({"status": "ok", "checks": checks})

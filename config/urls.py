@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from allocations import views as allocation_views
+
+admin.site.site_header = "hpcgate administration"
+admin.site.site_title = "hpcgate"
+admin.site.index_title = "Calls, reviews, allocations and usage"
+
+urlpatterns = [
+    path("", allocation_views.landing, name="landing"),
+    path("healthz", allocation_views.healthz, name="healthz"),
+    path("accounts/", include("allauth.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("config.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

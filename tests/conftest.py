@@ -1,0 +1,86 @@
+"""Shared fixtures: the people of DOMAIN.md, one of each, and the seeded reference data."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from allocations import roles
+from allocations.seed import demo_call_seed, reference_data_seed
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _person(username: str, role: str | None = None, *, staff: bool = False):
+    from allauth.account.models import EmailAddress
+
+    user = get_user_model().objects.create_user(
+        username=username,
+        email=f"{username}@{username}.example",
+        password=PASSWORD,
+        is_staff=staff,
+    )
+    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    if role:
+        groups = roles.roles_ensure()
+        user.groups.add(groups[role])
+    return user
+
+
+@pytest.fixture
+def applicant(db):
+    return _person("founder")
+
+
+@pytest.fixture
+def other_applicant(db):
+    return _person("rival")
+
+
+@pytest.fixture
+def outsider(db):
+    return _person("outsider")
+
+
+@pytest.fixture
+def reviewer(db):
+    return _person("expert", roles.REVIEWER, staff=True)
+
+
+@pytest.fixture
+def other_reviewer(db):
+    return _person("expert2", roles.REVIEWER, staff=True)
+
+
+@pytest.fixture
+def call_manager(db):
+    return _person("chair", roles.CALL_MANAGER, staff=True)
+
+
+@pytest.fixture
+def operator(db):
+    return _person("ops", roles.OPERATOR, staff=True)
+
+
+@pytest.fixture
+def governance_officer(db):
+    return _person("gov", roles.GOVERNANCE_OFFICER, staff=True)
+
+
+@pytest.fixture
+def reference_data(db):
+    reference_data_seed()
+
+
+@pytest.fixture
+def open_call(reference_data):
+    return demo_call_seed()
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def client_for(client, user):
+    client.force_login(user)
+    return client

@@ -1,0 +1,34 @@
+from unittest import mock
+
+import pytest
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+
+@pytest.mark.django_db
+def test_healthz_answers_200_when_the_database_answers(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_with_reason_when_the_database_is_down(client):
+    with mock.patch.object(
+        BaseDatabaseWrapper, "cursor", side_effect=RuntimeError("connection refused")
+    ):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "database" in response.json()["problems"][0]
+    assert "connection refused" in response.json()["problems"][0]
+
+
+@pytest.mark.django_db
+def test_healthz_answers_503_when_a_configured_broker_is_down(client, settings):
+    from config.celery import app
+
+    settings.CELERY_BROKER_CONFIGURED = True
+    unreachable = app.connection_for_write("redis://127.0.0.1:1/0")
+    with mock.patch.object(app, "connection_for_write", return_value=unreachable):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["problems"][0].startswith("broker:")
