@@ -1,6 +1,7 @@
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -337,3 +338,301 @@ class ThresholdPolicy(models.Model):
             warning_share=self.warning_share,
             default_utilisation=self.default_utilisation,
         )
+
+
+ACCOUNT_VALIDATOR = RegexValidator(
+    r"^[a-z][a-z0-9_]{0,62}$",
+    "A Slurm account is 1-63 characters: lower-case letters, digits and '_', "
+    "starting with a letter.",
+)
+CLUSTER_USER_VALIDATOR = RegexValidator(
+    r"^[a-z_][a-z0-9_.-]{0,31}$",
+    "A cluster user name is 1-32 characters: lower-case letters, digits, '_', '.' and '-', "
+    "starting with a letter or '_'.",
+)
+
+
+class Allocation(models.Model):
+    """GPU-hours of one partition granted to an organisation, as one Slurm account."""
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        ACTIVE = "active", "Active"
+        SUSPENDED = "suspended", "Suspended"
+        EXPIRED = "expired", "Expired"
+        CLOSED = "closed", "Closed"
+
+    organisation = models.ForeignKey(
+        "organisations.Organisation", on_delete=models.PROTECT, related_name="allocations"
+    )
+    project = models.CharField(max_length=200)
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="allocations")
+    partition = models.ForeignKey(Partition, on_delete=models.PROTECT, related_name="allocations")
+    account = models.CharField(
+        "Slurm account",
+        max_length=63,
+        validators=[ACCOUNT_VALIDATOR],
+        help_text="Unique per cluster.",
+    )
+    gpu_hours = models.PositiveBigIntegerField(
+        "granted GPU-hours", help_text="Hours of the partition's scheduler GPU."
+    )
+    start = models.DateField()
+    end = models.DateField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED)
+    exhausted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set by the threshold check when the grant is used up."
+    )
+    model_name = models.CharField(
+        "declared model",
+        max_length=120,
+        blank=True,
+        db_index=True,
+        help_text="The model lineage this allocation trains; compute is summed per model.",
+    )
+    access_mode = models.ForeignKey(
+        AccessMode, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    first_exported_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cluster__name", "account"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cluster", "account"], name="allocation_account_per_cluster"
+            ),
+            models.CheckConstraint(
+                condition=Q(end__gte=models.F("start")), name="allocation_end_after_start"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "end"])]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}:{self.account}"
+
+    def clean(self) -> None:
+        if self.partition_id and self.cluster_id and self.partition.cluster_id != self.cluster_id:
+            raise ValidationError({"partition": "The partition belongs to another cluster."})
+        if self.start and self.end and self.end < self.start:
+            raise ValidationError({"end": "An allocation must end on or after its start."})
+
+    @property
+    def gpu_minutes(self) -> int:
+        return self.gpu_hours * 60
+
+    @property
+    def is_exhausted(self) -> bool:
+        return self.exhausted_at is not None
+
+    @property
+    def is_blocked(self) -> bool:
+        """Blocked in the scheduler: no new jobs may start."""
+        return self.state != self.State.ACTIVE or self.is_exhausted
+
+
+class AllocationUser(models.Model):
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="users")
+    username = models.CharField(max_length=32, validators=[CLUSTER_USER_VALIDATOR])
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["allocation", "username"], name="allocation_user_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.username
+
+
+class AllocationEvent(models.Model):
+    """Audit trail: every state change, grant change and user change of an allocation."""
+
+    allocation = models.ForeignKey(Allocation, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=10, blank=True)
+    to_state = models.CharField(max_length=10, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.allocation}: {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class ChangeRequest(models.Model):
+    class Kind(models.TextChoices):
+        EXTENSION = "extension", "Extension"
+        TOP_UP = "top_up", "Top-up"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPROVED = "approved", "Approved"
+        DENIED = "denied", "Denied"
+
+    allocation = models.ForeignKey(
+        Allocation, on_delete=models.CASCADE, related_name="change_requests"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    extra_gpu_hours = models.PositiveBigIntegerField(default=0)
+    new_end = models.DateField(null=True, blank=True)
+    justification = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.allocation} ({self.get_state_display()})"
+
+
+class SchedulerExport(models.Model):
+    """One export run: what was produced, by whom, and the baseline for the next `commands`."""
+
+    class Format(models.TextChoices):
+        SLURM = "slurm", "sacctmgr load file"
+        COMMANDS = "commands", "sacctmgr commands"
+        JSON = "json", "JSON"
+        CSV = "csv", "CSV"
+
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    format = models.CharField(max_length=10, choices=Format.choices)
+    checksum = models.CharField("SHA-256", max_length=64)
+    snapshot = models.JSONField(
+        null=True, blank=True, help_text="Scheduler state after this export."
+    )
+    content = models.TextField()
+    allocations = models.PositiveIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        where = self.cluster.name if self.cluster_id else "all clusters"
+        return f"{self.get_format_display()} for {where} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class UsageImport(models.Model):
+    """One run of the accounting importer, whatever way the data came in."""
+
+    class Source(models.TextChoices):
+        COMMAND = "command", "Management command"
+        API = "api", "API"
+        SPOOL = "spool", "Spool directory"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_imports")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    input_format = models.CharField(max_length=10, default="sacct")
+    filename = models.CharField(max_length=255, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    imported = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    steps_skipped = models.PositiveIntegerField(default=0)
+    unmatched = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    rejected_lines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Line number and reason of rejected lines (first 1,000).",
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        when = f"{self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.cluster.name} {self.get_source_display()} import at {when}"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"imported={self.imported} updated={self.updated} unchanged={self.unchanged} "
+            f"steps_skipped={self.steps_skipped} unmatched={self.unmatched} "
+            f"rejected={self.rejected}"
+        )
+
+
+class UsageRecord(models.Model):
+    """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_records")
+    job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
+    account = models.CharField(max_length=63)
+    allocation = models.ForeignKey(
+        Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+    )
+    partition = models.ForeignKey(
+        Partition, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+    )
+    job_id = models.CharField(max_length=64)
+    user = models.CharField(max_length=64, blank=True)
+    partition_name = models.CharField(max_length=63, blank=True)
+    job_name = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=32)
+    running = models.BooleanField(default=False)
+    submit = models.DateTimeField(null=True, blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    elapsed_seconds = models.PositiveBigIntegerField(default=0)
+    gpus = models.PositiveIntegerField(default=0)
+    nodes = models.PositiveIntegerField(default=0)
+    gpu_seconds = models.PositiveBigIntegerField(default=0)
+    energy_joules = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Measured by the scheduler (ConsumedEnergyRaw)."
+    )
+    import_run = models.ForeignKey(
+        UsageImport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-start", "job_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "job_key"], name="usage_record_unique_run")
+        ]
+        indexes = [
+            models.Index(fields=["cluster", "account"]),
+            models.Index(fields=["allocation", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} job {self.job_id} ({self.account})"

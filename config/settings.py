@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "simple_history",
     "allauth",
     "allauth.account",
+    "organisations",
     "allocations",
     "vetting",
 ]
