@@ -114,3 +114,6 @@ class ThresholdPolicyAdmin(SimpleHistoryAdmin):
     ]
     search_fields = ["note"]
     date_hierarchy = "effective_from"
+
+
+from . import admin_usage  # noqa: E402,F401  (registers the usage admin pages)

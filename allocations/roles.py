@@ -21,7 +21,18 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
     },
     CALL_MANAGER: {
+        "organisations": {
+            "organisation": ("view",),
+            "membership": ("view",),
+            "country": ("view",),
+        },
         "allocations": {
+            "allocation": ("view", "add", "change"),
+            "allocationuser": ("view",),
+            "allocationevent": ("view",),
+            "changerequest": ("view", "change"),
+            "usagerecord": ("view",),
+            "usageimport": ("view",),
             "call": ("view", "add", "change"),
             "accessmode": ("view", "add", "change", "delete"),
             "accessmodepartition": ("view", "add", "change", "delete"),
@@ -32,7 +43,17 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
     },
     OPERATOR: {
+        "organisations": {
+            "organisation": ("view",),
+        },
         "allocations": {
+            "allocation": ("view", "change"),
+            "allocationuser": ("view",),
+            "allocationevent": ("view",),
+            "changerequest": ("view",),
+            "schedulerexport": ("view", "add"),
+            "usagerecord": ("view",),
+            "usageimport": ("view", "add"),
             "site": ("view", "add", "change"),
             "cluster": ("view", "add", "change"),
             "partition": ("view", "add", "change"),
@@ -46,7 +67,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
     },
     GOVERNANCE_OFFICER: {
+        "organisations": {
+            "organisation": ("view",),
+        },
         "allocations": {
+            "allocation": ("view",),
+            "usagerecord": ("view",),
             "thresholdpolicy": ("view", "add", "change"),
             "call": ("view",),
             "partition": ("view",),

@@ -10,4 +10,6 @@ router.register("partitions", allocation_api.PartitionViewSet, basename="partiti
 urlpatterns = [
     path("auth/token/", allocation_api.TokenView.as_view(), name="api-token"),
     path("", include(router.urls)),
+    path("", include("vetting.api_urls")),
+    path("", include("allocations.api_urls")),
 ]

@@ -1,0 +1,5 @@
+"""Demo allocations and usage for seed_demo."""
+
+
+def demo_allocations_seed() -> list[str]:
+    return []

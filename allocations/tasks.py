@@ -1,0 +1,1 @@
+"""Celery tasks: each takes ids or nothing, fetches, and calls a service."""
