@@ -27,6 +27,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "country": ("view",),
         },
         "allocations": {
+            "alert": ("view", "change"),
+            "largerunentry": ("view",),
             "allocation": ("view", "add", "change"),
             "allocationuser": ("view",),
             "allocationevent": ("view",),
@@ -47,6 +49,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "organisation": ("view",),
         },
         "allocations": {
+            "alert": ("view", "change"),
             "allocation": ("view", "change"),
             "allocationuser": ("view",),
             "allocationevent": ("view",),
@@ -71,6 +74,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "organisation": ("view",),
         },
         "allocations": {
+            "alert": ("view", "change"),
+            "largerunentry": ("view", "change"),
             "allocation": ("view",),
             "usagerecord": ("view",),
             "thresholdpolicy": ("view", "add", "change"),
