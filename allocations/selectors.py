@@ -1,0 +1,83 @@
+"""Allocation reads: who may see what, and what the scheduler should hold."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+
+from organisations.models import Membership
+
+from .models import Allocation, AllocationUser, ChangeRequest, Cluster
+from .slurm import SlurmAccount, clean_text, gpu_hours_to_minutes
+
+
+def allocations_visible_to(user) -> QuerySet[Allocation]:
+    """Staff with the view permission see all; everyone else their organisations' allocations."""
+    allocations = Allocation.objects.select_related(
+        "organisation", "cluster", "partition", "access_mode"
+    )
+    if not user.is_authenticated:
+        return allocations.none()
+    if user.is_active and user.is_staff and user.has_perm("allocations.view_allocation"):
+        return allocations
+    return allocations.filter(organisation__membership__user=user)
+
+
+def allocations_for_member(user) -> QuerySet[Allocation]:
+    """What an applicant's own pages show: their organisations' allocations, staff or not."""
+    return Allocation.objects.select_related("organisation", "cluster", "partition").filter(
+        organisation__membership__user=user
+    )
+
+
+def allocation_detail_for_member(user, pk: int) -> Allocation:
+    """One allocation with users and change requests; raises ``Allocation.DoesNotExist``."""
+    return (
+        allocations_for_member(user)
+        .prefetch_related(
+            Prefetch("users", queryset=AllocationUser.objects.order_by("username")),
+            Prefetch(
+                "change_requests",
+                queryset=ChangeRequest.objects.select_related("requested_by", "decided_by"),
+            ),
+        )
+        .get(pk=pk)
+    )
+
+
+def allocation_managed_by(user, allocation: Allocation) -> bool:
+    """Owners of the organisation manage its cluster users and ask for changes."""
+    return Membership.objects.filter(
+        organisation_id=allocation.organisation_id, user=user, role=Membership.Role.OWNER
+    ).exists()
+
+
+def allocations_for_scheduler(cluster: Cluster) -> QuerySet[Allocation]:
+    """Everything Slurm should know about on ``cluster``.
+
+    A closed allocation that never reached the scheduler is left out; one that did stays in the
+    export as a blocked account, because ``sacctmgr load`` never removes anything and deleting the
+    association would lose its usage history.
+    """
+    return (
+        Allocation.objects.filter(cluster=cluster)
+        .exclude(Q(state=Allocation.State.CLOSED) & Q(first_exported_at__isnull=True))
+        .select_related("organisation")
+        .prefetch_related(Prefetch("users", queryset=AllocationUser.objects.order_by("username")))
+        .order_by("account")
+    )
+
+
+def slurm_account_from(allocation: Allocation) -> SlurmAccount:
+    return SlurmAccount(
+        name=allocation.account,
+        description=clean_text(allocation.project),
+        organization=clean_text(allocation.organisation.legal_name),
+        gpu_minutes=gpu_hours_to_minutes(allocation.gpu_hours),
+        users=tuple(user.username for user in allocation.users.all()),
+        blocked=allocation.is_blocked,
+    )
+
+
+def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
+    """The Slurm accounts of ``cluster``: blocked unless active and not exhausted."""
+    return [slurm_account_from(allocation) for allocation in allocations_for_scheduler(cluster)]

@@ -1,0 +1,609 @@
+"""Allocation writes: grants, state transitions, cluster users and change requests.
+
+Every transition is one function here, guarded by the current state under a row lock, and leaves
+an ``AllocationEvent`` with who, when and why. Views, admin actions, API endpoints, commands and
+Celery tasks all call these functions; none of them writes an allocation's state itself.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import (
+    AccessMode,
+    Allocation,
+    AllocationEvent,
+    AllocationUser,
+    ChangeRequest,
+    Partition,
+    UsageRecord,
+)
+from .slurm import ACCOUNT_NAME_RE, USER_NAME_RE
+
+State = Allocation.State
+
+# Slurm's own root association; an allocation of that name would collide with it.
+RESERVED_ACCOUNTS = frozenset({"root"})
+
+
+class TransitionError(Exception):
+    """A state change that the allocation's current state does not allow."""
+
+
+class AccountTakenError(ValidationError):
+    """The Slurm account name is already used on the cluster."""
+
+
+# Validation
+
+
+def account_name_check(account: str) -> str:
+    if not isinstance(account, str) or not ACCOUNT_NAME_RE.match(account):
+        raise ValidationError(
+            f"'{account}' is not a valid Slurm account: use 1-63 characters a-z, 0-9 and '_', "
+            "starting with a letter."
+        )
+    if account in RESERVED_ACCOUNTS:
+        raise ValidationError(f"'{account}' is reserved by Slurm.")
+    return account
+
+
+def cluster_user_check(username: str) -> str:
+    if not isinstance(username, str) or not USER_NAME_RE.match(username):
+        raise ValidationError(
+            f"'{username}' is not a valid cluster user name: use 1-32 characters a-z, 0-9, '_', "
+            "'.' and '-', starting with a letter or '_'."
+        )
+    return username
+
+
+def _grant_check(*, gpu_hours: int, start: date, end: date) -> None:
+    if isinstance(gpu_hours, bool) or not isinstance(gpu_hours, int) or gpu_hours <= 0:
+        raise ValidationError("Granted GPU-hours must be a whole number above 0.")
+    if end < start:
+        raise ValidationError("An allocation must end on or after its start.")
+
+
+# Internals
+
+
+def _locked(allocation: Allocation) -> Allocation:
+    return Allocation.objects.select_for_update().get(pk=allocation.pk)
+
+
+def _event(
+    allocation: Allocation,
+    action: str,
+    *,
+    actor=None,
+    reason: str = "",
+    from_state: str = "",
+    to_state: str = "",
+) -> AllocationEvent:
+    return AllocationEvent.objects.create(
+        allocation=allocation,
+        action=action,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def usage_attribute_unmatched(allocation: Allocation) -> int:
+    """Usage imported before the allocation existed belongs to it once its account does."""
+    return UsageRecord.objects.filter(
+        cluster_id=allocation.cluster_id, account=allocation.account, allocation__isnull=True
+    ).update(allocation=allocation, partition=allocation.partition)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    to: str
+    allowed_from: tuple[str, ...]
+    action: str
+    refusal: str
+
+
+def _transition(
+    allocation: Allocation,
+    rule: _Rule,
+    *,
+    actor,
+    reason: str,
+    guard: Callable[[Allocation], str | None] | None = None,
+) -> Allocation:
+    with transaction.atomic():
+        locked = _locked(allocation)
+        if locked.state not in rule.allowed_from:
+            raise TransitionError(
+                rule.refusal.format(
+                    account=locked.account, state=locked.get_state_display().lower()
+                )
+            )
+        problem = guard(locked) if guard else None
+        if problem:
+            raise TransitionError(problem)
+        from_state = locked.state
+        locked.state = rule.to
+        locked.save(update_fields=["state", "updated_at"])
+        _event(
+            locked, rule.action, actor=actor, reason=reason, from_state=from_state, to_state=rule.to
+        )
+    allocation.refresh_from_db()
+    return allocation
+
+
+# Creation
+
+
+def allocation_create(
+    *,
+    organisation,
+    project: str,
+    partition: Partition,
+    account: str,
+    gpu_hours: int,
+    start: date,
+    end: date,
+    model_name: str = "",
+    access_mode: AccessMode | None = None,
+    users: Sequence[str] = (),
+    actor=None,
+    reason: str = "",
+    today: date | None = None,
+) -> Allocation:
+    """Create one allocation; it is active at once when its start date has come."""
+    today = today or timezone.localdate()
+    account_name_check(account)
+    _grant_check(gpu_hours=gpu_hours, start=start, end=end)
+    if end < today:
+        raise ValidationError(f"The allocation would end on {end:%Y-%m-%d}, before today.")
+    usernames = sorted({cluster_user_check(name) for name in users})
+    state = State.ACTIVE if start <= today else State.SCHEDULED
+    with transaction.atomic():
+        if Allocation.objects.filter(cluster_id=partition.cluster_id, account=account).exists():
+            raise AccountTakenError(
+                f"Slurm account '{account}' is already used on cluster {partition.cluster.name}."
+            )
+        allocation = Allocation.objects.create(
+            organisation=organisation,
+            project=project,
+            cluster_id=partition.cluster_id,
+            partition=partition,
+            account=account,
+            gpu_hours=gpu_hours,
+            start=start,
+            end=end,
+            state=state,
+            model_name=model_name or "",
+            access_mode=access_mode,
+        )
+        AllocationUser.objects.bulk_create(
+            AllocationUser(allocation=allocation, username=name, added_by=actor)
+            for name in usernames
+        )
+        _event(allocation, "created", actor=actor, reason=reason, to_state=state)
+        usage_attribute_unmatched(allocation)
+    return allocation
+
+
+def account_base_name(organisation_name: str) -> str:
+    """'Aurora AI Oy' -> 'aurora_ai_oy': ASCII, lower case, safe for Slurm, room for a counter."""
+    ascii_name = (
+        unicodedata.normalize("NFKD", organisation_name).encode("ascii", "ignore").decode().lower()
+    )
+    base = re.sub(r"[^a-z0-9]+", "_", ascii_name).strip("_")[:40].rstrip("_")
+    if not base or not base[0].isalpha():
+        base = f"org_{base}".rstrip("_")
+    return base
+
+
+def account_name_generate(*, cluster_id: int, organisation_name: str) -> str:
+    base = account_base_name(organisation_name)
+    taken = set(
+        Allocation.objects.filter(
+            cluster_id=cluster_id, account__startswith=f"{base}_"
+        ).values_list("account", flat=True)
+    )
+    counter = 1
+    while f"{base}_{counter}" in taken:
+        counter += 1
+    return f"{base}_{counter}"
+
+
+def allocations_grant(
+    *,
+    organisation,
+    project: str,
+    model_name: str,
+    access_mode: AccessMode | None,
+    grants: Sequence[tuple[Partition, int]],
+    start: date,
+    end: date,
+    users: Sequence[str],
+    actor,
+    reason: str = "granted by the call decision",
+) -> list[Allocation]:
+    """Turn an approved application into one allocation per granted partition.
+
+    Account names are generated from the organisation name plus a counter, unique per cluster;
+    the operator may rename them until the first export.
+    """
+    if not grants:
+        raise ValidationError("A grant needs at least one partition with GPU-hours.")
+    allocations = []
+    with transaction.atomic():
+        for partition, gpu_hours in grants:
+            for _attempt in range(5):
+                account = account_name_generate(
+                    cluster_id=partition.cluster_id, organisation_name=organisation.legal_name
+                )
+                try:
+                    with transaction.atomic():
+                        allocation = allocation_create(
+                            organisation=organisation,
+                            project=project,
+                            partition=partition,
+                            account=account,
+                            gpu_hours=gpu_hours,
+                            start=start,
+                            end=end,
+                            model_name=model_name,
+                            access_mode=access_mode,
+                            users=users,
+                            actor=actor,
+                            reason=reason,
+                        )
+                    break
+                except (IntegrityError, AccountTakenError):
+                    # Another grant took the same name between our read and write: try the next.
+                    continue
+            else:
+                raise ValidationError(f"Could not find a free Slurm account name for {account}.")
+            allocations.append(allocation)
+    return allocations
+
+
+# Transitions
+
+
+_ACTIVATE = _Rule(
+    State.ACTIVE,
+    (State.SCHEDULED,),
+    "activated",
+    "Allocation {account} is {state}; only a scheduled allocation can be activated.",
+)
+_SUSPEND = _Rule(
+    State.SUSPENDED,
+    (State.ACTIVE,),
+    "suspended",
+    "Allocation {account} is {state}; only an active allocation can be suspended.",
+)
+_REACTIVATE = _Rule(
+    State.ACTIVE,
+    (State.SUSPENDED,),
+    "reactivated",
+    "Allocation {account} is {state}; only a suspended allocation can be reactivated.",
+)
+_EXPIRE = _Rule(
+    State.EXPIRED,
+    (State.SCHEDULED, State.ACTIVE, State.SUSPENDED),
+    "expired",
+    "Allocation {account} is {state} and cannot expire.",
+)
+_CLOSE = _Rule(
+    State.CLOSED,
+    (State.SCHEDULED, State.ACTIVE, State.SUSPENDED, State.EXPIRED),
+    "closed",
+    "Allocation {account} is already {state}.",
+)
+
+
+def allocation_activate(*, allocation: Allocation, actor=None, reason: str = "") -> Allocation:
+    return _transition(allocation, _ACTIVATE, actor=actor, reason=reason)
+
+
+def allocation_suspend(*, allocation: Allocation, actor=None, reason: str = "") -> Allocation:
+    return _transition(allocation, _SUSPEND, actor=actor, reason=reason)
+
+
+def allocation_reactivate(
+    *, allocation: Allocation, actor=None, reason: str = "", today: date | None = None
+) -> Allocation:
+    today = today or timezone.localdate()
+
+    def not_ended(locked: Allocation) -> str | None:
+        if locked.end < today:
+            return (
+                f"Allocation {locked.account} ended on {locked.end:%Y-%m-%d}; "
+                "extend it before reactivating."
+            )
+        return None
+
+    return _transition(allocation, _REACTIVATE, actor=actor, reason=reason, guard=not_ended)
+
+
+def allocation_expire(*, allocation: Allocation, actor=None, reason: str = "") -> Allocation:
+    return _transition(allocation, _EXPIRE, actor=actor, reason=reason)
+
+
+def allocation_close(*, allocation: Allocation, actor=None, reason: str = "") -> Allocation:
+    """Closed for good (final report in, or withdrawn); from any state but closed."""
+    return _transition(allocation, _CLOSE, actor=actor, reason=reason)
+
+
+def allocation_mark_exhausted(
+    *, allocation: Allocation, actor=None, reason: str = "grant used up"
+) -> Allocation:
+    """Set by the threshold check: the account is blocked in the scheduler until cleared.
+
+    Raises ``TransitionError`` when the mark is already set or the allocation is closed.
+    """
+    with transaction.atomic():
+        locked = _locked(allocation)
+        if locked.exhausted_at is not None:
+            raise TransitionError(f"Allocation {locked.account} is already marked exhausted.")
+        if locked.state == State.CLOSED:
+            raise TransitionError(f"Allocation {locked.account} is closed.")
+        locked.exhausted_at = timezone.now()
+        locked.save(update_fields=["exhausted_at", "updated_at"])
+        _event(locked, "exhausted", actor=actor, reason=reason)
+    allocation.refresh_from_db()
+    return allocation
+
+
+def _exhausted_clear(locked: Allocation, *, actor, reason: str) -> None:
+    locked.exhausted_at = None
+    locked.save(update_fields=["exhausted_at", "updated_at"])
+    _event(locked, "exhausted_cleared", actor=actor, reason=reason)
+
+
+def allocation_clear_exhausted(
+    *, allocation: Allocation, actor=None, reason: str = ""
+) -> Allocation:
+    with transaction.atomic():
+        locked = _locked(allocation)
+        if locked.exhausted_at is None:
+            raise TransitionError(f"Allocation {locked.account} is not marked exhausted.")
+        _exhausted_clear(locked, actor=actor, reason=reason)
+    allocation.refresh_from_db()
+    return allocation
+
+
+def allocation_rename_account(
+    *, allocation: Allocation, account: str, actor=None, reason: str = ""
+) -> Allocation:
+    """Rename the Slurm account; refused once exported, since Slurm would keep the old one."""
+    account_name_check(account)
+    with transaction.atomic():
+        locked = _locked(allocation)
+        if locked.first_exported_at is not None:
+            raise TransitionError(
+                f"Allocation {locked.account} was exported to the scheduler on "
+                f"{locked.first_exported_at:%Y-%m-%d}; its account can no longer be renamed."
+            )
+        if locked.account == account:
+            return allocation
+        taken = Allocation.objects.filter(cluster_id=locked.cluster_id, account=account)
+        if taken.exclude(pk=locked.pk).exists():
+            raise ValidationError(f"Slurm account '{account}' is already used on this cluster.")
+        old = locked.account
+        locked.account = account
+        locked.save(update_fields=["account", "updated_at"])
+        _event(locked, "renamed", actor=actor, reason=reason or f"{old} -> {account}")
+        usage_attribute_unmatched(locked)
+    allocation.refresh_from_db()
+    return allocation
+
+
+# Cluster users
+
+
+def _users_editable(locked: Allocation) -> None:
+    if locked.state == State.CLOSED:
+        raise TransitionError(f"Allocation {locked.account} is closed; its users cannot change.")
+
+
+def allocation_users_set(
+    *, allocation: Allocation, usernames: Iterable[str], actor=None, reason: str = ""
+) -> tuple[list[str], list[str]]:
+    """Make the cluster users exactly ``usernames``; returns (added, removed)."""
+    wanted = {cluster_user_check(name) for name in usernames}
+    with transaction.atomic():
+        locked = _locked(allocation)
+        _users_editable(locked)
+        current = set(locked.users.values_list("username", flat=True))
+        added, removed = sorted(wanted - current), sorted(current - wanted)
+        if removed:
+            locked.users.filter(username__in=removed).delete()
+        AllocationUser.objects.bulk_create(
+            AllocationUser(allocation=locked, username=name, added_by=actor) for name in added
+        )
+        for name in added:
+            _event(locked, "user_added", actor=actor, reason=reason or name)
+        for name in removed:
+            _event(locked, "user_removed", actor=actor, reason=reason or name)
+    return added, removed
+
+
+def allocation_user_add(
+    *, allocation: Allocation, username: str, actor=None, reason: str = ""
+) -> AllocationUser:
+    cluster_user_check(username)
+    with transaction.atomic():
+        locked = _locked(allocation)
+        _users_editable(locked)
+        if locked.users.filter(username=username).exists():
+            raise ValidationError(f"'{username}' is already a user of {locked.account}.")
+        user = AllocationUser.objects.create(allocation=locked, username=username, added_by=actor)
+        _event(locked, "user_added", actor=actor, reason=reason or username)
+    return user
+
+
+def allocation_user_remove(
+    *, allocation: Allocation, username: str, actor=None, reason: str = ""
+) -> None:
+    with transaction.atomic():
+        locked = _locked(allocation)
+        _users_editable(locked)
+        deleted, _ = locked.users.filter(username=username).delete()
+        if not deleted:
+            raise ValidationError(f"'{username}' is not a user of {locked.account}.")
+        _event(locked, "user_removed", actor=actor, reason=reason or username)
+
+
+# Dates
+
+
+def allocation_dates_apply(*, today: date | None = None) -> dict[str, int]:
+    """Activate allocations whose start has come and expire those whose end has passed."""
+    today = today or timezone.localdate()
+    counts = {"activated": 0, "expired": 0}
+    to_expire = Allocation.objects.filter(
+        state__in=[State.SCHEDULED, State.ACTIVE, State.SUSPENDED], end__lt=today
+    ).values_list("pk", flat=True)
+    for pk in list(to_expire):
+        try:
+            allocation_expire(
+                allocation=Allocation(pk=pk), reason=f"end date passed ({today:%Y-%m-%d})"
+            )
+        except TransitionError:
+            continue  # changed meanwhile by someone else; their change stands
+        counts["expired"] += 1
+    to_activate = Allocation.objects.filter(
+        state=State.SCHEDULED, start__lte=today, end__gte=today
+    ).values_list("pk", flat=True)
+    for pk in list(to_activate):
+        try:
+            allocation_activate(
+                allocation=Allocation(pk=pk), reason=f"start date reached ({today:%Y-%m-%d})"
+            )
+        except TransitionError:
+            continue
+        counts["activated"] += 1
+    return counts
+
+
+# Change requests
+
+
+def change_request_submit(
+    *,
+    allocation: Allocation,
+    kind: str,
+    justification: str,
+    requested_by,
+    extra_gpu_hours: int = 0,
+    new_end: date | None = None,
+) -> ChangeRequest:
+    justification = (justification or "").strip()
+    if not justification:
+        raise ValidationError("Explain why the change is needed.")
+    if allocation.state in (State.EXPIRED, State.CLOSED):
+        raise TransitionError(
+            f"Allocation {allocation.account} is {allocation.get_state_display().lower()}; "
+            "apply for a new allocation instead."
+        )
+    if kind == ChangeRequest.Kind.EXTENSION:
+        if new_end is None or new_end <= allocation.end:
+            raise ValidationError(
+                f"An extension needs a new end date after {allocation.end:%Y-%m-%d}."
+            )
+        extra_gpu_hours = 0
+    elif kind == ChangeRequest.Kind.TOP_UP:
+        if isinstance(extra_gpu_hours, bool) or not isinstance(extra_gpu_hours, int):
+            raise ValidationError("Extra GPU-hours must be a whole number above 0.")
+        if extra_gpu_hours <= 0:
+            raise ValidationError("Extra GPU-hours must be a whole number above 0.")
+        new_end = None
+    else:
+        raise ValidationError(f"Unknown change request kind '{kind}'.")
+    with transaction.atomic():
+        locked = _locked(allocation)
+        pending = locked.change_requests.filter(kind=kind, state=ChangeRequest.State.PENDING)
+        if pending.exists():
+            raise TransitionError(
+                f"A {ChangeRequest.Kind(kind).label.lower()} request for {locked.account} "
+                "is already waiting for a decision."
+            )
+        change = ChangeRequest.objects.create(
+            allocation=locked,
+            kind=kind,
+            extra_gpu_hours=extra_gpu_hours,
+            new_end=new_end,
+            justification=justification,
+            requested_by=requested_by,
+        )
+        _event(locked, f"{kind}_requested", actor=requested_by, reason=justification)
+    return change
+
+
+def _change_request_locked(change_request: ChangeRequest) -> ChangeRequest:
+    locked = ChangeRequest.objects.select_for_update().get(pk=change_request.pk)
+    if locked.state != ChangeRequest.State.PENDING:
+        raise TransitionError(f"This request was already {locked.get_state_display().lower()}.")
+    return locked
+
+
+def change_request_approve(
+    *, change_request: ChangeRequest, actor, reason: str = ""
+) -> ChangeRequest:
+    """Apply the requested extension or top-up; a top-up also lifts the exhausted mark."""
+    with transaction.atomic():
+        change = _change_request_locked(change_request)
+        allocation = _locked(change.allocation)
+        if allocation.state in (State.EXPIRED, State.CLOSED):
+            raise TransitionError(
+                f"Allocation {allocation.account} is "
+                f"{allocation.get_state_display().lower()}; the request can only be denied."
+            )
+        if change.kind == ChangeRequest.Kind.EXTENSION:
+            old = allocation.end
+            allocation.end = change.new_end
+            allocation.save(update_fields=["end", "updated_at"])
+            detail = f"end {old:%Y-%m-%d} -> {change.new_end:%Y-%m-%d}"
+        else:
+            old = allocation.gpu_hours
+            allocation.gpu_hours = old + change.extra_gpu_hours
+            allocation.save(update_fields=["gpu_hours", "updated_at"])
+            detail = f"GPU-hours {old} -> {allocation.gpu_hours}"
+            if allocation.exhausted_at is not None:
+                _exhausted_clear(allocation, actor=actor, reason="top-up approved")
+        change.state = ChangeRequest.State.APPROVED
+        change.decided_by = actor
+        change.decided_at = timezone.now()
+        change.decision_reason = reason
+        change.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
+        _event(
+            allocation,
+            f"{change.kind}_approved",
+            actor=actor,
+            reason=f"{detail}; {reason}" if reason else detail,
+        )
+    change_request.refresh_from_db()
+    return change_request
+
+
+def change_request_deny(*, change_request: ChangeRequest, actor, reason: str) -> ChangeRequest:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError("Give the applicant a reason for the denial.")
+    with transaction.atomic():
+        change = _change_request_locked(change_request)
+        change.state = ChangeRequest.State.DENIED
+        change.decided_by = actor
+        change.decided_at = timezone.now()
+        change.decision_reason = reason
+        change.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
+        _event(change.allocation, f"{change.kind}_denied", actor=actor, reason=reason)
+    change_request.refresh_from_db()
+    return change_request
