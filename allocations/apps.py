@@ -13,4 +13,6 @@ class AllocationsConfig(AppConfig):
     verbose_name = "Systems, calls and allocations"
 
     def ready(self) -> None:
+        from . import admin_thresholds  # noqa: F401  (alert and register admin pages)
+
         post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")

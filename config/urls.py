@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("organisations.urls")),
     path("", include("vetting.urls")),
     path("", include("allocations.urls")),
+    path("", include("allocations.governance_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,0 +1,392 @@
+"""The periodic threshold check: allocation use and training compute per allocation, declared
+model and organisation group, the alerts it raises and the register of large training runs."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from organisations.models import Membership, Organisation
+
+from . import roles
+from .estimates import significant
+from .models import Alert, Allocation, LargeRunEntry, Scope, ThresholdPolicy
+from .thresholds import (
+    SYSTEMIC_RISK,
+    Level,
+    OrganisationNode,
+    allocation_levels,
+    compute_levels,
+    levels_reached,
+    organisation_groups,
+)
+
+# Art. 52(1): notify the Commission within two weeks.
+NOTIFICATION_DAYS = 14
+REMINDER_DAYS_BEFORE_DEADLINE = (7, 2)
+LIVE_STATES = {Allocation.State.SCHEDULED, Allocation.State.ACTIVE, Allocation.State.SUSPENDED}
+
+
+@dataclass
+class Effort:
+    """Compute of one subject: an allocation, a declared model or an organisation group."""
+
+    scope: str
+    subject: str
+    subject_key: str
+    used_flop: float = 0.0
+    projected_flop: float = 0.0
+    allocations: list[Allocation] = field(default_factory=list)
+
+    def add(self, allocation: Allocation) -> None:
+        self.used_flop += allocation.used_flop
+        self.projected_flop += allocation.projected_flop
+        self.allocations.append(allocation)
+
+
+@dataclass
+class CheckResult:
+    policy: ThresholdPolicy | None
+    alerts: list[Alert]
+    exhausted: list[Allocation]
+    register_opened: list[LargeRunEntry]
+    reminders_sent: int
+
+
+def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
+    """Every allocation with its used GPU-seconds, used share, used and projected FLOP.
+
+    One query, whatever the number of allocations or usage records.
+    """
+    utilisation = policy.default_utilisation
+    allocations = list(
+        Allocation.objects.select_related(
+            "cluster", "partition", "organisation", "access_mode__call"
+        ).annotate(used_gpu_seconds=Coalesce(Sum("usage_records__gpu_seconds"), 0))
+    )
+    for allocation in allocations:
+        peak = allocation.partition.peak_flops
+        granted_seconds = allocation.gpu_hours * 3600
+        used = allocation.used_gpu_seconds
+        allocation.used_share = used / granted_seconds if granted_seconds else 0.0
+        allocation.used_flop = used * peak * utilisation
+        remaining = max(granted_seconds - used, 0) if allocation.state in LIVE_STATES else 0
+        allocation.projected_flop = (used + remaining) * peak * utilisation
+    return allocations
+
+
+def efforts_by_model(allocations: list[Allocation]) -> list[Effort]:
+    efforts: dict[str, Effort] = {}
+    for allocation in allocations:
+        name = allocation.model_name.strip()
+        if not name:
+            continue
+        key = name.casefold()
+        efforts.setdefault(key, Effort(Scope.MODEL, name, key)).add(allocation)
+    return list(efforts.values())
+
+
+def efforts_by_organisation_group(allocations: list[Allocation]) -> list[Effort]:
+    nodes = [
+        OrganisationNode(o["id"], o["registration_id"], o["controlled_by_registration_id"])
+        for o in Organisation.objects.values(
+            "id", "registration_id", "controlled_by_registration_id"
+        )
+    ]
+    by_user: dict[int, list[int]] = defaultdict(list)
+    for user_id, organisation_id in Membership.objects.values_list("user_id", "organisation_id"):
+        by_user[user_id].append(organisation_id)
+    shared = [(ids[0], other) for ids in by_user.values() for other in ids[1:]]
+    groups = organisation_groups(nodes, shared)
+    efforts: dict[str, Effort] = {}
+    for allocation in allocations:
+        subject = groups[allocation.organisation_id]
+        efforts.setdefault(subject, Effort(Scope.ORGANISATION, subject, subject)).add(allocation)
+    return list(efforts.values())
+
+
+def _allocation_subject_key(allocation: Allocation, *, grant: bool = False) -> str:
+    key = f"{allocation.cluster.name}:{allocation.account}"
+    # Use alerts follow the grant: a top-up re-arms 75/90/100 % of the new amount.
+    return f"{key}@{allocation.gpu_hours}" if grant else key
+
+
+def thresholds_check(*, today: date | None = None) -> CheckResult:
+    """Raise every alert newly reached, block exhausted allocations, keep the register current.
+
+    Safe to run at any time and any number of times: an alert is raised once per level, scope,
+    subject and policy version, and a new policy version does not repeat a level whose threshold
+    it left unchanged.
+    """
+    today = today or timezone.localdate()
+    policy = ThresholdPolicy.objects.in_force(today)
+    if policy is None:
+        return CheckResult(None, [], [], [], 0)
+    with transaction.atomic():
+        # Serialises concurrent checks: the policy row is the check's mutex.
+        policy = ThresholdPolicy.objects.select_for_update().get(pk=policy.pk)
+        allocations = allocation_figures(policy=policy)
+        model_efforts = efforts_by_model(allocations)
+        group_efforts = efforts_by_organisation_group(allocations)
+        candidates = _candidate_alerts(policy, allocations, model_efforts + group_efforts)
+        alerts = _new_alerts(candidates)
+        exhausted = _block_exhausted(alerts)
+        opened = _register_update(policy, model_efforts + group_efforts, today)
+        reminders = _register_reminders(today)
+        if alerts:
+            notices = [(a.pk, a.organisation_ids) for a in alerts]
+            transaction.on_commit(lambda: _enqueue_notifications(notices))
+    return CheckResult(policy, alerts, exhausted, opened, reminders)
+
+
+def _candidate_alerts(
+    policy: ThresholdPolicy, allocations: list[Allocation], efforts: list[Effort]
+) -> list[Alert]:
+    share_levels = allocation_levels(policy.allocation_alert_percentages)
+    flop_levels = compute_levels(policy.figures())
+    by_key = {effort.subject_key: effort for effort in efforts}
+    candidates = []
+
+    def add(level: Level, scope: str, subject: str, key: str, value: float, allocation=None):
+        alert = Alert(
+            level=level.name,
+            scope=scope,
+            subject=subject,
+            subject_key=key,
+            policy=policy,
+            value=value,
+            threshold=level.threshold,
+            allocation=allocation,
+        )
+        concerned = [allocation] if allocation else by_key[key].allocations
+        alert.organisation_ids = sorted({a.organisation_id for a in concerned})
+        candidates.append(alert)
+
+    for allocation in allocations:
+        grant_key = _allocation_subject_key(allocation, grant=True)
+        for level in levels_reached(allocation.used_share, share_levels):
+            add(
+                level,
+                Scope.ALLOCATION,
+                allocation.account,
+                grant_key,
+                allocation.used_share,
+                allocation,
+            )
+        key = _allocation_subject_key(allocation)
+        for level in levels_reached(allocation.used_flop, flop_levels):
+            add(level, Scope.ALLOCATION, allocation.account, key, allocation.used_flop, allocation)
+    for effort in efforts:
+        for level in levels_reached(effort.used_flop, flop_levels):
+            add(level, effort.scope, effort.subject, effort.subject_key, effort.used_flop)
+    return candidates
+
+
+def _new_alerts(candidates: list[Alert]) -> list[Alert]:
+    """Keep the candidates whose level the subject has never had, under any policy version.
+
+    A new policy version therefore raises only levels a subject reaches for the first time
+    (typically because a threshold moved), never a level it already had.
+    """
+    if not candidates:
+        return []
+    raised = set(
+        Alert.objects.filter(subject_key__in={c.subject_key for c in candidates}).values_list(
+            "level", "scope", "subject_key"
+        )
+    )
+    fresh = [c for c in candidates if (c.level, c.scope, c.subject_key) not in raised]
+    return Alert.objects.bulk_create(fresh)
+
+
+def _block_exhausted(alerts: list[Alert]) -> list[Allocation]:
+    from .services import allocation_mark_exhausted
+
+    blocked = []
+    for alert in alerts:
+        allocation = alert.allocation
+        if alert.scope != Scope.ALLOCATION or alert.level != "allocation_100":
+            continue
+        call = allocation.access_mode.call if allocation.access_mode_id else None
+        if call is not None and not call.block_at_full_use:
+            continue
+        if allocation.exhausted_at is None and allocation.state != Allocation.State.CLOSED:
+            allocation_mark_exhausted(
+                allocation=allocation,
+                actor=None,
+                reason=(
+                    f"Grant fully used ({alert.value:.1%} of {allocation.gpu_hours:,} GPU-hours)."
+                ),
+            )
+            blocked.append(allocation)
+    return blocked
+
+
+def _method(policy: ThresholdPolicy) -> str:
+    return (
+        "hardware-based: scheduler GPU-seconds x partition peak dense BF16 FLOP/s x "
+        f"utilisation {policy.default_utilisation:g}"
+    )
+
+
+def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date):
+    existing = {
+        (e.scope, e.subject_key, e.category): e
+        for e in LargeRunEntry.objects.filter(
+            subject_key__in={effort.subject_key for effort in efforts}
+        )
+    }
+    opened, changed = [], []
+    for effort in efforts:
+        categories = []
+        if effort.used_flop >= policy.gpai_flop:
+            categories.append((LargeRunEntry.Category.GPAI, LargeRunEntry.Basis.USED))
+        if effort.used_flop >= policy.systemic_risk_flop:
+            categories.append((LargeRunEntry.Category.SYSTEMIC_RISK, LargeRunEntry.Basis.USED))
+        elif effort.projected_flop >= policy.systemic_risk_flop:
+            # Recital 112: compute is granted up front, so crossing is foreseeable.
+            categories.append((LargeRunEntry.Category.SYSTEMIC_RISK, LargeRunEntry.Basis.PROJECTED))
+        for category, basis in categories:
+            entry = existing.get((effort.scope, effort.subject_key, category))
+            figure = significant(effort.used_flop if basis == "used" else effort.projected_flop)
+            if entry is None:
+                entry = LargeRunEntry.objects.create(
+                    scope=effort.scope,
+                    subject=effort.subject,
+                    subject_key=effort.subject_key,
+                    category=category,
+                    basis=basis,
+                    compute_flop=figure,
+                    projected_flop=significant(effort.projected_flop),
+                    method=_method(policy),
+                    policy=policy,
+                    first_crossed_on=today,
+                    notification_deadline=(
+                        today + timedelta(days=NOTIFICATION_DAYS)
+                        if category == LargeRunEntry.Category.SYSTEMIC_RISK
+                        else None
+                    ),
+                )
+                opened.append(entry)
+            elif (entry.compute_flop, entry.projected_flop, entry.basis) != (
+                figure,
+                significant(effort.projected_flop),
+                basis,
+            ):
+                entry.compute_flop = figure
+                entry.projected_flop = significant(effort.projected_flop)
+                entry.basis = basis
+                entry.method = _method(policy)
+                changed.append(entry)
+            entry.allocations.set(effort.allocations)
+    if changed:
+        for entry in changed:
+            entry.save(
+                update_fields=["compute_flop", "projected_flop", "basis", "method", "updated_at"]
+            )
+    return opened
+
+
+def _register_reminders(today: date) -> int:
+    """Remind before the art. 52 deadline until the provider's notification is recorded."""
+    sent = 0
+    due = LargeRunEntry.objects.filter(
+        category=SYSTEMIC_RISK, notified_on__isnull=True, notification_deadline__isnull=False
+    )
+    for entry in due:
+        days_left = (entry.notification_deadline - today).days
+        owed = sum(1 for d in REMINDER_DAYS_BEFORE_DEADLINE if days_left <= d)
+        if owed > entry.reminders_sent:
+            entry_id = entry.pk
+            transaction.on_commit(lambda entry_id=entry_id: _enqueue_reminder(entry_id))
+            LargeRunEntry.objects.filter(pk=entry.pk).update(reminders_sent=owed)
+            sent += 1
+    return sent
+
+
+def _enqueue_notifications(notices: list[tuple[int, list[int]]]) -> None:
+    from .tasks import alerts_notify
+
+    alerts_notify.delay(notices)
+
+
+def _enqueue_reminder(entry_id: int) -> None:
+    from .tasks import large_run_reminder_send
+
+    large_run_reminder_send.delay(entry_id)
+
+
+def alert_recipients(*, organisation_ids: list[int]) -> list[str]:
+    """Owners of the organisations concerned, the call managers and the operators."""
+    users = (
+        get_user_model()
+        .objects.filter(
+            Q(
+                membership__organisation_id__in=organisation_ids,
+                membership__role=Membership.Role.OWNER,
+            )
+            | Q(groups__name__in=[roles.CALL_MANAGER, roles.OPERATOR]),
+            is_active=True,
+        )
+        .exclude(email="")
+    )
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
+    """Record who took note of an alert; False when someone already had."""
+    updated = Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+        acknowledged_by=actor, acknowledged_at=timezone.now(), acknowledgement_note=note
+    )
+    return bool(updated)
+
+
+def alert_notify(*, alert_id: int, organisation_ids: list[int]) -> int:
+    """Send one alert's e-mail once; returns the number of messages sent (0 or 1)."""
+    alert = Alert.objects.select_related("policy").filter(pk=alert_id, notified_at=None).first()
+    if alert is None:
+        return 0
+    recipients = alert_recipients(organisation_ids=organisation_ids)
+    if recipients:
+        is_share = alert.level.startswith("allocation_")
+        context = {
+            "alert": alert,
+            "value": f"{alert.value:.1%}" if is_share else f"{alert.value:.2g} FLOP",
+            "threshold": f"{alert.threshold:.0%}" if is_share else f"{alert.threshold:.2g} FLOP",
+        }
+        _mail("alert", context, recipients)
+    Alert.objects.filter(pk=alert.pk).update(notified_at=timezone.now())
+    return 1 if recipients else 0
+
+
+def large_run_reminder(*, entry_id: int) -> int:
+    entry = LargeRunEntry.objects.filter(pk=entry_id, notified_on=None).first()
+    if entry is None:
+        return 0
+    organisation_ids = list(entry.allocations.values_list("organisation_id", flat=True))
+    recipients = sorted(
+        set(alert_recipients(organisation_ids=organisation_ids))
+        | set(
+            get_user_model()
+            .objects.filter(groups__name=roles.GOVERNANCE_OFFICER, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        )
+    )
+    if recipients:
+        _mail("reminder", {"entry": entry}, recipients)
+    return len(recipients)
+
+
+def _mail(template: str, context: dict, recipients: list[str]) -> None:
+    from django.core.mail import send_mail
+    from django.template.loader import render_to_string
+
+    subject = render_to_string(f"allocations/email/{template}_subject.txt", context).strip()
+    body = render_to_string(f"allocations/email/{template}_body.txt", context)
+    send_mail(f"[hpcgate] {subject}", body, None, recipients)

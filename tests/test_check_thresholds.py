@@ -1,0 +1,333 @@
+import re
+from datetime import date, timedelta
+from io import StringIO
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from allocations.models import (
+    Alert,
+    Allocation,
+    Cluster,
+    LargeRunEntry,
+    Partition,
+    ThresholdPolicy,
+    UsageRecord,
+)
+from allocations.monitoring import alert_acknowledge, thresholds_check
+from organisations.models import Membership, Organisation
+
+TODAY = date(2026, 3, 1)
+LINE = re.compile(
+    r"^alert level=(\S+) scope=(allocation|model|organisation) subject=(\S+) "
+    r"value=(\S+) threshold=(\S+)$"
+)
+
+
+def organisation(registration_id: str, controlled_by: str = "", owner=None) -> Organisation:
+    org = Organisation.objects.create(
+        legal_name=f"Company {registration_id}",
+        country=registration_id[:2],
+        registration_id=registration_id,
+        controlled_by_registration_id=controlled_by,
+    )
+    if owner is not None:
+        Membership.objects.create(organisation=org, user=owner, role=Membership.Role.OWNER)
+    return org
+
+
+def allocation(org, cluster: str, account: str, gpu_hours: int, model: str = "", **extra):
+    part = Partition.objects.get(cluster__name=cluster)
+    return Allocation.objects.create(
+        organisation=org,
+        project=f"Project {account}",
+        cluster=part.cluster,
+        partition=part,
+        account=account,
+        gpu_hours=gpu_hours,
+        start=TODAY - timedelta(days=30),
+        end=TODAY + timedelta(days=150),
+        state=extra.pop("state", Allocation.State.ACTIVE),
+        model_name=model,
+        **extra,
+    )
+
+
+_jobs = iter(range(1, 10**6))
+
+
+def use(alloc: Allocation, gpu_seconds: int) -> UsageRecord:
+    n = next(_jobs)
+    return UsageRecord.objects.create(
+        cluster=alloc.cluster,
+        job_key=str(n),
+        job_id=str(n),
+        account=alloc.account,
+        allocation=alloc,
+        partition=alloc.partition,
+        state="COMPLETED",
+        elapsed_seconds=gpu_seconds,
+        gpus=1,
+        gpu_seconds=gpu_seconds,
+    )
+
+
+def seconds_for(flop: float, cluster: str, utilisation: float = 0.4) -> int:
+    peak = Partition.objects.get(cluster__name=cluster).peak_flops
+    return round(flop / (peak * utilisation))
+
+
+def check(**kwargs) -> list[tuple[str, str, str]]:
+    out = StringIO()
+    call_command(
+        "check_thresholds", "--date", (kwargs.get("today") or TODAY).isoformat(), stdout=out
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[-1] == f"alerts={len(lines) - 1}"
+    parsed = []
+    for line in lines[:-1]:
+        match = LINE.match(line)
+        assert match, line
+        parsed.append(match.groups()[:3])
+    return parsed
+
+
+@pytest.fixture
+def split_model(reference_data):
+    """One model, two systems, two companies of one group: each part 0.6e23, together 1.2e23."""
+    parent = organisation("DE-PARENT-1")
+    child = organisation("FI-CHILD-2", controlled_by="DE-PARENT-1")
+    leo = allocation(parent, "leonardo", "parent_llm", 400_000, model="north-13b")
+    mn5 = allocation(child, "marenostrum5", "child_llm", 150_000, model="north-13b")
+    use(leo, seconds_for(0.6e23, "leonardo"))
+    use(mn5, seconds_for(0.6e23, "marenostrum5"))
+    return leo, mn5
+
+
+def test_split_training_raises_gpai_for_model_and_group_not_for_either_allocation(split_model):
+    raised = check()
+    gpai = {(scope, subject) for level, scope, subject in raised if level == "gpai"}
+    assert gpai == {("model", "north-13b"), ("organisation", "DE-PARENT-1")}
+    warnings = {(scope, subject) for level, scope, subject in raised if level == "gpai_warning"}
+    assert ("allocation", "parent_llm") in warnings
+    assert ("allocation", "child_llm") in warnings
+
+
+def test_second_run_without_new_usage_raises_nothing(split_model, capsys):
+    assert check()
+    out = StringIO()
+    call_command("check_thresholds", "--date", TODAY.isoformat(), stdout=out)
+    assert out.getvalue().splitlines() == ["alerts=0"]
+
+
+def test_new_usage_raises_only_the_newly_reached_level(split_model):
+    leo, _ = split_model
+    check()
+    use(leo, seconds_for(0.1e23, "leonardo"))
+    assert check() == []
+    use(leo, seconds_for(9e24, "leonardo"))
+    raised = check()
+    assert ("systemic_risk_warning", "allocation", "parent_llm") in raised
+    assert ("systemic_risk_warning", "model", "north-13b") in raised
+    assert ("gpai", "allocation", "parent_llm") in raised
+    assert ("gpai", "model", "north-13b") not in raised
+    assert ("gpai", "organisation", "DE-PARENT-1") not in raised
+
+
+@pytest.mark.parametrize(
+    ("used_share", "expected"),
+    [
+        (0.74, []),
+        (0.75, ["allocation_75"]),
+        (0.95, ["allocation_75", "allocation_90"]),
+        (1.0, ["allocation_75", "allocation_90", "allocation_100"]),
+    ],
+)
+def test_allocation_share_levels(reference_data, used_share, expected):
+    a = allocation(organisation("FI-1"), "vega", "small_one", 1_000)
+    use(a, round(1_000 * 3600 * used_share))
+    levels = [level for level, scope, _ in check() if scope == "allocation"]
+    assert levels == expected
+
+
+def test_full_use_blocks_the_allocation_when_the_call_says_so(reference_data, open_call):
+    mode = open_call.access_modes.first()
+    a = allocation(organisation("FI-1"), "vega", "used_up", 100, access_mode=mode)
+    use(a, 100 * 3600)
+    check()
+    a.refresh_from_db()
+    assert a.exhausted_at is not None
+    assert a.is_blocked
+    assert a.events.filter(action="exhausted").exists()
+
+
+def test_full_use_does_not_block_when_the_call_allows_overuse(reference_data, open_call):
+    open_call.block_at_full_use = False
+    open_call.save()
+    a = allocation(
+        organisation("FI-1"), "vega", "overuse_ok", 100, access_mode=open_call.access_modes.first()
+    )
+    use(a, 120 * 3600)
+    assert ("allocation_100", "allocation", "overuse_ok") in check()
+    a.refresh_from_db()
+    assert a.exhausted_at is None
+
+
+def test_a_top_up_rearms_the_use_alerts_of_the_new_grant(reference_data):
+    a = allocation(organisation("FI-1"), "vega", "topped", 100)
+    use(a, 80 * 3600)
+    assert [lv for lv, _, _ in check()] == ["allocation_75"]
+    Allocation.objects.filter(pk=a.pk).update(gpu_hours=200)
+    assert check() == []
+    use(a, 80 * 3600)
+    assert [lv for lv, _, _ in check()] == ["allocation_75"]
+
+
+def test_a_new_policy_raises_only_levels_reached_for_the_first_time(split_model):
+    first = check()
+    assert ("gpai", "allocation", "parent_llm") not in first
+    ThresholdPolicy.objects.create(
+        version=2,
+        effective_from=TODAY,
+        gpai_flop=5e22,
+        systemic_risk_flop=1e25,
+        allocation_alert_percentages=[75, 90, 100],
+    )
+    raised = check()
+    assert sorted(raised) == [
+        ("gpai", "allocation", "child_llm"),
+        ("gpai", "allocation", "parent_llm"),
+    ]
+    assert Alert.objects.filter(level="gpai", policy__version=2).count() == 2
+
+
+def test_a_policy_dated_in_the_future_is_not_applied_yet(split_model):
+    ThresholdPolicy.objects.create(
+        version=2,
+        effective_from=TODAY + timedelta(days=1),
+        gpai_flop=5e22,
+        allocation_alert_percentages=[75, 90, 100],
+    )
+    raised = check()
+    assert ("gpai", "allocation", "parent_llm") not in raised
+    assert ("gpai", "allocation", "parent_llm") in check(today=TODAY + timedelta(days=1))
+
+
+def test_organisations_sharing_a_member_are_summed_as_one_group(reference_data, applicant):
+    a = allocation(organisation("FI-A", owner=applicant), "jupiter", "acct_a", 100_000, model="a")
+    b = allocation(organisation("SE-B", owner=applicant), "lumi", "acct_b", 400_000, model="b")
+    use(a, seconds_for(0.6e23, "jupiter"))
+    use(b, seconds_for(0.6e23, "lumi"))
+    raised = check()
+    assert ("gpai", "organisation", "FI-A") in raised
+    assert not any(level == "gpai" and scope == "model" for level, scope, _ in raised)
+
+
+def test_projected_systemic_risk_opens_a_register_entry_with_the_14_day_clock(
+    reference_data, applicant, governance_officer, django_capture_on_commit_callbacks
+):
+    org = organisation("FR-BIG-1", owner=applicant)
+    a = allocation(org, "jupiter", "big_run", 8_000_000, model="frontier-400b")
+    use(a, seconds_for(2e23, "jupiter"))
+    check()
+    entry = LargeRunEntry.objects.get(scope="model", category="systemic_risk")
+    assert entry.basis == "projected"
+    assert entry.first_crossed_on == TODAY
+    assert entry.notification_deadline == TODAY + timedelta(days=14)
+    assert list(entry.allocations.all()) == [a]
+    assert LargeRunEntry.objects.filter(scope="model", category="gpai").count() == 1
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=6))
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=7))
+    reminders = [m for m in mail.outbox if "Art. 52" in m.subject]
+    assert len(reminders) == 2  # model entry and organisation-group entry
+    assert {applicant.email, governance_officer.email} <= set(reminders[0].to)
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=8))
+    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
+
+    LargeRunEntry.objects.update(notified_on=TODAY + timedelta(days=9))
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=12))
+    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
+
+
+def test_register_figures_follow_usage_to_two_significant_figures(split_model):
+    check()
+    entry = LargeRunEntry.objects.get(scope="model", subject="north-13b", category="gpai")
+    assert entry.compute_flop == pytest.approx(1.2e23)
+    assert entry.basis == "used"
+    leo, _ = split_model
+    use(leo, seconds_for(0.21e23, "leonardo"))
+    check()
+    entry.refresh_from_db()
+    assert entry.compute_flop == 1.4e23
+
+
+def test_alerts_are_mailed_to_owners_call_managers_and_operators(
+    reference_data,
+    applicant,
+    other_applicant,
+    call_manager,
+    operator,
+    django_capture_on_commit_callbacks,
+):
+    a = allocation(organisation("FI-1", owner=applicant), "vega", "mailme", 100)
+    organisation("FI-2", owner=other_applicant)
+    use(a, 76 * 3600)
+    with django_capture_on_commit_callbacks(execute=True):
+        check()
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert "allocation_75" in message.subject
+    assert set(message.to) == {applicant.email, call_manager.email, operator.email}
+    assert Alert.objects.get().notified_at is not None
+
+
+def test_acknowledging_records_who_and_why_once(split_model, operator):
+    check()
+    alert = Alert.objects.first()
+    assert alert_acknowledge(alert=alert, actor=operator, note="Talked to the founder.")
+    assert not alert_acknowledge(alert=alert, actor=operator, note="again")
+    alert.refresh_from_db()
+    assert (alert.acknowledged_by, alert.acknowledgement_note) == (
+        operator,
+        "Talked to the founder.",
+    )
+
+
+def test_query_count_does_not_grow_with_allocations(reference_data):
+    org = organisation("FI-Q")
+    for i in range(5):
+        use(allocation(org, "vega", f"q{i}", 1_000, model=f"m{i}"), 800 * 3600)
+    thresholds_check(today=TODAY)
+    with CaptureQueriesContext(connection) as few:
+        thresholds_check(today=TODAY)
+    for i in range(5, 40):
+        use(allocation(org, "lumi", f"q{i}", 1_000, model=f"m{i}"), 10)
+    with CaptureQueriesContext(connection) as many:
+        thresholds_check(today=TODAY)
+    assert len(many) == len(few)
+
+
+def test_without_a_policy_in_force_the_command_says_so(db):
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="No threshold policy"):
+        call_command("check_thresholds", stdout=StringIO())
+
+
+def test_the_celery_task_runs_the_same_check(split_model):
+    from allocations.tasks import thresholds_check as task
+
+    assert Cluster.objects.exists()
+    result = task.apply().get()
+    assert result.startswith("alerts=")
+    assert Alert.objects.filter(level="gpai", scope="model").exists()
