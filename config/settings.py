@@ -5,6 +5,7 @@ with no server. With ``DEBUG`` off the process refuses to start without a secret
 hosts.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -104,7 +105,8 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if TESTING and DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so that a real Celery worker in the tests sees the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # One file per test process, so that parallel runs never share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
