@@ -1,0 +1,480 @@
+"""The usage import: scheduler accounting in, one usage record per job run, every line counted once.
+
+`usage_import` streams parsed lines (see `accounting.py`) in batches, one transaction per batch,
+so memory stays flat whatever the input size and a long import shows progress in the admin.
+Every non-step line lands in exactly one of the counters of `UsageImport`:
+
+- imported   a run not seen before, on an account with an allocation on the cluster;
+- updated    a run seen before, and this line supersedes what is stored;
+- unchanged  a run seen before, and this line says nothing newer (a re-import, an overlapping
+             window, a stale pull of a job that has since finished);
+- unmatched  the account has no allocation on the cluster: the record is kept (inserted or
+             updated by the same rules) and attributed once the allocation exists;
+- rejected   the line is malformed; its number and reason are kept on the import run.
+
+"Newer" (`supersedes`): a finished run beats a running one; of two running versions the one
+with more elapsed time wins (a pending one that has since started beats it too); two finished
+versions that differ take the later import, which is how a site's correction reaches us.
+
+Two write paths count identically: on PostgreSQL each batch is COPied into a temporary table and
+merged with one `INSERT ... ON CONFLICT DO UPDATE ... WHERE <newer>`; elsewhere (SQLite) the
+batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Subquery
+from django.utils import timezone
+
+from .accounting import AccountingFormatError, JobRecord, Rejected, parse_pbs, parse_sacct
+from .models import Allocation, Cluster, Partition, UsageImport, UsageRecord
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5_000
+REJECTED_KEPT = 1_000
+INPUT_FORMATS = ("sacct", "pbs")
+
+# The stored fields that describe a run; two versions of a run are "identical" when all agree.
+DATA_FIELDS = (
+    "account",
+    "job_id",
+    "user",
+    "partition_name",
+    "job_name",
+    "state",
+    "running",
+    "submit",
+    "start",
+    "end",
+    "elapsed_seconds",
+    "gpus",
+    "nodes",
+    "gpu_seconds",
+    "energy_joules",
+)
+_RUNNING = DATA_FIELDS.index("running")
+_START = DATA_FIELDS.index("start")
+_ELAPSED = DATA_FIELDS.index("elapsed_seconds")
+
+_limits = {name: UsageRecord._meta.get_field(name).max_length for name in DATA_FIELDS}
+_KEY_LIMIT = UsageRecord._meta.get_field("job_key").max_length
+_ACCOUNT_LIMIT = _limits["account"]
+_JOB_ID_LIMIT = _limits["job_id"]
+_USER_LIMIT = _limits["user"]
+_PARTITION_LIMIT = _limits["partition_name"]
+_JOB_NAME_LIMIT = _limits["job_name"]
+_STATE_LIMIT = _limits["state"]
+
+
+class UsageImportError(ValueError):
+    """The input cannot be read at all; nothing was written."""
+
+
+Row = tuple  # (job_key, *DATA_FIELDS values)
+
+
+def supersedes(new: Row, old: Row) -> bool:
+    """Whether `new` (a run's DATA_FIELDS values) should replace the stored `old` ones.
+
+    Mirrored in SQL by `_SUPERSEDES_SQL`; both paths must agree line for line.
+    """
+    if not new[_RUNNING]:
+        return old[_RUNNING] or new != old
+    if not old[_RUNNING]:
+        return False  # a finished run is never replaced by a running version of it
+    if new[_ELAPSED] != old[_ELAPSED]:
+        return new[_ELAPSED] > old[_ELAPSED]
+    return new[_START] is not None and old[_START] is None
+
+
+def time_zone_for(cluster: Cluster, name: str | None = None) -> tzinfo:
+    """The zone sacct printed its times in: `name` if given, else the cluster's site zone."""
+    name = name or cluster.site.time_zone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageImportError(f"'{name}' is not a known IANA time zone.") from exc
+
+
+def _parsed(
+    lines: Iterable[str], input_format: str, tz: tzinfo, fields: list[str] | str | None
+) -> Iterator:
+    if input_format == "sacct":
+        items = parse_sacct(lines, tz=tz, fields=fields)
+    elif input_format == "pbs":
+        if fields:
+            raise UsageImportError("--fields applies to sacct input only.")
+        items = parse_pbs(lines, tz=tz)
+    else:
+        raise UsageImportError(
+            f"Unknown input format '{input_format}'; use one of {', '.join(INPUT_FORMATS)}."
+        )
+    return iter(items)
+
+
+def _row(record: JobRecord) -> Row | str:
+    """The values to store for one run, or the reason the line cannot be stored."""
+    job_key = record.job_key
+    account = record.account
+    job_id = record.job_id
+    if len(job_key) > _KEY_LIMIT or len(job_id) > _JOB_ID_LIMIT:
+        return f"Job id {job_id[:80]!r} is longer than this site stores."
+    if len(account) > _ACCOUNT_LIMIT:
+        return f"Account {account[:80]!r} is longer than {_ACCOUNT_LIMIT} characters."
+    job_name = record.job_name
+    user = record.user
+    if "\x00" in job_name or "\x00" in user:
+        # PostgreSQL text cannot hold NUL; the name is informative only
+        job_name = job_name.replace("\x00", "")
+        user = user.replace("\x00", "")
+    return (
+        job_key,
+        account,
+        job_id,
+        user[:_USER_LIMIT],
+        record.partition[:_PARTITION_LIMIT],
+        job_name[:_JOB_NAME_LIMIT],
+        record.state[:_STATE_LIMIT],
+        record.running,
+        record.submit,
+        record.start,
+        record.end,
+        record.elapsed_seconds,
+        record.gpus,
+        record.nodes,
+        record.gpus * record.elapsed_seconds,
+        record.energy_joules,
+    )
+
+
+class _Counts:
+    __slots__ = ("imported", "updated", "unchanged", "steps_skipped", "unmatched", "rejected")
+
+    def __init__(self) -> None:
+        self.imported = self.updated = self.unchanged = 0
+        self.steps_skipped = self.unmatched = self.rejected = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def usage_import(
+    *,
+    cluster: Cluster,
+    lines: Iterable[str],
+    input_format: str = "sacct",
+    tz: tzinfo | str | None = None,
+    fields: list[str] | str | None = None,
+    source: str,
+    actor=None,
+    filename: str = "",
+    batch_size: int = BATCH_SIZE,
+    on_rejected: Callable[[Rejected], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    progress_every: int = 100_000,
+) -> UsageImport:
+    """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
+
+    Raises `UsageImportError` (nothing written) when the input cannot be read at all: an
+    unknown format or time zone, a header or field list lacking required fields.
+    `on_rejected` is called for every rejected line (the run keeps the first 1,000);
+    `on_progress(line_no)` about every `progress_every` lines.
+    """
+    if tz is None or isinstance(tz, str):
+        tz = time_zone_for(cluster, tz)
+    if isinstance(fields, str):
+        fields = [name for name in fields.split(",") if name.strip()] or None
+    try:
+        items = _parsed(lines, input_format, tz, fields)
+        # The header is read with the first item: a bad one must fail before anything is written.
+        first = next(items, None)
+    except AccountingFormatError as exc:
+        raise UsageImportError(str(exc)) from exc
+
+    run = UsageImport.objects.create(
+        cluster=cluster,
+        source=source,
+        input_format=input_format,
+        filename=filename[:255],
+        started_by=actor if actor is not None and actor.is_authenticated else None,
+    )
+    usage_attribute(cluster=cluster)
+    writer = _PostgresWriter(cluster, run) if connection.vendor == "postgresql" else None
+    writer = writer or _OrmWriter(cluster, run)
+    counts = _Counts()
+    rejected_kept: list[dict] = []
+    batch: dict[str, Row] = {}
+    next_progress = progress_every
+
+    def flush() -> None:
+        with transaction.atomic():
+            if batch:
+                writer.write(list(batch.values()), counts)
+            run.rejected_lines = rejected_kept
+            for name, value in counts.as_dict().items():
+                setattr(run, name, value)
+            run.save(update_fields=[*counts.as_dict(), "rejected_lines"])
+        batch.clear()
+
+    def reject(item: Rejected) -> None:
+        counts.rejected += 1
+        if len(rejected_kept) < REJECTED_KEPT:
+            rejected_kept.append({"line": item.line_no, "reason": item.reason, "text": item.text})
+        if on_rejected is not None:
+            on_rejected(item)
+
+    try:
+        stream = items if first is None else _chain(first, items)
+        for item in stream:
+            if on_progress is not None and item.line_no >= next_progress:
+                on_progress(item.line_no)
+                next_progress = (item.line_no // progress_every + 1) * progress_every
+            kind = type(item)
+            if kind is JobRecord:
+                row = _row(item)
+                if type(row) is str:
+                    reject(Rejected(item.line_no, row, ""))
+                    continue
+                if row[0] in batch:
+                    # A run twice in one input (concatenated pulls): write what came first, so
+                    # the second is judged against it exactly as if it came in a later import.
+                    flush()
+                batch[row[0]] = row
+                if len(batch) >= batch_size:
+                    flush()
+            elif kind is Rejected:
+                reject(item)
+            else:
+                counts.steps_skipped += 1
+        flush()
+    except BaseException as exc:
+        run.status = UsageImport.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"[:10_000]
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    finally:
+        writer.close()
+    run.status = UsageImport.Status.DONE
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+def usage_attribute(*, cluster: Cluster | None = None) -> int:
+    """Attach unmatched usage records to the allocation their account now has. Returns the count.
+
+    Allocation services apply the same rule on creation; this catches allocations made any other
+    way (admin, ORM, a migration of data) and runs at the start of every import.
+    """
+    owner = Allocation.objects.filter(
+        cluster_id=OuterRef("cluster_id"), account=OuterRef("account")
+    )
+    records = UsageRecord.objects.filter(allocation__isnull=True).filter(Exists(owner))
+    if cluster is not None:
+        records = records.filter(cluster=cluster)
+    return records.update(allocation_id=Subquery(owner.values("id")[:1]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Write paths
+# ---------------------------------------------------------------------------------------------
+
+
+class _OrmWriter:
+    """Portable path: fetch the batch's stored runs, compare in Python, bulk write."""
+
+    _CHUNK = 500  # keeps `job_key IN (...)` under SQLite's variable limit
+
+    def __init__(self, cluster: Cluster, run: UsageImport) -> None:
+        self.cluster = cluster
+        self.run = run
+        self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
+
+    def write(self, rows: list[Row], counts: _Counts) -> None:
+        keys = [row[0] for row in rows]
+        accounts = {row[1] for row in rows}
+        owners = dict(
+            Allocation.objects.filter(cluster=self.cluster, account__in=accounts).values_list(
+                "account", "id"
+            )
+        )
+        stored: dict[str, UsageRecord] = {}
+        for start in range(0, len(keys), self._CHUNK):
+            for record in UsageRecord.objects.filter(
+                cluster=self.cluster, job_key__in=keys[start : start + self._CHUNK]
+            ):
+                stored[record.job_key] = record
+        now = timezone.now()
+        new, changed = [], []
+        for row in rows:
+            job_key, values = row[0], row[1:]
+            allocation_id = owners.get(values[0])
+            old = stored.get(job_key)
+            if old is None:
+                outcome = "imported"
+                record = UsageRecord(cluster=self.cluster, job_key=job_key)
+                new.append(record)
+            elif supersedes(values, tuple(getattr(old, name) for name in DATA_FIELDS)):
+                outcome = "updated"
+                record = old
+                changed.append(record)
+            else:
+                outcome = "unchanged"
+                record = None
+            if allocation_id is None:
+                counts.unmatched += 1
+            else:
+                setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if record is not None:
+                for name, value in zip(DATA_FIELDS, values, strict=True):
+                    setattr(record, name, value)
+                record.allocation_id = allocation_id
+                record.partition_id = self.partitions.get(values[3])
+                record.import_run = self.run
+                record.updated_at = now
+        UsageRecord.objects.bulk_create(new, batch_size=self._CHUNK)
+        UsageRecord.objects.bulk_update(
+            changed,
+            [*DATA_FIELDS, "allocation", "partition", "import_run", "updated_at"],
+            batch_size=self._CHUNK,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _supersedes_sql(new: str, old: str) -> str:
+    """SQL twin of `supersedes` for table aliases `new` and `old`."""
+    new_row = ", ".join(f"{new}.{_q(name)}" for name in DATA_FIELDS)
+    old_row = ", ".join(f"{old}.{_q(name)}" for name in DATA_FIELDS)
+    return (
+        f"((NOT {new}.running AND ({old}.running OR ({new_row}) IS DISTINCT FROM ({old_row})))"
+        f" OR ({new}.running AND {old}.running AND ("
+        f"{new}.elapsed_seconds > {old}.elapsed_seconds"
+        f" OR ({new}.elapsed_seconds = {old}.elapsed_seconds"
+        f" AND {new}.{_q('start')} IS NOT NULL AND {old}.{_q('start')} IS NULL))))"
+    )
+
+
+_BATCH_TABLE = "hpcgate_usage_batch"
+_BATCH_COLUMNS = (
+    ("job_key", "text"),
+    ("account", "text"),
+    ("job_id", "text"),
+    ("user", "text"),
+    ("partition_name", "text"),
+    ("job_name", "text"),
+    ("state", "text"),
+    ("running", "boolean"),
+    ("submit", "timestamptz"),
+    ("start", "timestamptz"),
+    ("end", "timestamptz"),
+    ("elapsed_seconds", "bigint"),
+    ("gpus", "integer"),
+    ("nodes", "integer"),
+    ("gpu_seconds", "bigint"),
+    ("energy_joules", "bigint"),
+)
+
+
+class _PostgresWriter:
+    """Set-based path: COPY the batch into a temporary table, merge it with one statement.
+
+    Runs the batch's stored versions are already as new as are filtered out before the INSERT,
+    so a re-import touches no row (ON CONFLICT ... WHERE would still lock and dirty each one).
+    `xmax = 0` in RETURNING tells an inserted row from an updated one.
+    """
+
+    def __init__(self, cluster: Cluster, run: UsageImport) -> None:
+        self.cluster = cluster
+        self.run = run
+        table = _q(UsageRecord._meta.db_table)
+        data = [_q(name) for name in DATA_FIELDS]
+        columns = ", ".join(f"{_q(name)} {kind}" for name, kind in _BATCH_COLUMNS)
+        self.create_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ({columns})"
+        self.copy_sql = (
+            f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
+        )
+        written = ["cluster_id", "job_key", *DATA_FIELDS, "allocation_id", "partition_id"]
+        written += ["import_run_id", "updated_at"]
+        updates = ", ".join(
+            f"{_q(name)} = EXCLUDED.{_q(name)}"
+            for name in [*DATA_FIELDS, "allocation_id", "partition_id", "import_run_id"]
+            + ["updated_at"]
+        )
+        # Only identifiers from model metadata are interpolated; values go in as parameters.
+        self.merge_sql = f"""
+            WITH src AS (
+                SELECT b.*, a.id AS allocation_id, p.id AS partition_id
+                FROM {_BATCH_TABLE} b
+                LEFT JOIN {_q(Allocation._meta.db_table)} a
+                    ON a.cluster_id = %(cluster)s AND a.account = b.account
+                LEFT JOIN {_q(Partition._meta.db_table)} p
+                    ON p.cluster_id = %(cluster)s AND p.name = b.partition_name
+            ),
+            candidates AS (
+                SELECT s.* FROM src s
+                LEFT JOIN {table} r ON r.cluster_id = %(cluster)s AND r.job_key = s.job_key
+                WHERE r.id IS NULL OR {_supersedes_sql("s", "r")}
+            ),
+            written AS (
+                INSERT INTO {table} ({", ".join(_q(name) for name in written)})
+                SELECT %(cluster)s, job_key, {", ".join(data)}, allocation_id, partition_id,
+                       %(run)s, %(now)s
+                FROM candidates
+                ON CONFLICT (cluster_id, job_key) DO UPDATE SET {updates}
+                WHERE {_supersedes_sql("EXCLUDED", table)}
+                RETURNING (xmax = 0) AS inserted, allocation_id
+            )
+            SELECT
+                (SELECT count(*) FROM src WHERE allocation_id IS NULL),
+                count(*) FILTER (WHERE inserted AND allocation_id IS NOT NULL),
+                count(*) FILTER (WHERE NOT inserted AND allocation_id IS NOT NULL)
+            FROM written
+        """  # noqa: S608
+        self.ready = False
+
+    def write(self, rows: list[Row], counts: _Counts) -> None:
+        with connection.cursor() as cursor:
+            if not self.ready:
+                cursor.execute(self.create_sql)
+                self.ready = True
+            cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
+            with cursor.cursor.copy(self.copy_sql) as copy:
+                write_row = copy.write_row
+                for row in rows:
+                    write_row(row)
+            cursor.execute(
+                self.merge_sql,
+                {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
+            )
+            unmatched, imported, updated = cursor.fetchone()
+        counts.unmatched += unmatched
+        counts.imported += imported
+        counts.updated += updated
+        counts.unchanged += len(rows) - unmatched - imported - updated
+
+    def close(self) -> None:
+        if self.ready:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
+            except Exception:  # a failed transaction leaves it to the session's end
+                logger.debug("temporary usage batch table left to the session's end")
