@@ -25,6 +25,12 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "organisation": ("view",),
             "membership": ("view",),
             "country": ("view",),
+            "invitation": ("view",),
+        },
+        "vetting": {
+            "application": ("view",),
+            "applicationresource": ("view",),
+            "applicationevent": ("view",),
         },
         "allocations": {
             "alert": ("view", "change"),
@@ -72,6 +78,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     GOVERNANCE_OFFICER: {
         "organisations": {
             "organisation": ("view",),
+        },
+        "vetting": {
+            "application": ("view",),
+            "applicationresource": ("view",),
         },
         "allocations": {
             "alert": ("view", "change"),

@@ -14,6 +14,8 @@ class OrganisationForm(forms.ModelForm):
         ),
     )
 
+    website = forms.URLField(label="Website", required=False, assume_scheme="https")
+
     class Meta:
         model = Organisation
         fields = ORGANISATION_FIELDS
