@@ -331,3 +331,19 @@ def test_the_celery_task_runs_the_same_check(split_model):
     result = task.apply().get()
     assert result.startswith("alerts=")
     assert Alert.objects.filter(level="gpai", scope="model").exists()
+
+
+def test_an_exhausted_allocation_is_blocked_by_the_next_commands_export(reference_data):
+    from allocations.exports import export_create
+
+    a = allocation(organisation("FI-1"), "vega", "burnt", 100)
+    other = allocation(organisation("FI-2"), "vega", "still_fine", 100)
+    export_create(fmt="commands", cluster=a.cluster)
+    use(a, 100 * 3600)
+    use(other, 10 * 3600)
+    check()
+    commands = export_create(fmt="commands", cluster=a.cluster).content
+    blocking = [line for line in commands.splitlines() if "GrpSubmitJobs=0" in line]
+    assert blocking == [
+        "sacctmgr -i modify account where name=burnt cluster=vega set GrpSubmitJobs=0"
+    ]
