@@ -1,15 +1,30 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from . import services
+from .exports import SCHEDULER_FORMATS, ExportError, export_create, export_filename, export_response
 from .models import (
     AccessMode,
     AccessModePartition,
+    Allocation,
+    AllocationEvent,
+    AllocationUser,
     Call,
+    ChangeRequest,
     Cluster,
     Partition,
+    SchedulerExport,
     Site,
     ThresholdPolicy,
 )
+from .services import TransitionError
 
 
 class ClusterInline(admin.TabularInline):
@@ -114,6 +129,346 @@ class ThresholdPolicyAdmin(SimpleHistoryAdmin):
     ]
     search_fields = ["note"]
     date_hierarchy = "effective_from"
+
+
+# Allocations, change requests and scheduler exports. Every change goes through a service, so the
+# admin leaves the same audit trail as every other way in.
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        required=False,
+        help_text="Recorded in the audit trail and shown to the applicant.",
+    )
+
+
+def _apply_with_reason(
+    modeladmin, request, queryset, *, title: str, apply, reason_required: bool = False
+):
+    """Admin action with a confirmation page asking for a reason, then ``apply`` per object."""
+    form = ReasonForm(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        reason = form.cleaned_data["reason"].strip()
+        if reason_required and not reason:
+            form.add_error("reason", "Give a reason.")
+        else:
+            done = 0
+            for obj in queryset:
+                try:
+                    apply(obj, request.user, reason)
+                except (TransitionError, ValidationError) as error:
+                    message = error.messages[0] if isinstance(error, ValidationError) else error
+                    modeladmin.message_user(request, f"{obj}: {message}", messages.ERROR)
+                else:
+                    done += 1
+            if done:
+                modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
+            return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title,
+        "objects": list(queryset),
+        "form": form,
+        "action": request.POST["action"],
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "admin/allocations/action_reason.html", context)
+
+
+def _allocation_action(name: str, service, *, reason_required: bool = False):
+    @admin.action(description=f"{name.capitalize()} selected allocations", permissions=["change"])
+    def action(modeladmin, request, queryset):
+        return _apply_with_reason(
+            modeladmin,
+            request,
+            queryset,
+            title=f"{name.capitalize()} allocations",
+            reason_required=reason_required,
+            apply=lambda obj, actor, reason: service(allocation=obj, actor=actor, reason=reason),
+        )
+
+    action.__name__ = name.replace(" ", "_")
+    return action
+
+
+class AllocationUserInline(admin.TabularInline):
+    model = AllocationUser
+    extra = 0
+    fields = ["username", "added_by", "added_at"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class AllocationEventInline(admin.TabularInline):
+    model = AllocationEvent
+    extra = 0
+    fields = ["at", "action", "from_state", "to_state", "actor", "reason"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["-at", "-id"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ExhaustedFilter(admin.SimpleListFilter):
+    title = "exhausted"
+    parameter_name = "exhausted"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Exhausted"), ("no", "Not exhausted")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(exhausted_at__isnull=self.value() == "no")
+        return queryset
+
+
+@admin.register(Allocation)
+class AllocationAdmin(admin.ModelAdmin):
+    list_display = [
+        "account",
+        "cluster",
+        "partition",
+        "organisation",
+        "gpu_hours",
+        "start",
+        "end",
+        "state",
+        "exhausted",
+        "first_exported_at",
+    ]
+    list_filter = ["state", ExhaustedFilter, "cluster", "access_mode__call"]
+    search_fields = ["account", "organisation__legal_name", "project", "model_name"]
+    list_select_related = ["cluster", "partition__cluster", "organisation"]
+    date_hierarchy = "start"
+    inlines = [AllocationUserInline, AllocationEventInline]
+    actions = [
+        _allocation_action("suspend", services.allocation_suspend, reason_required=True),
+        _allocation_action("reactivate", services.allocation_reactivate),
+        _allocation_action("expire", services.allocation_expire),
+        _allocation_action("close", services.allocation_close, reason_required=True),
+        _allocation_action("clear exhausted mark", services.allocation_clear_exhausted),
+    ]
+    # Grants change through change requests and states through the actions above.
+    editable_on_change = ("project", "model_name")
+
+    def has_add_permission(self, request) -> bool:
+        # Allocations come from a call decision (allocations_grant) or import_allocations.
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        editable = set(self.editable_on_change)
+        if obj is not None and obj.first_exported_at is None:
+            editable.add("account")
+        names = [f.name for f in Allocation._meta.fields if f.name != "id"]
+        return [name for name in names if name not in editable]
+
+    @admin.display(boolean=True)
+    def exhausted(self, obj: Allocation) -> bool:
+        return obj.is_exhausted
+
+    def save_model(self, request, obj, form, change):
+        if "account" in form.changed_data:
+            # A fresh copy: the service refreshes what it is given, which would drop the
+            # other edits of this form.
+            services.allocation_rename_account(
+                allocation=Allocation.objects.get(pk=obj.pk),
+                account=obj.account,
+                actor=request.user,
+            )
+        fields = [name for name in form.changed_data if name != "account"]
+        if fields:
+            obj.save(update_fields=[*fields, "updated_at"])
+            AllocationEvent.objects.create(
+                allocation=obj, action="edited", actor=request.user, reason=", ".join(fields)
+            )
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        if "account" in form.base_fields and obj is not None:
+            allocation = obj
+
+            def clean_account(self):
+                account = self.cleaned_data["account"]
+                try:
+                    services.account_name_check(account)
+                except ValidationError as error:
+                    raise forms.ValidationError(error.messages) from error
+                taken = Allocation.objects.filter(cluster_id=allocation.cluster_id, account=account)
+                if taken.exclude(pk=allocation.pk).exists():
+                    raise forms.ValidationError("This account is already used on this cluster.")
+                return account
+
+            form.clean_account = clean_account
+        return form
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "allocation",
+        "kind",
+        "extra_gpu_hours",
+        "new_end",
+        "state",
+        "requested_by",
+        "requested_at",
+        "decided_by",
+        "decided_at",
+    ]
+    list_filter = ["state", "kind", "allocation__cluster"]
+    search_fields = ["allocation__account", "allocation__organisation__legal_name"]
+    list_select_related = ["allocation__cluster", "requested_by", "decided_by"]
+    readonly_fields = [f.name for f in ChangeRequest._meta.fields]
+    actions = ["approve", "deny"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Approve selected requests", permissions=["change"])
+    def approve(self, request, queryset):
+        return _apply_with_reason(
+            self,
+            request,
+            queryset,
+            title="Approve change requests",
+            apply=lambda obj, actor, reason: services.change_request_approve(
+                change_request=obj, actor=actor, reason=reason
+            ),
+        )
+
+    @admin.action(description="Deny selected requests", permissions=["change"])
+    def deny(self, request, queryset):
+        return _apply_with_reason(
+            self,
+            request,
+            queryset,
+            title="Deny change requests",
+            reason_required=True,
+            apply=lambda obj, actor, reason: services.change_request_deny(
+                change_request=obj, actor=actor, reason=reason
+            ),
+        )
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=SchedulerExport.Format.choices)
+    cluster = forms.ModelChoiceField(
+        queryset=Cluster.objects.order_by("name"),
+        required=False,
+        help_text="Required for the sacctmgr formats; JSON and CSV cover all clusters without one.",
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("format") in SCHEDULER_FORMATS and not data.get("cluster"):
+            self.add_error("cluster", "Choose the cluster this export is for.")
+        return data
+
+
+@admin.register(SchedulerExport)
+class SchedulerExportAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "cluster",
+        "format",
+        "allocations",
+        "created_by",
+        "short_checksum",
+        "download",
+    ]
+    list_filter = ["format", "cluster"]
+    list_select_related = ["cluster", "created_by"]
+    date_hierarchy = "created_at"
+    search_fields = ["checksum"]
+    fields = ["created_at", "cluster", "format", "allocations", "created_by", "checksum",
+              "download", "content"]  # fmt: skip
+    readonly_fields = fields
+    change_list_template = "admin/allocations/schedulerexport/change_list.html"
+
+    def has_add_permission(self, request) -> bool:
+        # Exports are produced by the export page below, never typed in.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # The history is the baseline of the next commands export.
+        return False
+
+    @admin.display(description="SHA-256")
+    def short_checksum(self, obj: SchedulerExport) -> str:
+        return obj.checksum[:12]
+
+    @admin.display(description="file")
+    def download(self, obj: SchedulerExport) -> str:
+        url = reverse("admin:allocations_schedulerexport_download", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, export_filename(obj))
+
+    def get_urls(self):
+        own = [
+            path(
+                "produce/",
+                self.admin_site.admin_view(self.produce_view),
+                name="allocations_schedulerexport_produce",
+            ),
+            path(
+                "<int:pk>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="allocations_schedulerexport_download",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_produce": _can_produce(request.user)}
+        return super().changelist_view(request, extra_context)
+
+    def produce_view(self, request):
+        if not _can_produce(request.user):
+            raise PermissionDenied
+        form = ExportForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                export = export_create(
+                    fmt=form.cleaned_data["format"],
+                    cluster=form.cleaned_data["cluster"],
+                    actor=request.user,
+                )
+            except ExportError as error:
+                form.add_error(None, str(error))
+            else:
+                self.message_user(
+                    request,
+                    f"Export produced: {export.allocations} allocations, "
+                    f"SHA-256 {export.checksum}.",
+                    messages.SUCCESS,
+                )
+                return redirect("admin:allocations_schedulerexport_change", export.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Produce a scheduler export",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/allocations/schedulerexport/produce.html", context)
+
+    def download_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        export = get_object_or_404(SchedulerExport.objects.select_related("cluster"), pk=pk)
+        return export_response(export)
+
+
+def _can_produce(user) -> bool:
+    return user.has_perm("allocations.add_schedulerexport")
 
 
 from . import admin_usage  # noqa: E402,F401  (registers the usage admin pages)

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.http import HttpResponse
 from django.utils import timezone
 
 from .models import Allocation, Cluster, SchedulerExport
@@ -199,3 +200,21 @@ def export_filename(export: SchedulerExport) -> str:
     where = export.cluster.name if export.cluster_id else "all"
     extension = {"slurm": "cfg", "commands": "sh", "json": "json", "csv": "csv"}[export.format]
     return f"hpcgate-{where}-{export.format}-{export.created_at:%Y%m%dT%H%M%S}.{extension}"
+
+
+CONTENT_TYPES = {
+    "slurm": "text/plain; charset=utf-8",
+    "commands": "text/x-shellscript; charset=utf-8",
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
+def export_response(export: SchedulerExport) -> HttpResponse:
+    """The stored export as a download, with its checksum for the operator to verify."""
+    response = HttpResponse(
+        export.content.encode("utf-8"), content_type=CONTENT_TYPES[export.format]
+    )
+    response["Content-Disposition"] = f'attachment; filename="{export_filename(export)}"'
+    response["X-Checksum-SHA256"] = export.checksum
+    return response
