@@ -152,7 +152,7 @@ def _form_data(application, **overrides):
         "hpc_experience": "Some",
         "commitments": ["code_of_practice"],
     }
-    for key, question in [(k, None) for k in application.ethics]:
+    for key in application.ethics:
         data[f"ethics_{key}_answer"] = "yes" if key == "civilian_purpose" else "no"
     data.update(overrides)
     return {k: v for k, v in data.items() if v is not None}
