@@ -401,3 +401,31 @@ def test_expired_allocation_takes_no_requests_and_pending_ones_can_only_be_denie
             allocation=allocation, kind="top_up", justification="b", requested_by=applicant,
             extra_gpu_hours=2,
         )  # fmt: skip
+
+
+# Demo data
+
+
+def test_demo_seed_is_idempotent_and_reuses_organisations_found_by_name(reference_data):
+    from allocations.demo import demo_allocations_seed
+    from allocations.seed import demo_users_seed
+    from organisations.models import Organisation
+
+    demo_users_seed()
+    # The intake seed may have created the organisation first, under another registration id.
+    Organisation.objects.create(legal_name="Aurora AI Oy", country="FI", registration_id="FI1")
+
+    first = demo_allocations_seed()
+    second = demo_allocations_seed()
+
+    assert first == ["Demo allocations: 3 (3 new) for Aurora AI Oy and Lince Labs SL."]
+    assert second == ["Demo allocations: 3 (0 new) for Aurora AI Oy and Lince Labs SL."]
+    assert Organisation.objects.filter(legal_name="Aurora AI Oy").count() == 1
+    aurora = Allocation.objects.filter(organisation__legal_name="Aurora AI Oy")
+    assert sorted(aurora.values_list("cluster__name", "state")) == [
+        ("leonardo", "active"),
+        ("lumi", "active"),
+    ]
+    assert aurora.get(cluster__name="leonardo").model_name == "aurora-nordic-7b"
+    owner = aurora.first().organisation.membership_set.get()
+    assert (owner.user.username, owner.role) == ("applicant", "owner")
