@@ -93,7 +93,9 @@ class ApplicationForm(forms.Form):
         help_text="EuroHPC computing time may only be used for civilian purposes.",
     )
     results_openness = _choice_field("Openness of the results", Application.Openness.choices)
-    weights_openness = _choice_field("Openness of the model weights", Application.Openness.choices)
+    weights_openness = _choice_field(
+        "Openness of the model weights", Application.WeightsOpenness.choices
+    )
     eu_market = _yes_no_field("Will the model be placed on the EU market?")
 
     # Model plan

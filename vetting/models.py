@@ -48,9 +48,14 @@ class Application(models.Model):
         OTHER = "other", "Other"
 
     class Openness(models.TextChoices):
-        OPEN = "open", "Open (public, permissive licence)"
-        RESTRICTED = "restricted", "Partly open (restricted licence or delayed release)"
-        CLOSED = "closed", "Closed"
+        OPEN = "open", "Published openly (open access)"
+        RESTRICTED = "restricted", "Partly published (delayed or selected results)"
+        CLOSED = "closed", "Not published"
+
+    class WeightsOpenness(models.TextChoices):
+        OPEN = "open", "Open weights (public download, permissive licence)"
+        RESTRICTED = "restricted", "Restricted weights (gated access or non-commercial licence)"
+        CLOSED = "closed", "Closed weights"
 
     class Modality(models.TextChoices):
         TEXT = "text", "Text in, text out (language model)"
@@ -89,7 +94,7 @@ class Application(models.Model):
     domain = models.CharField(max_length=20, choices=Domain.choices, blank=True)
     civilian_use_confirmed = models.BooleanField("exclusively civilian use", default=False)
     results_openness = models.CharField(max_length=12, choices=Openness.choices, blank=True)
-    weights_openness = models.CharField(max_length=12, choices=Openness.choices, blank=True)
+    weights_openness = models.CharField(max_length=12, choices=WeightsOpenness.choices, blank=True)
     eu_market = models.BooleanField("placed on the EU market", null=True, blank=True)
 
     # Model plan
