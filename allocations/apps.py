@@ -13,6 +13,11 @@ class AllocationsConfig(AppConfig):
     verbose_name = "Systems, calls and allocations"
 
     def ready(self) -> None:
+        from config.celery import broker_folders_ensure
+
         from . import admin_thresholds  # noqa: F401  (alert and register admin pages)
+
+        # The web process enqueues tasks too: the embedded broker's folders must exist.
+        broker_folders_ensure()
 
         post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")
