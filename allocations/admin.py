@@ -471,4 +471,7 @@ def _can_produce(user) -> bool:
     return user.has_perm("allocations.add_schedulerexport")
 
 
-from . import admin_usage  # noqa: E402,F401  (registers the usage admin pages)
+from . import (
+    admin_thresholds,  # noqa: E402,F401  (alert and register admin pages)
+    admin_usage,  # noqa: E402,F401  (registers the usage admin pages)
+)

@@ -15,8 +15,6 @@ class AllocationsConfig(AppConfig):
     def ready(self) -> None:
         from config.celery import broker_folders_ensure
 
-        from . import admin_thresholds  # noqa: F401  (alert and register admin pages)
-
         # The web process enqueues tasks too: the embedded broker's folders must exist.
         broker_folders_ensure()
 
