@@ -471,7 +471,5 @@ def _can_produce(user) -> bool:
     return user.has_perm("allocations.add_schedulerexport")
 
 
-from . import (
-    admin_thresholds,  # noqa: E402,F401  (alert and register admin pages)
-    admin_usage,  # noqa: E402,F401  (registers the usage admin pages)
-)
+# Importing these modules registers the usage, alert and register admin pages.
+from . import admin_thresholds, admin_usage  # noqa: E402,F401
