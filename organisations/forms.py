@@ -5,7 +5,15 @@ from .selectors import country_choices
 from .services import ORGANISATION_FIELDS
 
 
-class OrganisationForm(forms.ModelForm):
+class PlainLabelsMixin:
+    """Labels without Django's trailing colon, as everywhere else on the site."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class OrganisationForm(PlainLabelsMixin, forms.ModelForm):
     country = forms.ChoiceField(
         label="Country of the registered seat",
         help_text=(
@@ -58,7 +66,7 @@ class OrganisationForm(forms.ModelForm):
         return code
 
 
-class InvitationForm(forms.Form):
+class InvitationForm(PlainLabelsMixin, forms.Form):
     email = forms.EmailField(
         label="E-mail address of the person to invite",
         widget=forms.EmailInput(attrs={"autocomplete": "off"}),

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 
 from allocations.models import AccessMode, Partition
+from organisations.forms import PlainLabelsMixin
 
 from . import rules
 from .models import DRAFT_FIELDS, Application
@@ -70,7 +71,7 @@ def _date_field(label: str, help_text: str = "") -> forms.DateField:
     )
 
 
-class ApplicationForm(forms.Form):
+class ApplicationForm(PlainLabelsMixin, forms.Form):
     access_mode = forms.ModelChoiceField(
         label="Access mode",
         queryset=AccessMode.objects.none(),
@@ -195,14 +196,14 @@ class ApplicationForm(forms.Form):
                 label=f"{partition.cluster.display_name} ({partition.accelerator})",
                 integer=True,
                 help_text=f"GPU-hours on {partition.cluster.name}/{partition.name}; "
-                f"peak {partition.peak_tflops:g} TFLOP/s per GPU.",
+                f"peak {float(partition.peak_tflops):g} TFLOP/s per GPU.",
             )
             self.resource_fields.append(name)
         self.ethics_fields = []
         for key, question, explain_if in rules.ETHICS_QUESTIONS:
             self.fields[f"ethics_{key}_answer"] = _yes_no_field(question)
             self.fields[f"ethics_{key}_explanation"] = forms.CharField(
-                label="Explanation",
+                label=f"Explanation ({rules.ETHICS_TOPICS[key]})",
                 required=False,
                 widget=forms.Textarea(attrs={"rows": 2}),
                 help_text=f"Required if you answer {'yes' if explain_if else 'no'}.",
@@ -312,7 +313,7 @@ class AccessModeChoiceField(forms.ModelChoiceField):
         )
 
 
-class StartApplicationForm(forms.Form):
+class StartApplicationForm(PlainLabelsMixin, forms.Form):
     organisation = forms.ModelChoiceField(
         label="Applying organisation", queryset=None, empty_label=None
     )

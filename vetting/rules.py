@@ -41,6 +41,21 @@ ETHICS_QUESTIONS: tuple[tuple[str, str, bool], ...] = (
     ("civilian_purpose", "Does the project have an exclusively civilian purpose?", False),
 )
 ETHICS_KEYS = tuple(key for key, _, _ in ETHICS_QUESTIONS)
+# Short names, so that a list of problems says which explanation is missing.
+ETHICS_TOPICS = {
+    "human_embryos": "human embryos",
+    "humans": "research participants",
+    "human_cells": "human cells",
+    "personal_data": "personal data",
+    "animals": "animals",
+    "non_eu_countries": "non-EU countries",
+    "environment_health_safety": "environment, health and safety",
+    "artificial_intelligence": "use of AI",
+    "other": "other issues",
+    "misuse": "misuse",
+    "dual_use": "dual use",
+    "civilian_purpose": "civilian purpose",
+}
 
 # AI Act commitments an applicant can make (DOMAIN.md).
 COMMITMENTS: tuple[tuple[str, str], ...] = (
