@@ -14,6 +14,16 @@ GOVERNANCE_OFFICER = "governance officer"
 # app label -> model -> actions, per role.
 ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     REVIEWER: {
+        # Reviewers reach applications only through their own assignments (vetting.admin_review),
+        # never through the application list, so they get no permission on Application itself.
+        "vetting": {
+            "reviewassignment": ("view",),
+            "review": ("view", "add", "change"),
+            "criterionscore": ("view", "add", "change"),
+            "conflictdeclaration": ("view", "add"),
+            "rubric": ("view",),
+            "rubriccriterion": ("view",),
+        },
         "allocations": {
             "call": ("view",),
             "accessmode": ("view",),
@@ -31,6 +41,16 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "application": ("view",),
             "applicationresource": ("view",),
             "applicationevent": ("view",),
+            "screeningflag": ("view",),
+            "reviewerprofile": ("view", "add", "change", "delete"),
+            "conflictdeclaration": ("view", "add", "change"),
+            "reviewassignment": ("view", "add", "change", "delete"),
+            "rubric": ("view", "add", "change"),
+            "rubriccriterion": ("view", "add", "change", "delete"),
+            "review": ("view",),
+            "criterionscore": ("view",),
+            "decision": ("view", "add"),
+            "decisiongrant": ("view",),
         },
         "allocations": {
             "alert": ("view", "change"),

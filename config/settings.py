@@ -219,6 +219,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.usage_spool_import",
         "schedule": 5 * 60,
     },
+    "vetting: re-queue screenings a lost message left behind (every 5 minutes)": {
+        "task": "vetting.tasks.screening_sweep",
+        "schedule": 5 * 60,
+    },
 }
 
 USAGE_SPOOL_DIR = Path(env.str("USAGE_SPOOL_DIR", default=str(VAR_DIR / "spool")))

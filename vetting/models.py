@@ -253,3 +253,6 @@ class ApplicationEvent(models.Model):
     @property
     def to_state_label(self) -> str:
         return Application.State(self.to_state).label
+
+
+from .review_models import *  # noqa: E402,F401,F403

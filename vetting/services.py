@@ -188,6 +188,9 @@ def application_submit(*, application: Application, actor: AbstractBaseUser) -> 
             actor=actor,
             public_note="Application submitted.",
         )
+        from .tasks import screening_enqueue  # screening runs after commit, off the request
+
+        transaction.on_commit(lambda: screening_enqueue(current.pk))
     application.refresh_from_db()
     return application
 
