@@ -37,15 +37,15 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page():
+def browser_page(monkeypatch):
     if not CHROMIUM.exists():
         if os.environ.get("HPCGATE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{CHROMIUM} is missing and HPCGATE_REQUIRE_BROWSER=1.")
         pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium').")
     sync_api = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test
-    # body are still synchronous and safe.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # body are still synchronous and safe. monkeypatch keeps the flag out of later tests.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1100, "height": 900})
