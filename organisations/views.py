@@ -42,18 +42,21 @@ def organisation_create_view(request):
     )
 
 
-@login_required
-def organisation_detail(request, pk: int):
-    organisation = selectors.organisation_for_member(user=request.user, pk=pk)
-    owner = selectors.is_owner(user=request.user, organisation=organisation)
-    context = {
+def _detail_context(organisation, *, owner: bool, invitation_form=None) -> dict:
+    return {
         "organisation": organisation,
         "is_owner": owner,
         "members": selectors.members_of(organisation),
         "invitations": selectors.pending_invitations(organisation) if owner else [],
-        "invitation_form": InvitationForm() if owner else None,
+        "invitation_form": (invitation_form or InvitationForm()) if owner else None,
     }
-    return render(request, "organisations/detail.html", context)
+
+
+@login_required
+def organisation_detail(request, pk: int):
+    organisation = selectors.organisation_for_member(user=request.user, pk=pk)
+    owner = selectors.is_owner(user=request.user, organisation=organisation)
+    return render(request, "organisations/detail.html", _detail_context(organisation, owner=owner))
 
 
 def _owned(request, pk: int):
@@ -95,13 +98,7 @@ def invitation_create_view(request, pk: int):
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("organisations:detail", pk=organisation.pk)
-    context = {
-        "organisation": organisation,
-        "is_owner": True,
-        "members": selectors.members_of(organisation),
-        "invitations": selectors.pending_invitations(organisation),
-        "invitation_form": form,
-    }
+    context = _detail_context(organisation, owner=True, invitation_form=form)
     return render(request, "organisations/detail.html", context)
 
 
