@@ -20,7 +20,6 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "reviewassignment": ("view",),
             "review": ("view", "add", "change"),
             "criterionscore": ("view", "add", "change"),
-            "conflictdeclaration": ("view", "add"),
             "rubric": ("view",),
             "rubriccriterion": ("view",),
         },

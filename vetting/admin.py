@@ -70,3 +70,6 @@ class ApplicationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+from . import admin_review  # noqa: E402,F401 - the review workflow registers its own pages

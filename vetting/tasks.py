@@ -7,6 +7,7 @@ from smtplib import SMTPException
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -64,14 +65,10 @@ def screening_sweep() -> str:
         now = timezone.now()
         stuck = list(
             Application.objects.filter(
-                state=Application.State.SUBMITTED, submitted_at__lt=now - SWEEP_SUBMITTED_AFTER
+                Q(state=Application.State.SUBMITTED, submitted_at__lt=now - SWEEP_SUBMITTED_AFTER)
+                | Q(state=Application.State.SCREENING, updated_at__lt=now - SWEEP_SCREENING_AFTER)
             )
-            .union(
-                Application.objects.filter(
-                    state=Application.State.SCREENING,
-                    updated_at__lt=now - SWEEP_SCREENING_AFTER,
-                )
-            )
+            .order_by("submitted_at", "pk")
             .values_list("pk", flat=True)[:SWEEP_BATCH]
         )
         queued = sum(screening_enqueue(pk) for pk in stuck)

@@ -251,7 +251,7 @@ def rubric_ensure(call) -> Rubric:
 # Reviewers
 
 
-def _assignment_problem(application: Application, reviewer: AbstractBaseUser) -> str | None:
+def assignment_problem(application: Application, reviewer: AbstractBaseUser) -> str | None:
     if not (reviewer.is_active and reviewer.is_staff and reviewer.has_perm("vetting.add_review")):
         return f"{reviewer} is not a reviewer."
     if ReviewAssignment.objects.filter(application=application, reviewer=reviewer).exists():
@@ -271,7 +271,7 @@ def reviewer_assign(
     """Assign one reviewer to an application in review; refuses conflicts and overload."""
     with transaction.atomic():
         current = _locked(application, [State.IN_REVIEW], "assigned to a reviewer")
-        problem = _assignment_problem(current, reviewer)
+        problem = assignment_problem(current, reviewer)
         if problem:
             raise TransitionError(problem)
         rubric_ensure(current.call)
@@ -317,7 +317,7 @@ def reviewers_auto_assign(
             break
         if getattr(reviewer, "reviewer_profile", None) and not reviewer.reviewer_profile.active:
             continue
-        if _assignment_problem(application, reviewer):
+        if assignment_problem(application, reviewer):
             continue
         made.append(reviewer_assign(application=application, reviewer=reviewer, actor=actor))
     if len(made) < needed:
