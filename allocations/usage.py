@@ -397,8 +397,11 @@ _BATCH_COLUMNS = (
 class _PostgresWriter:
     """Set-based path: COPY the batch into a temporary table, merge it with one statement.
 
-    Runs the batch's stored versions are already as new as are filtered out before the INSERT,
-    so a re-import touches no row (ON CONFLICT ... WHERE would still lock and dirty each one).
+    Runs whose stored version is already as new are filtered out before the INSERT, so a
+    re-import touches no row (ON CONFLICT ... WHERE would still lock and dirty each one). The
+    stored versions are looked up per batch row through the unique index (LATERAL ... LIMIT 1):
+    without that, a planner lacking fresh statistics on a growing table hash-joins the whole
+    table for every batch, which made a million-line import quadratic.
     `xmax = 0` in RETURNING tells an inserted row from an updated one.
     """
 
@@ -431,7 +434,11 @@ class _PostgresWriter:
             ),
             candidates AS (
                 SELECT s.* FROM src s
-                LEFT JOIN {table} r ON r.cluster_id = %(cluster)s AND r.job_key = s.job_key
+                LEFT JOIN LATERAL (
+                    SELECT * FROM {table} stored
+                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = s.job_key
+                    LIMIT 1
+                ) r ON TRUE
                 WHERE r.id IS NULL OR {_supersedes_sql("s", "r")}
             ),
             written AS (

@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include(router.urls)),
     path("", include("vetting.api_urls")),
     path("", include("allocations.api_urls")),
+    path("", include("allocations.usage_api_urls")),
 ]

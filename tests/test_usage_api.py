@@ -1,0 +1,104 @@
+"""POST /api/v1/usage/imports/: the same importer and summary over HTTP, operators only."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.authtoken.models import Token
+
+from allocations.models import UsageImport, UsageRecord
+
+from .usage_factories import FOX_FIELDS, allocation_for, fox_cluster, sacct_line, sacct_text, sample
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/usage/imports/"
+
+
+@pytest.fixture
+def leonardo(reference_data):
+    allocation_for("leonardo", "acme_llm")
+
+
+def post_text(client, text: str, **params):
+    query = "&".join(f"{key}={value}" for key, value in params.items())
+    return client.post(f"{URL}?{query}", data=text.encode(), content_type="text/plain")
+
+
+def test_operator_imports_a_plain_text_body_with_a_token(api_client, operator, leonardo):
+    token = Token.objects.create(user=operator)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    text = sacct_text(sacct_line("1"), sacct_line("1.batch"), sacct_line("2", account="nobody"))
+    response = post_text(api_client, text, cluster="leonardo")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["summary"] == (
+        "imported=1 updated=0 unchanged=0 steps_skipped=1 unmatched=1 rejected=0"
+    )
+    assert body["source"] == "api" and body["status"] == "done"
+    run = UsageImport.objects.get()
+    assert run.started_by == operator
+    again = post_text(api_client, text, cluster="leonardo").json()
+    assert again["unchanged"] == 1 and again["imported"] == 0
+
+
+def test_multipart_upload_with_fields_and_format(api_client, operator, reference_data):
+    fox_cluster()
+    api_client.force_authenticate(operator)
+    upload = SimpleUploadedFile(
+        "fox.txt", sample("sonar-fox-sacct.txt").read_bytes(), content_type="text/plain"
+    )
+    response = api_client.post(
+        URL,
+        {"file": upload, "cluster": "fox", "fields": FOX_FIELDS, "timezone": "Europe/Oslo"},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["steps_skipped"] == 67
+    assert response.json()["filename"] == "fox.txt"
+    assert UsageRecord.objects.count() == 29
+
+
+def test_pbs_over_the_api(api_client, operator, reference_data):
+    fox_cluster()
+    api_client.force_authenticate(operator)
+    text = sample("xdmod-pbs-accounting-logs.log").read_text()
+    response = post_text(api_client, text, cluster="fox", format="pbs")
+    assert response.status_code == 201
+    assert response.json()["unmatched"] == 9
+
+
+def test_rejected_lines_come_back_with_their_numbers(api_client, operator, leonardo):
+    api_client.force_authenticate(operator)
+    response = post_text(api_client, sacct_text(sacct_line("1"), "a|b"), cluster="leonardo")
+    assert response.json()["rejected_lines"][0]["line"] == 3
+
+
+def test_unreadable_input_is_a_400_and_writes_nothing(api_client, operator, leonardo):
+    api_client.force_authenticate(operator)
+    response = post_text(api_client, "JobID|State\n1|COMPLETED\n", cluster="leonardo")
+    assert response.status_code == 400
+    assert "lacks required sacct fields" in response.json()["detail"]
+    assert not UsageImport.objects.exists()
+
+
+def test_unknown_cluster_and_format_are_400(api_client, operator, leonardo):
+    api_client.force_authenticate(operator)
+    assert post_text(api_client, "x", cluster="atlantis").status_code == 400
+    response = post_text(api_client, "x", cluster="leonardo", format="lsf")
+    assert response.status_code == 400 and "format" in response.json()
+
+
+def test_applicant_cannot_post_imports(api_client, applicant, leonardo):
+    api_client.force_authenticate(applicant)
+    response = post_text(api_client, sacct_text(sacct_line("1")), cluster="leonardo")
+    assert response.status_code == 403
+    assert not UsageRecord.objects.exists()
+
+
+def test_anonymous_cannot_post_imports(api_client, leonardo):
+    response = post_text(api_client, sacct_text(sacct_line("1")), cluster="leonardo")
+    assert response.status_code in (401, 403)
+
+
+def test_call_manager_without_add_permission_is_refused(api_client, call_manager, leonardo):
+    api_client.force_authenticate(call_manager)
+    assert post_text(api_client, sacct_text(sacct_line("1")), cluster="leonardo").status_code == 403
