@@ -16,6 +16,7 @@ urlpatterns = [
     path("", include("vetting.urls")),
     path("", include("allocations.urls")),
     path("", include("allocations.governance_urls")),
+    path("admin/vetting/ranking/", include("vetting.ranking_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
