@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("organisations.urls")),
     path("", include("vetting.urls")),
     path("", include("allocations.urls")),
+    path("", include("allocations.usage_urls")),
     path("", include("allocations.governance_urls")),
     path("admin/vetting/ranking/", include("vetting.ranking_urls")),
     path("admin/", admin.site.urls),
