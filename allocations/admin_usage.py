@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 
 from .models import UsageImport, UsageRecord
 
@@ -20,10 +21,33 @@ class UsageImportAdmin(admin.ModelAdmin):
         "started_by",
     ]
     list_filter = ["cluster", "source", "status"]
-    search_fields = ["filename"]
+    search_fields = ["filename", "started_by__username"]
     date_hierarchy = "started_at"
     list_select_related = ["cluster", "started_by"]
-    readonly_fields = [f.name for f in UsageImport._meta.fields]
+    exclude = ["rejected_lines"]
+    readonly_fields = [
+        *(f.name for f in UsageImport._meta.fields if f.name != "rejected_lines"),
+        "summary",
+        "rejected_lines_table",
+    ]
+
+    @admin.display(description="rejected lines (first 1,000)")
+    def rejected_lines_table(self, run: UsageImport) -> str:
+        if not run.rejected_lines:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (entry.get("line"), entry.get("reason"), entry.get("text", ""))
+                for entry in run.rejected_lines
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>line</th><th>reason</th><th>text</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -102,3 +102,17 @@ def test_anonymous_cannot_post_imports(api_client, leonardo):
 def test_call_manager_without_add_permission_is_refused(api_client, call_manager, leonardo):
     api_client.force_authenticate(call_manager)
     assert post_text(api_client, sacct_text(sacct_line("1")), cluster="leonardo").status_code == 403
+
+
+def test_import_runs_are_browsable_in_the_admin(client, operator, leonardo):
+    from django.test import Client
+
+    api = Client()
+    api.force_login(operator)
+    post_text(api, sacct_text(sacct_line("1"), "bad|line"), cluster="leonardo")
+    run = UsageImport.objects.get()
+    client.force_login(operator)
+    listing = client.get("/admin/allocations/usageimport/")
+    assert listing.status_code == 200 and "leonardo" in listing.content.decode()
+    detail = client.get(f"/admin/allocations/usageimport/{run.pk}/change/").content.decode()
+    assert "imported=1" in detail and "bad|line" in detail

@@ -1,0 +1,1 @@
+"""Usage-import benchmark: realistic sacct output and a timed import into PostgreSQL."""
