@@ -294,6 +294,7 @@ def role_members(role: str) -> list[str]:
 def demo_extras_seed() -> list[str]:
     """Demo organisations, applications and allocations from the other parts of the product."""
     from allocations.demo import demo_allocations_seed
+    from vetting.demo_review import demo_reviews_seed
     from vetting.seed import demo_applications_seed
 
-    return [*demo_applications_seed(), *demo_allocations_seed()]
+    return [*demo_applications_seed(), *demo_allocations_seed(), *demo_reviews_seed()]

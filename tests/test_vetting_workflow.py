@@ -500,3 +500,25 @@ def test_one_application_from_submission_through_two_reviews_to_a_decision(
     assert trail[-1] == ("reviewed", "approved", "chair")
     notes = " ".join(application.events.values_list("public_note", flat=True))
     assert "expert" not in notes
+
+
+# Demo data (CONTRACT.md)
+
+
+@pytest.mark.django_db
+def test_seed_demo_has_applications_for_each_reviewer_alone_and_one_approved(settings, tmp_path):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.MEDIA_ROOT = tmp_path
+    for _ in range(2):  # idempotent
+        call_command("seed_demo", stdout=StringIO())
+    under_review = Application.objects.filter(state=State.IN_REVIEW)
+    reviewers_of = [
+        sorted(a.assignments.values_list("reviewer__username", flat=True)) for a in under_review
+    ]
+    assert ["reviewer"] in reviewers_of and ["reviewer2"] in reviewers_of
+    approved = Application.objects.get(state=State.APPROVED)
+    assert approved.decisions.get().allocations.count() == 1
+    assert ReviewAssignment.objects.filter(application__in=under_review).count() == 2
