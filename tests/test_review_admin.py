@@ -64,9 +64,7 @@ def test_reviewer_cannot_open_an_unassigned_application(
     assert client.get(url).status_code == 403
 
 
-def test_reviewer_confirms_no_conflict_before_seeing_the_application(
-    client, assignment, reviewer
-):
+def test_reviewer_confirms_no_conflict_before_seeing_the_application(client, assignment, reviewer):
     client_for(client, reviewer)
     first = client.get(page(assignment)).content.decode()
     assert "Conflict of interest" in first and "SECRET" not in first
@@ -207,9 +205,11 @@ def test_reviewer_downloads_the_annex_only_after_the_conflict_statement(
 
 def test_applicant_history_never_names_reviewers(client, applicant, application, assignment):
     workflow.conflict_confirm_none(assignment=assignment, reviewer=assignment.reviewer)
-    content = client_for(client, applicant).get(
-        reverse("vetting:detail", args=[application.pk])
-    ).content.decode()
+    content = (
+        client_for(client, applicant)
+        .get(reverse("vetting:detail", args=[application.pk]))
+        .content.decode()
+    )
     assert "A reviewer was assigned." in content
     assert "expert" not in content
     api = client.get(f"/api/v1/applications/{application.pk}/").content.decode()
