@@ -91,7 +91,16 @@ def efforts_by_model(allocations: list[Allocation]) -> list[Effort]:
     return list(efforts.values())
 
 
-def efforts_by_organisation_group(allocations: list[Allocation]) -> list[Effort]:
+@dataclass(frozen=True)
+class OrganisationGroups:
+    """Every organisation's group subject, and which organisations each user belongs to."""
+
+    subjects: dict[int, str]
+    organisations_by_user: dict[int, list[int]]
+
+
+def organisation_groups_current() -> OrganisationGroups:
+    """The groups as they stand now: two queries, whatever the number of organisations."""
     nodes = [
         OrganisationNode(o["id"], o["registration_id"], o["controlled_by_registration_id"])
         for o in Organisation.objects.values(
@@ -102,7 +111,11 @@ def efforts_by_organisation_group(allocations: list[Allocation]) -> list[Effort]
     for user_id, organisation_id in Membership.objects.values_list("user_id", "organisation_id"):
         by_user[user_id].append(organisation_id)
     shared = [(ids[0], other) for ids in by_user.values() for other in ids[1:]]
-    groups = organisation_groups(nodes, shared)
+    return OrganisationGroups(organisation_groups(nodes, shared), dict(by_user))
+
+
+def efforts_by_organisation_group(allocations: list[Allocation]) -> list[Effort]:
+    groups = organisation_groups_current().subjects
     efforts: dict[str, Effort] = {}
     for allocation in allocations:
         subject = groups[allocation.organisation_id]

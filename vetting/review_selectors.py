@@ -18,7 +18,7 @@ from allocations.models import (
     Allocation,
     ThresholdPolicy,
 )
-from allocations.thresholds import OrganisationNode, organisation_groups
+from allocations.monitoring import organisation_groups_current
 from organisations.models import Country, Membership, Organisation
 
 from . import aggregation, screening, selectors
@@ -66,17 +66,8 @@ def related_holdings(
     Grouping is allocations.thresholds.organisation_groups, the same the threshold check uses.
     Compute per allocation is what the check projects: used plus the remaining grant.
     """
-    nodes = [
-        OrganisationNode(o["id"], o["registration_id"], o["controlled_by_registration_id"])
-        for o in Organisation.objects.values(
-            "id", "registration_id", "controlled_by_registration_id"
-        )
-    ]
-    by_user: dict[int, list[int]] = defaultdict(list)
-    for user_id, organisation_id in Membership.objects.values_list("user_id", "organisation_id"):
-        by_user[user_id].append(organisation_id)
-    shared_pairs = [(ids[0], other) for ids in by_user.values() for other in ids[1:]]
-    groups = organisation_groups(nodes, shared_pairs)
+    current = organisation_groups_current()
+    groups, by_user = current.subjects, current.organisations_by_user
     group = groups.get(organisation.pk)
     member_ids = [pk for pk, subject in groups.items() if subject == group]
     sharing = {
