@@ -17,16 +17,17 @@ urlpatterns = [
         {"as_json": True},
         name="allocation-annex-xi-json",
     ),
-    path("usage/models/<str:model_name>/", usage_views.model_usage, name="model"),
     path(
-        "usage/models/<str:model_name>/annex-xi/",
+        "usage/models/<path:model_name>/annex-xi/",
         usage_views.model_annex_xi,
         name="model-annex-xi",
     ),
     path(
-        "usage/models/<str:model_name>/annex-xi.json",
+        "usage/models/<path:model_name>/annex-xi.json",
         usage_views.model_annex_xi,
         {"as_json": True},
         name="model-annex-xi-json",
     ),
+    # Last: a model name may contain "/", so this pattern would swallow the two above.
+    path("usage/models/<path:model_name>/", usage_views.model_usage, name="model"),
 ]

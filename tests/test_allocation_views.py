@@ -152,3 +152,12 @@ def test_list_queries_do_not_grow_with_rows(
         response = client.get(reverse("allocations:list"))
 
     assert len(response.context["allocations"]) == Allocation.objects.count() == 12
+
+
+def test_detail_links_to_the_usage_of_the_allocation_and_its_model(client, applicant, allocation):
+    Allocation.objects.filter(pk=allocation.pk).update(model_name="acme/legal-7b")
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert reverse("usage:allocation", args=[allocation.pk]) in page
+    model_page = reverse("usage:model", args=["acme/legal-7b"])
+    assert model_page in page
+    assert client.get(model_page).status_code == 200
