@@ -178,7 +178,13 @@ DEMO_USERS = (
 
 
 def reference_data_seed() -> dict[str, int]:
-    """Sites, clusters, partitions and the first threshold policy; safe to run again."""
+    """Sites, clusters, partitions, eligible countries and the first threshold policy.
+
+    Safe to run again.
+    """
+    from organisations.countries import countries_ensure
+
+    countries_ensure()
     partitions = 0
     for row in SYSTEMS:
         site, _ = Site.objects.get_or_create(

@@ -77,3 +77,12 @@ def country_rows() -> list[tuple[str, str, str]]:
     ):
         rows.extend((code, name, status) for code, name in table.items())
     return rows
+
+
+def countries_ensure(country_model=None) -> int:
+    """Load the table (idempotent); the migration passes its historical model."""
+    if country_model is None:
+        from organisations.models import Country as country_model
+    for code, name, status in country_rows():
+        country_model.objects.update_or_create(code=code, defaults={"name": name, "status": status})
+    return len(country_rows())

@@ -2,11 +2,9 @@ from django.db import migrations
 
 
 def load(apps, schema_editor):
-    from organisations.countries import country_rows
+    from organisations.countries import countries_ensure
 
-    Country = apps.get_model("organisations", "Country")
-    for code, name, status in country_rows():
-        Country.objects.update_or_create(code=code, defaults={"name": name, "status": status})
+    countries_ensure(apps.get_model("organisations", "Country"))
 
 
 class Migration(migrations.Migration):
