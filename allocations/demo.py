@@ -1,13 +1,14 @@
 """Demo allocations for seed_demo: safe to run again, and in either order with vetting's seed."""
 
-from datetime import timedelta
+import random
+from datetime import datetime, time, timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from organisations.models import Membership, Organisation
 
-from .models import Allocation, Partition
+from .models import Allocation, Partition, UsageImport
 from .services import allocation_create
 
 # The intake seed creates the same organisations by name; whichever runs first creates them.
@@ -75,4 +76,117 @@ def demo_allocations_seed() -> list[str]:
         )
         created += 1
     total = Allocation.objects.filter(account__in=[row[3] for row in DEMO_ALLOCATIONS]).count()
-    return [f"Demo allocations: {total} ({created} new) for Aurora AI Oy and Lince Labs SL."]
+    lines = [f"Demo allocations: {total} ({created} new) for Aurora AI Oy and Lince Labs SL."]
+    return lines + demo_usage_seed()
+
+
+# cluster, account, jobs, GPUs per job, hours per job, share of jobs with measured energy
+DEMO_USAGE = (
+    ("lumi", "aurora_ai_1", 56, (16, 32, 48), (6, 30), 0.0),
+    ("leonardo", "aurora_ai_1", 36, (32, 64, 128), (4, 12), 0.5),
+)
+SACCT_HEADER = (
+    "JobID|JobIDRaw|Account|User|Partition|Submit|Start|End|ElapsedRaw|AllocTRES|State|"
+    "ConsumedEnergyRaw|NNodes|JobName"
+)
+
+
+def demo_sacct_lines(
+    *,
+    account: str,
+    partition: Partition,
+    users: list[str],
+    jobs: int,
+    gpus,
+    hours,
+    measured_share: float,
+    since: datetime,
+    seed: int,
+) -> list[str]:
+    """Plausible `sacct -P` output (UTC), with step lines and one job still running."""
+    rng = random.Random(seed)
+    lines = [SACCT_HEADER]
+    # Jobs overlap, as on a real cluster, and all start before now.
+    step = (timezone.now() - since) * 0.9 / jobs
+    start = since
+    for n in range(jobs):
+        job = 4_100_000 + seed * 1_000 + n
+        count = rng.choice(gpus)
+        elapsed = int(rng.uniform(*hours) * 3600)
+        submit = start - timedelta(minutes=rng.randint(1, 90))
+        running = n == jobs - 1
+        end = (
+            "Unknown"
+            if running
+            else (start + timedelta(seconds=elapsed)).strftime("%Y-%m-%dT%H:%M:%S")
+        )
+        nodes = max(1, count // partition.gpus_per_node)
+        tres = f"billing={count},cpu={count * 8},gres/gpu={count},mem={count * 64}G,node={nodes}"
+        joules = ""
+        if not running and rng.random() < measured_share:
+            joules = str(int(elapsed * count * partition.power_watts * rng.uniform(0.55, 0.8)))
+        fields = [
+            str(job),
+            str(job),
+            account,
+            rng.choice(users),
+            partition.name,
+            submit.strftime("%Y-%m-%dT%H:%M:%S"),
+            start.strftime("%Y-%m-%dT%H:%M:%S"),
+            end,
+            str(elapsed),
+            tres,
+            "RUNNING" if running else rng.choice(["COMPLETED"] * 5 + ["FAILED"]),
+            joules,
+            str(nodes),
+            rng.choice(["pretrain", "sft", "eval", "tokenise"]),
+        ]
+        lines.append("|".join(fields))
+        if not running:
+            lines.append("|".join([f"{job}.batch", f"{job}.batch", *fields[2:]]))
+        start += step * rng.uniform(0.6, 1.4)
+    return lines
+
+
+def demo_usage_seed() -> list[str]:
+    """Accounting for the demo allocations, through the real importer; only once."""
+    from .usage import usage_import
+
+    done = []
+    for seed, (cluster, account, jobs, gpus, hours, measured) in enumerate(DEMO_USAGE, start=1):
+        allocation = (
+            Allocation.objects.select_related("partition", "cluster")
+            .filter(cluster__name=cluster, account=account)
+            .first()
+        )
+        if allocation is None or allocation.usage_records.exists():
+            continue
+        since = datetime.combine(allocation.start, time(8), tzinfo=timezone.get_current_timezone())
+        lines = demo_sacct_lines(
+            account=account,
+            partition=allocation.partition,
+            users=list(allocation.users.values_list("username", flat=True)) or ["demo"],
+            jobs=jobs,
+            gpus=gpus,
+            hours=hours,
+            measured_share=measured,
+            since=since,
+            seed=seed,
+        )
+        run = usage_import(
+            cluster=allocation.cluster,
+            lines=lines,
+            tz="UTC",
+            source=UsageImport.Source.COMMAND,
+            filename="demo",
+        )
+        done.append(f"{cluster}:{account} {run.summary}")
+    if not done:
+        return []
+    from .monitoring import thresholds_check
+
+    alerts = thresholds_check().alerts
+    return [
+        f"Demo usage: {'; '.join(done)}",
+        f"Threshold check: {len(alerts)} alert(s) " + ", ".join(a.line for a in alerts),
+    ]

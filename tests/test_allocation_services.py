@@ -416,10 +416,14 @@ def test_demo_seed_is_idempotent_and_reuses_organisations_found_by_name(referenc
     Organisation.objects.create(legal_name="Aurora AI Oy", country="FI", registration_id="FI1")
 
     first = demo_allocations_seed()
+    records = UsageRecord.objects.count()
     second = demo_allocations_seed()
 
-    assert first == ["Demo allocations: 3 (3 new) for Aurora AI Oy and Lince Labs SL."]
+    assert first[0] == "Demo allocations: 3 (3 new) for Aurora AI Oy and Lince Labs SL."
+    assert first[1].startswith("Demo usage: lumi:aurora_ai_1 imported=56 ")
+    assert "allocation_75" in first[2]
     assert second == ["Demo allocations: 3 (0 new) for Aurora AI Oy and Lince Labs SL."]
+    assert UsageRecord.objects.count() == records > 0
     assert Organisation.objects.filter(legal_name="Aurora AI Oy").count() == 1
     aurora = Allocation.objects.filter(organisation__legal_name="Aurora AI Oy")
     assert sorted(aurora.values_list("cluster__name", "state")) == [
