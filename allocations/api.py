@@ -4,7 +4,8 @@ from rest_framework import permissions, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.throttling import AnonRateThrottle
 
-from .models import AccessMode, AccessModePartition, Call, Partition
+from .models import AccessModePartition, Call, Partition
+from .selectors import access_modes_by_size
 from .serializers import CallSerializer, PartitionSerializer
 
 
@@ -20,7 +21,7 @@ class CallViewSet(viewsets.ReadOnlyModelViewSet):
         links = AccessModePartition.objects.select_related("partition__cluster").order_by(
             "partition__cluster__name", "partition__name"
         )
-        modes = AccessMode.objects.prefetch_related(
+        modes = access_modes_by_size().prefetch_related(
             Prefetch("accessmodepartition_set", queryset=links)
         )
         return (

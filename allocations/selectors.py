@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 
 from organisations.models import Membership
 
-from .models import Allocation, AllocationUser, ChangeRequest, Cluster
+from .models import AccessMode, Allocation, AllocationUser, ChangeRequest, Cluster
 from .slurm import SlurmAccount, clean_text, gpu_hours_to_minutes
 
 
@@ -81,3 +81,10 @@ def slurm_account_from(allocation: Allocation) -> SlurmAccount:
 def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
     """The Slurm accounts of ``cluster``: blocked unless active and not exhausted."""
     return [slurm_account_from(allocation) for allocation in allocations_for_scheduler(cluster)]
+
+
+def access_modes_by_size() -> QuerySet[AccessMode]:
+    """Smallest mode first: Playground, Fast Lane, Large Scale."""
+    return AccessMode.objects.order_by(
+        "min_gpu_hours", F("max_gpu_hours").asc(nulls_last=True), "kind"
+    )

@@ -6,12 +6,13 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from .models import AccessMode, AccessModePartition, Call
+from .models import AccessModePartition, Call
+from .selectors import access_modes_by_size
 
 
 @require_GET
 def landing(request):
-    modes = AccessMode.objects.prefetch_related(
+    modes = access_modes_by_size().prefetch_related(
         Prefetch(
             "accessmodepartition_set",
             queryset=AccessModePartition.objects.select_related("partition__cluster__site"),

@@ -52,3 +52,9 @@ def test_landing_query_count_does_not_grow_with_calls(
         )
     with django_assert_max_num_queries(6):
         client.get("/")
+
+
+@pytest.mark.django_db
+def test_landing_lists_access_modes_from_smallest_to_largest(client, open_call):
+    page = client.get("/").content.decode()
+    assert page.index("Playground") < page.index("Fast Lane") < page.index("Large Scale")
