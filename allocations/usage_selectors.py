@@ -269,7 +269,7 @@ def usage_series(*, records: QuerySet, utilisation: float | None = None) -> list
 
 def usage_jobs(*, records: QuerySet) -> QuerySet:
     """Records for a job table, newest first; energy source per row from `energy_joules`."""
-    return records.select_related("partition").order_by("-start", "-id")
+    return records.select_related("partition", "cluster").order_by("-start", "-id")
 
 
 def allocation_records(allocation: Allocation) -> QuerySet:

@@ -130,3 +130,27 @@ def test_page_query_count_does_not_grow_with_jobs(client, applicant, allocation,
     assert response.status_code == 200
     assert len(many) == len(few)
     assert "Page 1 of 2" in response.content.decode()
+
+
+def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference_data):
+    from allocations.models import UsageRecord
+    from tests.conftest import client_for
+
+    allocation = allocation_for("vega", "acme_small", organisation=organisation_for(applicant))
+    UsageRecord.objects.create(
+        cluster=allocation.cluster,
+        job_key="77",
+        job_id="77",
+        account=allocation.account,
+        allocation=allocation,
+        state="COMPLETED",
+        gpus=4,
+        elapsed_seconds=9000,
+        gpu_seconds=36000,
+        energy_joules=36_000_000,
+    )
+    page = client_for(client, applicant).get(f"/usage/allocations/{allocation.pk}/").content
+    row = page.decode().split("<td>77</td>", 1)[1].split("</tr>", 1)[0]
+    assert "<td>vega</td>" in row
+    assert '<td class="num">10</td>' in row
+    assert "10 kWh measured" in row
