@@ -1,11 +1,13 @@
 """The call manager's ranking page per call and access mode, and decisions taken from it."""
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
 from allocations.models import AccessMode, AccessModePartition, Call
+from allocations.selectors import access_modes_by_size
 
 from . import review_selectors, workflow
 from .models import Application
@@ -22,8 +24,14 @@ def _require_decider(request) -> None:
 @staff_member_required
 def ranking_index(request):
     _require_decider(request)
-    calls = Call.objects.prefetch_related("access_modes").order_by("-opens_at")
-    return render(request, "vetting/ranking_index.html", {"calls": calls, "title": "Ranking"})
+    calls = Call.objects.prefetch_related(
+        Prefetch("access_modes", queryset=access_modes_by_size())
+    ).order_by("-opens_at")
+    return render(
+        request,
+        "vetting/ranking_index.html",
+        {**admin.site.each_context(request), "calls": calls, "title": "Ranking"},
+    )
 
 
 def _grants_from(post, application_id: int, partition_ids) -> dict[int, int]:
@@ -122,6 +130,7 @@ def ranking(request, mode_id: int):
         request,
         "vetting/ranking.html",
         {
+            **admin.site.each_context(request),
             "title": f"Ranking: {access_mode}",
             "access_mode": access_mode,
             "partitions": [link.partition for link in links],
