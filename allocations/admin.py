@@ -143,7 +143,7 @@ class ReasonForm(forms.Form):
     )
 
 
-def _apply_with_reason(
+def apply_with_reason(
     modeladmin, request, queryset, *, title: str, apply, reason_required: bool = False
 ):
     """Admin action with a confirmation page asking for a reason, then ``apply`` per object."""
@@ -180,7 +180,7 @@ def _apply_with_reason(
 def _allocation_action(name: str, service, *, reason_required: bool = False):
     @admin.action(description=f"{name.capitalize()} selected allocations", permissions=["change"])
     def action(modeladmin, request, queryset):
-        return _apply_with_reason(
+        return apply_with_reason(
             modeladmin,
             request,
             queryset,
@@ -333,7 +333,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve selected requests", permissions=["change"])
     def approve(self, request, queryset):
-        return _apply_with_reason(
+        return apply_with_reason(
             self,
             request,
             queryset,
@@ -345,7 +345,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     @admin.action(description="Deny selected requests", permissions=["change"])
     def deny(self, request, queryset):
-        return _apply_with_reason(
+        return apply_with_reason(
             self,
             request,
             queryset,

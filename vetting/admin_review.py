@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from allocations.admin import _apply_with_reason
+from allocations.admin import apply_with_reason
 
 from . import review_selectors, rules, workflow
 from .admin import ApplicationAdmin, ReadOnlyInline
@@ -92,7 +92,7 @@ class VettingApplicationAdmin(ApplicationAdmin):
 
     @admin.action(description="Override ineligibility (send to review)", permissions=["review"])
     def override_ineligibility(self, request, queryset):
-        return _apply_with_reason(
+        return apply_with_reason(
             self,
             request,
             queryset,
