@@ -594,14 +594,35 @@ class UsageImport(models.Model):
 class UsageRecord(models.Model):
     """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
 
-    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_records")
+    # Usage records are written a million at a time (allocations/usage.py), so every index and
+    # foreign-key check here is paid per row. Single-column indexes already covered by the
+    # leading column of a composite one are left out: cluster by the unique (cluster, job_key),
+    # allocation by (allocation, start).
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+    )
     job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
     account = models.CharField(max_length=63)
     allocation = models.ForeignKey(
-        Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+        Allocation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+        db_index=False,
     )
+    # Informative links, set by the importer from values it has just looked up. No index (no
+    # read filters on them) and no database constraint: Django's deferred foreign keys make
+    # PostgreSQL run one integrity check per row and key at commit, which dominated the bulk
+    # import. SET_NULL is still applied by Django when a partition or import run is deleted.
     partition = models.ForeignKey(
-        Partition, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+        Partition,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     job_id = models.CharField(max_length=64)
     user = models.CharField(max_length=64, blank=True)
@@ -620,7 +641,13 @@ class UsageRecord(models.Model):
         null=True, blank=True, help_text="Measured by the scheduler (ConsumedEnergyRaw)."
     )
     import_run = models.ForeignKey(
-        UsageImport, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        UsageImport,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     updated_at = models.DateTimeField(default=timezone.now)
 
