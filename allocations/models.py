@@ -1,3 +1,5 @@
+import hashlib
+import secrets
 from datetime import date
 from decimal import Decimal
 
@@ -230,9 +232,9 @@ class AccessMode(models.Model):
     @property
     def size_label(self) -> str:
         if self.max_gpu_hours is None:
-            return (
-                f"more than {self.min_gpu_hours:,} GPU-hours" if self.min_gpu_hours else "any size"
-            )
+            if not self.min_gpu_hours:
+                return "any size"
+            return f"more than {self.min_gpu_hours - 1:,} GPU-hours"
         if self.min_gpu_hours:
             return f"{self.min_gpu_hours:,} to {self.max_gpu_hours:,} GPU-hours"
         return f"up to {self.max_gpu_hours:,} GPU-hours"
@@ -539,6 +541,58 @@ class SchedulerExport(models.Model):
         return f"{self.get_format_display()} for {where} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class SiteTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class SiteToken(models.Model):
+    """A secret with which a site pushes one cluster's accounting to the usage API, nothing else.
+
+    Only a digest of the key is stored; the key itself is shown once, when the token is made.
+    """
+
+    KEY_PREFIX = "hgs_"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="site_tokens")
+    name = models.CharField(
+        max_length=100, help_text="What uses the token, e.g. the host that runs sacct."
+    )
+    key_start = models.CharField(
+        max_length=12, editable=False, help_text="The first characters, to recognise the key."
+    )
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SiteTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["cluster__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}: {self.name} ({self.key_start}...)"
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def key_issue(self) -> str:
+        """Give the token a new key and return it; the caller shows it once and saves."""
+        key = self.KEY_PREFIX + secrets.token_urlsafe(32)
+        self.key_start = key[: len(self.KEY_PREFIX) + 6]
+        self.key_digest = self.digest(key)
+        return key
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 class UsageImport(models.Model):
     """One run of the accounting importer, whatever way the data came in."""
 
@@ -558,6 +612,14 @@ class UsageImport(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    site_token = models.ForeignKey(
+        SiteToken,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_imports",
+        help_text="The site token the accounting was pushed with, if any.",
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -595,11 +657,20 @@ class UsageRecord(models.Model):
     """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
 
     # Usage records are written a million at a time (allocations/usage.py), so every index and
-    # foreign-key check here is paid per row. Single-column indexes already covered by the
-    # leading column of a composite one are left out: cluster by the unique (cluster, job_key),
-    # allocation by (allocation, start).
+    # foreign-key check here is paid per row:
+    # - no index a composite one already covers (cluster: the unique (cluster, job_key);
+    #   allocation: (allocation, start)), none on links nothing filters by;
+    # - (cluster, account) serves only the attribution of unmatched records, so it holds those;
+    # - no database constraint on the links: Django's deferred foreign keys make PostgreSQL
+    #   check each row and key again at commit, which cost a third of a bulk import. The
+    #   importer takes the ids from the rows it joins in the same statement, and Django still
+    #   applies PROTECT and SET_NULL when a cluster, allocation, partition or run is deleted.
     cluster = models.ForeignKey(
-        Cluster, on_delete=models.PROTECT, related_name="usage_records", db_index=False
+        Cluster,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
     )
     job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
     account = models.CharField(max_length=63)
@@ -610,11 +681,8 @@ class UsageRecord(models.Model):
         blank=True,
         related_name="usage_records",
         db_index=False,
+        db_constraint=False,
     )
-    # Informative links, set by the importer from values it has just looked up. No index (no
-    # read filters on them) and no database constraint: Django's deferred foreign keys make
-    # PostgreSQL run one integrity check per row and key at commit, which dominated the bulk
-    # import. SET_NULL is still applied by Django when a partition or import run is deleted.
     partition = models.ForeignKey(
         Partition,
         on_delete=models.SET_NULL,
@@ -657,7 +725,11 @@ class UsageRecord(models.Model):
             models.UniqueConstraint(fields=["cluster", "job_key"], name="usage_record_unique_run")
         ]
         indexes = [
-            models.Index(fields=["cluster", "account"]),
+            models.Index(
+                fields=["cluster", "account"],
+                condition=Q(allocation__isnull=True),
+                name="usage_record_unmatched",
+            ),
             models.Index(fields=["allocation", "start"]),
         ]
 

@@ -82,6 +82,7 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "schedulerexport": ("view", "add"),
             "usagerecord": ("view",),
             "usageimport": ("view", "add"),
+            "sitetoken": ("view", "add", "change"),
             "site": ("view", "add", "change"),
             "cluster": ("view", "add", "change"),
             "partition": ("view", "add", "change"),

@@ -17,14 +17,19 @@ with more elapsed time wins (a pending one that has since started beats it too);
 versions that differ take the later import, which is how a site's correction reaches us.
 
 Two write paths count identically: on PostgreSQL each batch is COPied into a temporary table and
-merged with one `INSERT ... ON CONFLICT DO UPDATE ... WHERE <newer>`; elsewhere (SQLite) the
-batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
+merged with one statement (insert the new runs, update the superseded ones); elsewhere (SQLite)
+the batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
+On PostgreSQL a file is parsed in a forked child process while the parent writes, so parsing
+(pure Python) and the database work overlap.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import multiprocessing
+import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import tzinfo
@@ -41,7 +46,10 @@ from .models import Allocation, Cluster, Partition, UsageImport, UsageRecord
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = 5_000  # the portable path; each batch is one transaction
+# PostgreSQL: per-statement and per-commit costs are paid per batch, per-row costs are not
+# reduced by batching further; 20,000 rows of COPY text stay well inside temp_buffers.
+COPY_BATCH_SIZE = 20_000
 REJECTED_KEPT = 1_000
 INPUT_FORMATS = ("sacct", "pbs")
 
@@ -178,11 +186,13 @@ def usage_import(
     fields: list[str] | str | None = None,
     source: str,
     actor=None,
+    site_token=None,
     filename: str = "",
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
     on_rejected: Callable[[Rejected], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 100_000,
+    parallel: bool | None = None,
 ) -> UsageImport:
     """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
 
@@ -190,6 +200,8 @@ def usage_import(
     unknown format or time zone, a header or field list lacking required fields.
     `on_rejected` is called for every rejected line (the run keeps the first 1,000);
     `on_progress(line_no)` about every `progress_every` lines.
+    `parallel`: parse in a forked process while this one writes (default: on PostgreSQL when
+    `lines` is an open file, where inputs are large enough for the overlap to pay).
     """
     if tz is None or isinstance(tz, str):
         tz = time_zone_for(cluster, tz)
@@ -208,24 +220,15 @@ def usage_import(
         input_format=input_format,
         filename=filename[:255],
         started_by=actor if actor is not None and actor.is_authenticated else None,
+        site_token=site_token,
     )
     usage_attribute(cluster=cluster)
     writer = _PostgresWriter(cluster, run) if connection.vendor == "postgresql" else None
     writer = writer or _OrmWriter(cluster, run)
+    if parallel is None:
+        parallel = isinstance(writer, _PostgresWriter) and _is_open_file(lines)
     counts = _Counts()
     rejected_kept: list[dict] = []
-    batch: dict[str, Row] = {}
-    next_progress = progress_every
-
-    def flush() -> None:
-        with transaction.atomic():
-            if batch:
-                writer.write(list(batch.values()), counts)
-            run.rejected_lines = rejected_kept
-            for name, value in counts.as_dict().items():
-                setattr(run, name, value)
-            run.save(update_fields=[*counts.as_dict(), "rejected_lines"])
-        batch.clear()
 
     def reject(item: Rejected) -> None:
         counts.rejected += 1
@@ -234,30 +237,28 @@ def usage_import(
         if on_rejected is not None:
             on_rejected(item)
 
+    batches = _batches(
+        items if first is None else _chain(first, items),
+        batch_size=batch_size or writer.batch_size,
+        progress_every=progress_every if on_progress is not None else 0,
+        encode=writer.encode,
+    )
+    stream = _forked(batches) if parallel and _can_fork() else batches
     try:
-        stream = items if first is None else _chain(first, items)
-        for item in stream:
-            if on_progress is not None and item.line_no >= next_progress:
-                on_progress(item.line_no)
-                next_progress = (item.line_no // progress_every + 1) * progress_every
-            kind = type(item)
-            if kind is JobRecord:
-                row = _row(item)
-                if type(row) is str:
-                    reject(Rejected(item.line_no, row, ""))
-                    continue
-                if row[0] in batch:
-                    # A run twice in one input (concatenated pulls): write what came first, so
-                    # the second is judged against it exactly as if it came in a later import.
-                    flush()
-                batch[row[0]] = row
-                if len(batch) >= batch_size:
-                    flush()
-            elif kind is Rejected:
-                reject(item)
-            else:
-                counts.steps_skipped += 1
-        flush()
+        for batch in stream:
+            for note in batch.notes:
+                if type(note) is int:
+                    on_progress(note)
+                else:
+                    reject(note)
+            counts.steps_skipped += batch.steps
+            with transaction.atomic():
+                if batch.size:
+                    writer.write(batch.data, batch.size, counts)
+                run.rejected_lines = rejected_kept
+                for name, value in counts.as_dict().items():
+                    setattr(run, name, value)
+                run.save(update_fields=[*counts.as_dict(), "rejected_lines"])
     except BaseException as exc:
         run.status = UsageImport.Status.FAILED
         run.error = f"{type(exc).__name__}: {exc}"[:10_000]
@@ -265,11 +266,136 @@ def usage_import(
         run.save(update_fields=["status", "error", "finished_at"])
         raise
     finally:
+        stream.close()
         writer.close()
     run.status = UsageImport.Status.DONE
     run.finished_at = timezone.now()
     run.save(update_fields=["status", "finished_at"])
     return run
+
+
+class _Batch:
+    """What one write transaction gets: the rows (as the writer's `encode` made them), and the
+    rejected lines (`Rejected`), progress marks (line numbers) and step lines met since the
+    previous batch, in input order."""
+
+    __slots__ = ("notes", "steps", "data", "size")
+
+    def __init__(self, notes: list, steps: int, data, size: int) -> None:
+        self.notes = notes
+        self.steps = steps
+        self.data = data
+        self.size = size
+
+
+def _batches(
+    items: Iterator, *, batch_size: int, progress_every: int, encode: Callable[[list[Row]], object]
+) -> Iterator[_Batch]:
+    """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
+    (possibly empty) always comes, so the final counts are saved."""
+    notes: list = []
+    steps = 0
+    batch: dict[str, Row] = {}
+    next_progress = progress_every or None
+    for item in items:
+        if next_progress is not None and item.line_no >= next_progress:
+            notes.append(item.line_no)
+            next_progress = (item.line_no // progress_every + 1) * progress_every
+        kind = type(item)
+        if kind is JobRecord:
+            row = _row(item)
+            if type(row) is str:
+                notes.append(Rejected(item.line_no, row, ""))
+                continue
+            if row[0] in batch:
+                # A run twice in one input (concatenated pulls): write what came first, so
+                # the second is judged against it exactly as if it came in a later import.
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+            batch[row[0]] = row
+            if len(batch) >= batch_size:
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+        elif kind is Rejected:
+            notes.append(item)
+        else:
+            steps += 1
+    yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+
+
+def _is_open_file(lines: object) -> bool:
+    if not isinstance(lines, io.IOBase):
+        return False
+    try:
+        lines.fileno()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _can_fork() -> bool:
+    # A daemonic process (a multiprocessing pool worker) may not have children.
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+    )
+
+
+class _ParseFailed:
+    """An exception raised while parsing in the child, carried back to the parent."""
+
+    def __init__(self, exc: BaseException) -> None:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
+def _produce(batches: Iterator[_Batch], sender) -> None:
+    try:
+        for batch in batches:
+            sender.send(batch)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        sender.send(_ParseFailed(exc))
+    else:
+        sender.send(None)
+    finally:
+        sender.close()
+
+
+def _forked(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """`batches`, produced by a forked child process while this one writes the previous one.
+
+    Parsing is pure Python and the writes mostly wait for PostgreSQL, so the two overlap on two
+    cores. The pipe holds no more than the batch in transit, so memory stays flat. The child
+    inherits the open input and never touches the database connection: it leaves through
+    os._exit, which runs no clean-up that could close the parent's connection.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_produce, args=(batches, sender), daemon=True)
+    child.start()
+    sender.close()
+    batch = False
+    try:
+        while True:
+            try:
+                batch = receiver.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"The parsing process ended unexpectedly (exit code {child.exitcode})."
+                ) from None
+            if batch is None:
+                return
+            if type(batch) is _ParseFailed:
+                raise batch.exc
+            yield batch
+    finally:
+        if child.is_alive() and batch is not None:
+            child.kill()  # the write failed: stop parsing
+        child.join()
+        receiver.close()
 
 
 def _chain(first, rest: Iterator) -> Iterator:
@@ -301,13 +427,18 @@ class _OrmWriter:
     """Portable path: fetch the batch's stored runs, compare in Python, bulk write."""
 
     _CHUNK = 500  # keeps `job_key IN (...)` under SQLite's variable limit
+    batch_size = BATCH_SIZE
 
     def __init__(self, cluster: Cluster, run: UsageImport) -> None:
         self.cluster = cluster
         self.run = run
         self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
 
-    def write(self, rows: list[Row], counts: _Counts) -> None:
+    @staticmethod
+    def encode(rows: list[Row]) -> list[Row]:
+        return rows
+
+    def write(self, rows: list[Row], size: int, counts: _Counts) -> None:
         keys = [row[0] for row in rows]
         accounts = {row[1] for row in rows}
         owners = dict(
@@ -387,91 +518,104 @@ _BATCH_COLUMNS = (
     ("job_name", "text"),
     ("state", "text"),
     ("running", "boolean"),
-    ("submit", "timestamptz"),
-    ("start", "timestamptz"),
-    ("end", "timestamptz"),
+    # times travel as seconds since the epoch: formatting a datetime as text costs several
+    # times more in Python than the server's to_timestamp()
+    ("submit", "double precision"),
+    ("start", "double precision"),
+    ("end", "double precision"),
     ("elapsed_seconds", "bigint"),
     ("gpus", "integer"),
     ("nodes", "integer"),
     ("gpu_seconds", "bigint"),
     ("energy_joules", "bigint"),
 )
+_BATCH_SELECT = ", ".join(
+    f"to_timestamp({_q(name)}) AS {_q(name)}" if kind == "double precision" else _q(name)
+    for name, kind in _BATCH_COLUMNS
+)
 
 
 class _PostgresWriter:
     """Set-based path: COPY the batch into a temporary table, merge it with one statement.
 
-    Runs whose stored version is already as new are filtered out before the INSERT, so a
-    re-import touches no row (ON CONFLICT ... WHERE would still lock and dirty each one). The
-    stored versions are looked up per batch row through the unique index (LATERAL ... LIMIT 1):
-    without that, a planner lacking fresh statistics on a growing table hash-joins the whole
-    table for every batch, which made a million-line import quadratic.
-    `xmax = 0` in RETURNING tells an inserted row from an updated one.
+    The statement looks each batch row's stored run up through the unique index (LATERAL ...
+    LIMIT 1: a planner without fresh statistics on a growing table would otherwise hash-join
+    all of it for every batch), inserts the runs not stored yet with a plain INSERT and updates
+    the ones this batch supersedes. Runs whose stored version is already as new are not
+    touched at all, so a re-import writes nothing.
+
+    A plain INSERT costs half of an `INSERT ... ON CONFLICT` (no speculative insertion), and is
+    safe because every batch transaction first takes a per-cluster advisory lock: concurrent
+    imports into one cluster take turns batch by batch, and each merge statement sees what the
+    other committed before it. The unique constraint stays as the backstop.
     """
+
+    batch_size = COPY_BATCH_SIZE
+    _LOCK_CLASS = 0x75736167  # pg_advisory_xact_lock(class, cluster id): "usag"
 
     def __init__(self, cluster: Cluster, run: UsageImport) -> None:
         self.cluster = cluster
         self.run = run
         table = _q(UsageRecord._meta.db_table)
-        data = [_q(name) for name in DATA_FIELDS]
         columns = ", ".join(f"{_q(name)} {kind}" for name, kind in _BATCH_COLUMNS)
         self.create_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ({columns})"
         self.copy_sql = (
             f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
         )
-        written = ["cluster_id", "job_key", *DATA_FIELDS, "allocation_id", "partition_id"]
-        written += ["import_run_id", "updated_at"]
-        updates = ", ".join(
-            f"{_q(name)} = EXCLUDED.{_q(name)}"
-            for name in [*DATA_FIELDS, "allocation_id", "partition_id", "import_run_id"]
-            + ["updated_at"]
-        )
+        stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
+        inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
+        updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
         # Only identifiers from model metadata are interpolated; values go in as parameters.
         self.merge_sql = f"""
-            WITH src AS (
-                SELECT b.*, a.id AS allocation_id, p.id AS partition_id
-                FROM {_BATCH_TABLE} b
+            WITH src AS MATERIALIZED (
+                SELECT b.*, a.id AS allocation_id, p.id AS partition_id, r.id AS stored_id,
+                       r.id IS NOT NULL AND {_supersedes_sql("b", "r")} AS newer
+                FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                 LEFT JOIN {_q(Allocation._meta.db_table)} a
                     ON a.cluster_id = %(cluster)s AND a.account = b.account
                 LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = b.partition_name
-            ),
-            candidates AS (
-                SELECT s.* FROM src s
                 LEFT JOIN LATERAL (
                     SELECT * FROM {table} stored
-                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = s.job_key
+                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
                     LIMIT 1
                 ) r ON TRUE
-                WHERE r.id IS NULL OR {_supersedes_sql("s", "r")}
             ),
-            written AS (
-                INSERT INTO {table} ({", ".join(_q(name) for name in written)})
-                SELECT %(cluster)s, job_key, {", ".join(data)}, allocation_id, partition_id,
+            inserted AS (
+                INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
+                SELECT %(cluster)s, job_key, {", ".join(_q(name) for name in stored)},
                        %(run)s, %(now)s
-                FROM candidates
-                ON CONFLICT (cluster_id, job_key) DO UPDATE SET {updates}
-                WHERE {_supersedes_sql("EXCLUDED", table)}
-                RETURNING (xmax = 0) AS inserted, allocation_id
+                FROM src WHERE stored_id IS NULL
+                RETURNING allocation_id
+            ),
+            updated AS (
+                UPDATE {table} SET {updates}, import_run_id = %(run)s, updated_at = %(now)s
+                FROM src s WHERE s.newer AND {table}.id = s.stored_id
+                RETURNING s.allocation_id
             )
             SELECT
                 (SELECT count(*) FROM src WHERE allocation_id IS NULL),
-                count(*) FILTER (WHERE inserted AND allocation_id IS NOT NULL),
-                count(*) FILTER (WHERE NOT inserted AND allocation_id IS NOT NULL)
-            FROM written
+                (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
+                (SELECT count(*) FROM updated WHERE allocation_id IS NOT NULL)
         """  # noqa: S608
         self.ready = False
 
-    def write(self, rows: list[Row], counts: _Counts) -> None:
+    @staticmethod
+    def encode(rows: list[Row]) -> bytes:
+        return _copy_data(rows)
+
+    def write(self, data: bytes, size: int, counts: _Counts) -> None:
         with connection.cursor() as cursor:
             if not self.ready:
                 cursor.execute(self.create_sql)
                 self.ready = True
-            cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
+            )
+            # Compiling a batch-sized plan costs more than it saves.
+            cursor.execute(f"SET LOCAL jit = off; TRUNCATE {_BATCH_TABLE}")
             with cursor.cursor.copy(self.copy_sql) as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+                copy.write(data)
             cursor.execute(
                 self.merge_sql,
                 {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
@@ -480,7 +624,7 @@ class _PostgresWriter:
         counts.unmatched += unmatched
         counts.imported += imported
         counts.updated += updated
-        counts.unchanged += len(rows) - unmatched - imported - updated
+        counts.unchanged += size - unmatched - imported - updated
 
     def close(self) -> None:
         if self.ready:
@@ -489,6 +633,58 @@ class _PostgresWriter:
                     cursor.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
             except Exception:  # a failed transaction leaves it to the session's end
                 logger.debug("temporary usage batch table left to the session's end")
+
+
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_NULL = "\\N"
+
+
+def _copy_time(value) -> object:
+    return _NULL if value is None else value.timestamp()
+
+
+def _copy_data(rows: list[Row]) -> bytes:
+    """The rows as PostgreSQL COPY text (tab-separated, `\\N` for NULL, times as seconds since
+    the epoch), in _BATCH_COLUMNS order.
+
+    psycopg's `write_row` adapts value by value in Python; one f-string per row is several
+    times faster, and the escaping is only paid by the rare line with a backslash, tab or
+    line break in it.
+    """
+    lines = []
+    append = lines.append
+    for (
+        job_key,
+        account,
+        job_id,
+        user,
+        partition_name,
+        job_name,
+        state,
+        running,
+        submit,
+        start,
+        end,
+        elapsed_seconds,
+        gpus,
+        nodes,
+        gpu_seconds,
+        energy_joules,
+    ) in rows:
+        text = f"{job_key}\t{account}\t{job_id}\t{user}\t{partition_name}\t{job_name}\t{state}"
+        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != 6:
+            text = "\t".join(
+                value.translate(_COPY_SPECIAL)
+                for value in (job_key, account, job_id, user, partition_name, job_name, state)
+            )
+        append(
+            f"{text}\t{'t' if running else 'f'}\t{_copy_time(submit)}\t{_copy_time(start)}\t"
+            f"{_copy_time(end)}\t{elapsed_seconds}\t{gpus}\t{nodes}\t{gpu_seconds}\t"
+            f"{_NULL if energy_joules is None else energy_joules}\n"
+        )
+    return "".join(lines).encode()
 
 
 # ---------------------------------------------------------------------------------------------

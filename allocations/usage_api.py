@@ -3,21 +3,34 @@
 The body is the accounting text itself (`Content-Type: text/plain`) or a multipart upload in a
 `file` field; `cluster`, `format`, `timezone` and `fields` come as query parameters or form
 fields. The text is streamed into the same importer as `import_usage`, never held whole.
+
+Who may push: an operator (token or session), or a site with its cluster's site token
+(`Authorization: SiteToken <key>`), which imports for that cluster only and needs no `cluster`.
 """
 
 import codecs
 from collections.abc import Iterator
 
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    TokenAuthentication,
+    get_authorization_header,
+)
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .models import Cluster, UsageImport
+from .models import Cluster, SiteToken, UsageImport
 from .usage import INPUT_FORMATS, UsageImportError, usage_import
 
 _CHUNK = 1 << 16
@@ -56,10 +69,63 @@ class AccountingFormatNegotiation(DefaultContentNegotiation):
     settings = _NoFormatQueryParameter()
 
 
+class SiteTokenAuthentication(BaseAuthentication):
+    """`Authorization: SiteToken <key>`: the request acts for the token's cluster, as no user."""
+
+    keyword = "SiteToken"
+    _USED_EVERY = 60  # seconds between two updates of last_used_at
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise AuthenticationFailed(f"Give the site token as '{self.keyword} <key>'.")
+        try:
+            key = header[1].decode()
+        except UnicodeError:
+            raise AuthenticationFailed("A site token has no characters beyond ASCII.") from None
+        token = (
+            SiteToken.objects.active()
+            .select_related("cluster")
+            .filter(key_digest=SiteToken.digest(key))
+            .first()
+        )
+        if token is None:
+            raise AuthenticationFailed("Unknown or revoked site token.")
+        now = timezone.now()
+        if (
+            token.last_used_at is None
+            or (now - token.last_used_at).total_seconds() > self._USED_EVERY
+        ):
+            SiteToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return AnonymousUser(), token
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class SiteTokenScheme(OpenApiAuthenticationExtension):
+    target_class = SiteTokenAuthentication
+    name = "siteToken"
+
+    def get_security_definition(self, auto_schema):
+        scheme = build_bearer_security_scheme_object(
+            header_name="Authorization", token_prefix=SiteTokenAuthentication.keyword
+        )
+        scheme["description"] = "A cluster's site token; imports for that cluster only."
+        return scheme
+
+
 class CanImportUsage(permissions.BasePermission):
-    message = "Importing usage needs the operator role (permission allocations.add_usageimport)."
+    message = (
+        "Importing usage needs the operator role (permission allocations.add_usageimport) "
+        "or the cluster's site token."
+    )
 
     def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, SiteToken):
+            return True
         user = request.user
         return bool(user and user.is_authenticated and user.has_perm("allocations.add_usageimport"))
 
@@ -108,7 +174,11 @@ class UsageImportOutputSerializer(serializers.ModelSerializer):
 
 
 _QUERY_PARAMETERS = [
-    OpenApiParameter("cluster", str, description="Cluster name (with a text/plain body)."),
+    OpenApiParameter(
+        "cluster",
+        str,
+        description="Cluster name (with a text/plain body; a site token implies it).",
+    ),
     OpenApiParameter(
         "format", str, enum=list(INPUT_FORMATS), description="sacct (default) or pbs."
     ),
@@ -124,6 +194,7 @@ _QUERY_PARAMETERS = [
 class UsageImportCreateApi(APIView):
     """Import scheduler accounting for one cluster; answers with the import run's summary."""
 
+    authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
     permission_classes = [CanImportUsage]
     parser_classes = [PlainTextParser, MultiPartParser, FormParser]
     content_negotiation_class = AccountingFormatNegotiation
@@ -159,6 +230,13 @@ class UsageImportCreateApi(APIView):
             filename = upload.name
         else:
             filename = ""
+        site_token = request.auth if isinstance(request.auth, SiteToken) else None
+        if site_token is not None:
+            given = params.setdefault("cluster", site_token.cluster.name)
+            if given != site_token.cluster.name:
+                raise PermissionDenied(
+                    f"This site token imports for cluster {site_token.cluster.name} only."
+                )
         form = UsageImportInputSerializer(data=params)
         form.is_valid(raise_exception=True)
         options = form.validated_data
@@ -171,6 +249,7 @@ class UsageImportCreateApi(APIView):
                 fields=options["fields"] or None,
                 source=UsageImport.Source.API,
                 actor=request.user,
+                site_token=site_token,
                 filename=filename,
             )
         except UsageImportError as exc:

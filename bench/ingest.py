@@ -54,7 +54,11 @@ def _recreate(maintenance: str, name: str, *, drop_only: bool = False) -> None:
 
 
 def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """Peak resident memory of this process plus that of its largest child (the parsing
+    process the importer forks): an upper bound, as the two share pages after the fork."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + child) / 1024  # KiB on Linux
 
 
 def _setup_django(url: str) -> None:
@@ -113,39 +117,27 @@ def _timed_import(cluster, path: Path):
     return time.perf_counter() - started, run
 
 
-def _copy_text(value) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, str):
-        return (
-            value.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
 def _timed_copy(path: Path, scratch: Path) -> float:
     """Parse the file into COPY text (not timed), then time COPY of it into a scratch table."""
     from django.db import connection
 
     from allocations.accounting import JobRecord, parse_sacct
-    from allocations.usage import _BATCH_COLUMNS, _row
+    from allocations.usage import _BATCH_COLUMNS, _copy_data, _row
 
     with (
         path.open(encoding="utf-8", errors="replace", newline="") as source,
-        scratch.open("w", encoding="utf-8") as target,
+        scratch.open("wb") as target,
     ):
+        rows = []
         for item in parse_sacct(source, tz=UTC):
             if type(item) is JobRecord:
                 row = _row(item)
                 if type(row) is tuple:
-                    target.write("\t".join(map(_copy_text, row)) + "\n")
+                    rows.append(row)
+                    if len(rows) >= 10_000:
+                        target.write(_copy_data(rows))
+                        rows.clear()
+        target.write(_copy_data(rows))
     columns = ", ".join(f'"{name}" {kind}' for name, kind in _BATCH_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(f"CREATE TABLE bench_copy ({columns})")
@@ -196,7 +188,7 @@ def main(argv=None) -> None:
     ratio = first / copy if copy else float("inf")
     peak = _peak_mb()
     print(f"ratio import/COPY {ratio:5.2f}")
-    print(f"peak memory    {peak:7.0f} MB")
+    print(f"peak memory    {peak:7.0f} MB   (importer + parsing process)")
     met = first <= TARGET_SECONDS and again <= TARGET_SECONDS and ratio <= TARGET_RATIO
     met = met and peak <= TARGET_MB
     print(

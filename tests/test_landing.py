@@ -10,7 +10,8 @@ from allocations.models import Call
 def test_landing_lists_the_open_call_with_its_access_modes(client, open_call):
     page = client.get("/").content.decode()
     assert open_call.title in page
-    for label in ("Playground", "Fast Lane", "Large Scale", "up to 50,000 GPU-hours", "LUMI"):
+    labels = ("Playground", "Fast Lane", "Large Scale", "LUMI")
+    for label in (*labels, "up to 50,000 GPU-hours", "more than 50,000 GPU-hours"):
         assert label in page
 
 

@@ -1,4 +1,4 @@
-"""POST /api/v1/usage/imports/: the same importer and summary over HTTP, operators only."""
+"""POST /api/v1/usage/imports/: the same importer and summary over HTTP, for operators and sites."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -116,3 +116,87 @@ def test_import_runs_are_browsable_in_the_admin(client, operator, leonardo):
     assert listing.status_code == 200 and "leonardo" in listing.content.decode()
     detail = client.get(f"/admin/allocations/usageimport/{run.pk}/change/").content.decode()
     assert "imported=1" in detail and "bad|line" in detail
+
+
+# --- site tokens ------------------------------------------------------------------------------
+
+
+def _site_token(cluster_name: str, name: str = "sacct pusher") -> str:
+    from allocations.models import Cluster, SiteToken
+
+    token = SiteToken(cluster=Cluster.objects.get(name=cluster_name), name=name)
+    key = token.key_issue()
+    token.save()
+    return key
+
+
+def test_operator_makes_a_site_token_in_the_admin_and_sees_its_key_once(client, operator, leonardo):
+    from allocations.models import Cluster, SiteToken
+
+    client.force_login(operator)
+    cluster = Cluster.objects.get(name="leonardo")
+    response = client.post(
+        "/admin/allocations/sitetoken/add/",
+        {"cluster": cluster.pk, "name": "accounting host"},
+        follow=True,
+    )
+    page = response.content.decode()
+    token = SiteToken.objects.get()
+    assert token.created_by == operator and token.key_start.startswith("hgs_")
+    key = page.split("<code>", 1)[1].split("</code>", 1)[0]
+    assert key.startswith(token.key_start) and len(key) > 40
+    assert key not in str(SiteToken.objects.values().get())  # only its digest is stored
+    listing = client.get("/admin/allocations/sitetoken/").content.decode()
+    assert "accounting host" in listing and key not in listing
+    detail = client.get(f"/admin/allocations/sitetoken/{token.pk}/change/").content.decode()
+    assert key not in detail
+
+
+def test_a_site_token_imports_for_its_cluster_without_naming_it(api_client, leonardo):
+    from allocations.models import SiteToken
+
+    api_client.credentials(HTTP_AUTHORIZATION=f"SiteToken {_site_token('leonardo')}")
+    response = post_text(api_client, sacct_text(sacct_line("1")))
+    assert response.status_code == 201, response.content
+    assert response.json()["cluster"] == "leonardo" and response.json()["imported"] == 1
+    run = UsageImport.objects.get()
+    assert run.site_token == SiteToken.objects.get() and run.started_by is None
+    assert SiteToken.objects.get().last_used_at is not None
+
+
+def test_a_site_token_cannot_import_for_another_cluster(api_client, leonardo):
+    api_client.credentials(HTTP_AUTHORIZATION=f"SiteToken {_site_token('leonardo')}")
+    response = post_text(api_client, sacct_text(sacct_line("1")), cluster="lumi")
+    assert response.status_code == 403
+    assert "leonardo only" in response.json()["detail"]
+    assert not UsageImport.objects.exists()
+
+
+def test_a_revoked_or_unknown_site_token_is_refused(api_client, client, operator, leonardo):
+    from allocations.models import SiteToken
+
+    key = _site_token("leonardo")
+    client.force_login(operator)
+    token = SiteToken.objects.get()
+    client.post(
+        "/admin/allocations/sitetoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert SiteToken.objects.get().revoked_at is not None
+    for header in (f"SiteToken {key}", "SiteToken hgs_made-up", "SiteToken two parts"):
+        api_client.credentials(HTTP_AUTHORIZATION=header)
+        response = post_text(api_client, sacct_text(sacct_line("1")))
+        assert response.status_code == 401, header
+    assert not UsageRecord.objects.exists()
+
+
+def test_a_site_token_opens_no_other_endpoint(api_client, leonardo):
+    api_client.credentials(HTTP_AUTHORIZATION=f"SiteToken {_site_token('leonardo')}")
+    assert api_client.get("/api/v1/allocations/").status_code in (401, 403)
+    assert api_client.get("/api/v1/applications/").status_code in (401, 403)
+
+
+def test_site_tokens_are_for_operators_only(client, call_manager, applicant):
+    for user in (call_manager, applicant):
+        client.force_login(user)
+        assert client.get("/admin/allocations/sitetoken/add/").status_code in (302, 403)

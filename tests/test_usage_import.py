@@ -10,7 +10,13 @@ from django.test.utils import CaptureQueriesContext
 
 from allocations.accounting import parse_sacct
 from allocations.models import Cluster, UsageImport, UsageRecord
-from allocations.usage import DATA_FIELDS, supersedes, usage_attribute, usage_import
+from allocations.usage import (
+    DATA_FIELDS,
+    _copy_data,
+    supersedes,
+    usage_attribute,
+    usage_import,
+)
 
 from .usage_factories import (
     FOX_FIELDS,
@@ -458,3 +464,92 @@ def test_parser_and_importer_agree_on_the_gpu_seconds_of_the_fox_sample(fox):
             if hasattr(item, "gpu_seconds")
         )
     assert parsed == 1272 + 1529 + 206
+
+
+# --- parsing in a second process --------------------------------------------------------------
+
+
+def _mixed_pull() -> str:
+    lines = [sacct_line(str(n), state="RUNNING", end="Unknown", elapsed=n) for n in range(1, 30)]
+    lines += [sacct_line(f"{n}.batch", raw=f"{n}.batch") for n in range(1, 10)]
+    return sacct_text(
+        *lines,
+        "garbage|line",
+        sacct_line("3", elapsed=99),  # a run twice in one input: finished after running
+        sacct_line("40", account="newco"),
+        sacct_line("41", elapsed="lots"),
+        sacct_line("4"),
+    )
+
+
+def _stored_runs() -> list[tuple]:
+    return list(
+        UsageRecord.objects.order_by("job_key").values_list(
+            "job_key", *DATA_FIELDS, "allocation_id", "partition_id"
+        )
+    )
+
+
+def test_parsing_in_a_second_process_counts_and_reports_like_one_process(tmp_path, leonardo):
+    path = tmp_path / "pull.txt"
+    path.write_text(_mixed_pull(), encoding="utf-8")
+    outcomes = []
+    for parallel in (False, True):
+        UsageRecord.objects.all().delete()
+        rejected, progress = [], []
+        with path.open(encoding="utf-8", newline="") as handle:
+            run = usage_import(
+                cluster=leonardo,
+                lines=handle,
+                source="command",
+                batch_size=4,
+                parallel=parallel,
+                on_rejected=lambda item, seen=rejected: seen.append((item.line_no, item.reason)),
+                on_progress=progress.append,
+                progress_every=10,
+            )
+        outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == (
+        "imported=29 updated=2 unchanged=0 steps_skipped=9 unmatched=1 rejected=2"
+    )
+    assert [line for line, _ in outcomes[1][2]] == [40, 43]
+    assert outcomes[1][3] == [10, 20, 30, 40]
+
+
+def test_an_error_while_parsing_in_the_second_process_fails_the_run(tmp_path, leonardo):
+    path = tmp_path / "pull.txt"
+    # the undecodable bytes come well after the first buffer the parent reads the header from
+    steps = [sacct_line(f"1.{n}", raw=f"1.{n}") for n in range(2_000)]
+    path.write_bytes(sacct_text(sacct_line("1"), *steps).encode() + b"\xff\n")
+    with (
+        path.open(encoding="utf-8", newline="") as handle,  # strict: undecodable bytes raise
+        pytest.raises(UnicodeDecodeError),
+    ):
+        usage_import(cluster=leonardo, lines=handle, source="command", parallel=True)
+    run = UsageImport.objects.get()
+    assert run.status == UsageImport.Status.FAILED
+    assert "UnicodeDecodeError" in run.error
+
+
+def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
+    name = "a\\b\tc\rd\\N"
+    text = sacct_text(sacct_line("1", name=name, user="x\\y"))
+    usage_import(cluster=leonardo, lines=text.split("\n"), source="command")
+    record = UsageRecord.objects.get()
+    assert (record.job_name, record.user) == (name, "x\\y")
+
+
+def test_copy_text_has_one_line_per_row_and_null_markers():
+    started = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    rows = [
+        ("1@k", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
+        + (60, 4, 1, 240, None),
+        ("2@k", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started, started)
+        + (0, 0, 1, 0, 7),
+    ]
+    assert _copy_data(rows).decode().splitlines() == [
+        "1@k\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t1\t240\t\\N",
+        "2@k\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
+        "\t1767603600.0\t1767603600.0\t0\t0\t1\t0\t7",
+    ]

@@ -36,6 +36,4 @@ class Command(BaseCommand):
         self.stdout.write(f"Open call: {call.title} ({call.access_modes.count()} access modes).")
         for line in extra:
             self.stdout.write(line)
-        self.stdout.write(
-            f"Demo users (password '{seed.DEMO_PASSWORD}'): " + ", ".join(users)
-        )
+        self.stdout.write(f"Demo users (password '{seed.DEMO_PASSWORD}'): " + ", ".join(users))
