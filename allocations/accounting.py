@@ -18,10 +18,11 @@ times is looked up once per wall-clock hour.
 """
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields, make_dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from operator import itemgetter
+from typing import NamedTuple
 
 __all__ = [
     "SACCT_OPTIONAL",
@@ -39,9 +40,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class JobRecord:
-    """One run of one job allocation, as the scheduler reported it."""
+class JobRecord(NamedTuple):
+    """One run of one job allocation, as the scheduler reported it.
+
+    A named tuple rather than a frozen dataclass: a million of them are built per import, and
+    a frozen dataclass's __init__ assigns each of the 17 fields through object.__setattr__,
+    several times the cost of building a tuple.
+    """
 
     line_no: int
     job_key: str  # unique per run; see parse_sacct / parse_pbs for how it is built
@@ -64,23 +69,6 @@ class JobRecord:
     @property
     def gpu_seconds(self) -> int:
         return self.gpus * self.elapsed_seconds
-
-
-# A frozen dataclass's __init__ assigns each field through object.__setattr__: about 2.4 us for
-# JobRecord's 17 fields in CPython 3.11, half the time budget for reading a whole sacct line.
-# The hot path fills this mutable twin (same fields, same slots: ~0.3 us) and then makes it a
-# JobRecord, which CPython allows because the two layouts are identical. The result is frozen
-# and equal to JobRecord(...) built the ordinary way (tested).
-_JobRecordDraft = make_dataclass(
-    "_JobRecordDraft", [(field.name, field.type) for field in fields(JobRecord)], slots=True
-)
-
-
-def _job_record(*values: object) -> JobRecord:
-    """JobRecord(*values), positionally, for the hot path."""
-    record = _JobRecordDraft(*values)
-    record.__class__ = JobRecord
-    return record  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -578,7 +566,7 @@ def _sacct_line_reader(layout: _SacctLayout, tz: tzinfo) -> Callable[[int, list[
 
         job_key = job_id_raw if submit is None else f"{job_id_raw}@{utc_iso(submit_text, submit)}"
 
-        return _job_record(
+        return JobRecord(
             line_no,
             job_key,
             job_id_raw,
