@@ -7,10 +7,12 @@ from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 from django.utils import timezone
 
+from config.mail import mail_each, site_url
 from organisations.models import Membership, Organisation
 
 from . import roles
@@ -334,21 +336,18 @@ def _enqueue_reminder(entry_id: int) -> None:
     large_run_reminder_send.delay(entry_id)
 
 
-def alert_recipients(*, organisation_ids: list[int]) -> list[str]:
-    """Owners of the organisations concerned, the call managers and the operators."""
-    users = (
-        get_user_model()
-        .objects.filter(
-            Q(
-                membership__organisation_id__in=organisation_ids,
-                membership__role=Membership.Role.OWNER,
-            )
-            | Q(groups__name__in=[roles.CALL_MANAGER, roles.OPERATOR]),
-            is_active=True,
-        )
-        .exclude(email="")
+def _owner_emails(organisation_ids: list[int]) -> set[str]:
+    users = get_user_model().objects.filter(
+        membership__organisation_id__in=organisation_ids,
+        membership__role=Membership.Role.OWNER,
+        is_active=True,
     )
-    return sorted(set(users.values_list("email", flat=True)))
+    return set(users.exclude(email="").values_list("email", flat=True))
+
+
+def _staff_emails(*role_names: str) -> set[str]:
+    users = get_user_model().objects.filter(groups__name__in=role_names, is_active=True)
+    return set(users.exclude(email="").values_list("email", flat=True))
 
 
 def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
@@ -360,46 +359,69 @@ def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
 
 
 def alert_notify(*, alert_id: int, organisation_ids: list[int]) -> int:
-    """Send one alert's e-mail once; returns the number of messages sent (0 or 1)."""
-    alert = Alert.objects.select_related("policy").filter(pk=alert_id, notified_at=None).first()
+    """Send one alert's e-mail once, one message per person; returns the number of messages.
+
+    Staff (call managers, operators) get a link to the alert in the admin, where they
+    acknowledge it; the organisations' owners a link to the usage it is about. Nobody sees who
+    else was told: a group alert reaches several companies.
+    """
+    alert = (
+        Alert.objects.select_related("policy", "allocation")
+        .filter(pk=alert_id, notified_at=None)
+        .first()
+    )
     if alert is None:
         return 0
-    recipients = alert_recipients(organisation_ids=organisation_ids)
-    if recipients:
-        is_share = alert.level.startswith("allocation_")
-        context = {
-            "alert": alert,
-            "value": f"{alert.value:.1%}" if is_share else f"{alert.value:.2g} FLOP",
-            "threshold": f"{alert.threshold:.0%}" if is_share else f"{alert.threshold:.2g} FLOP",
-        }
-        _mail("alert", context, recipients)
+    staff = _staff_emails(roles.CALL_MANAGER, roles.OPERATOR)
+    owners = _owner_emails(organisation_ids) - staff
+    is_share = alert.level.startswith("allocation_")
+    context = {
+        "alert": alert,
+        "value": f"{alert.value:.1%}" if is_share else f"{alert.value:.2g} FLOP",
+        "threshold": f"{alert.threshold:.0%}" if is_share else f"{alert.threshold:.2g} FLOP",
+    }
+    staff_link = reverse("admin:allocations_alert_change", args=[alert.pk])
+    sent = mail_each(
+        "allocations/email/alert",
+        {**context, "for_staff": True, "url": site_url(staff_link)},
+        staff,
+    )
+    sent += mail_each(
+        "allocations/email/alert", {**context, "url": site_url(_usage_link(alert))}, owners
+    )
     Alert.objects.filter(pk=alert.pk).update(notified_at=timezone.now())
-    return 1 if recipients else 0
+    return sent
+
+
+def _usage_link(alert: Alert) -> str:
+    if alert.scope == Scope.ALLOCATION and alert.allocation_id:
+        return reverse("usage:allocation", args=[alert.allocation_id])
+    if alert.scope == Scope.MODEL:
+        return reverse("usage:model", args=[alert.subject])
+    return reverse("allocations:list")
 
 
 def large_run_reminder(*, entry_id: int) -> int:
+    """Remind of an art. 52 deadline: staff with a link to the register entry, where the
+    notification date is recorded, the owners with a link to the usage it is about."""
     entry = LargeRunEntry.objects.filter(pk=entry_id, notified_on=None).first()
     if entry is None:
         return 0
     organisation_ids = list(entry.allocations.values_list("organisation_id", flat=True))
-    recipients = sorted(
-        set(alert_recipients(organisation_ids=organisation_ids))
-        | set(
-            get_user_model()
-            .objects.filter(groups__name=roles.GOVERNANCE_OFFICER, is_active=True)
-            .exclude(email="")
-            .values_list("email", flat=True)
-        )
+    staff = _staff_emails(roles.CALL_MANAGER, roles.OPERATOR, roles.GOVERNANCE_OFFICER)
+    owners = _owner_emails(organisation_ids) - staff
+    entry_link = reverse("admin:allocations_largerunentry_change", args=[entry.pk])
+    if entry.scope == Scope.MODEL:
+        usage_link = reverse("usage:model", args=[entry.subject])
+    else:
+        usage_link = reverse("allocations:list")
+    context = {"entry": entry}
+    sent = mail_each(
+        "allocations/email/reminder",
+        {**context, "for_staff": True, "url": site_url(entry_link)},
+        staff,
     )
-    if recipients:
-        _mail("reminder", {"entry": entry}, recipients)
-    return len(recipients)
-
-
-def _mail(template: str, context: dict, recipients: list[str]) -> None:
-    from django.core.mail import send_mail
-    from django.template.loader import render_to_string
-
-    subject = render_to_string(f"allocations/email/{template}_subject.txt", context).strip()
-    body = render_to_string(f"allocations/email/{template}_body.txt", context)
-    send_mail(f"[hpcgate] {subject}", body, None, recipients)
+    sent += mail_each(
+        "allocations/email/reminder", {**context, "url": site_url(usage_link)}, owners
+    )
+    return sent

@@ -37,6 +37,19 @@ else:
             "ALLOWED_HOSTS must list the host names this site is served under when DEBUG is off."
         )
 
+# Where people reach the site: links in the e-mails workers send, outside any request.
+if DEBUG or TESTING:
+    _SITE_URL_DEFAULT = "http://127.0.0.1:8000"
+else:
+    _SITE_HOST = next((host for host in ALLOWED_HOSTS if host != "*" and host[0] != "."), "")
+    _SITE_URL_DEFAULT = f"https://{_SITE_HOST}" if _SITE_HOST else ""
+SITE_URL = env.str("SITE_URL", default=_SITE_URL_DEFAULT).rstrip("/")
+if not SITE_URL:
+    raise ImproperlyConfigured(
+        "SITE_URL must be set (e.g. https://hpcgate.example.eu) when ALLOWED_HOSTS has only "
+        "wildcard entries: e-mails link to it."
+    )
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

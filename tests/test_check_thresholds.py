@@ -3,6 +3,7 @@ from datetime import date, timedelta
 from io import StringIO
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 from django.db import connection
@@ -247,16 +248,23 @@ def test_projected_systemic_risk_opens_a_register_entry_with_the_14_day_clock(
     with django_capture_on_commit_callbacks(execute=True):
         check(today=TODAY + timedelta(days=7))
     reminders = [m for m in mail.outbox if "Art. 52" in m.subject]
-    assert len(reminders) == 2  # model entry and organisation-group entry
-    assert {applicant.email, governance_officer.email} <= set(reminders[0].to)
+    # model entry and organisation-group entry, each to the owner and the governance officer
+    assert sorted(m.to for m in reminders) == sorted(
+        [[applicant.email], [governance_officer.email]] * 2
+    )
+    to_officer = next(m for m in reminders if m.to == [governance_officer.email])
+    assert f"{settings.SITE_URL}/admin/allocations/largerunentry/" in to_officer.body
+    to_owner = next(m for m in reminders if m.to == [applicant.email] and "model" in m.body)
+    assert f"{settings.SITE_URL}/usage/models/frontier-400b/" in to_owner.body
+    assert "/admin/" not in to_owner.body
     with django_capture_on_commit_callbacks(execute=True):
         check(today=TODAY + timedelta(days=8))
-    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
+    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 4
 
     LargeRunEntry.objects.update(notified_on=TODAY + timedelta(days=9))
     with django_capture_on_commit_callbacks(execute=True):
         check(today=TODAY + timedelta(days=12))
-    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
+    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 4
 
 
 def test_register_figures_follow_usage_to_two_significant_figures(split_model):
@@ -284,11 +292,18 @@ def test_alerts_are_mailed_to_owners_call_managers_and_operators(
     use(a, 76 * 3600)
     with django_capture_on_commit_callbacks(execute=True):
         check()
-    assert len(mail.outbox) == 1
-    message = mail.outbox[0]
-    assert "allocation_75" in message.subject
-    assert set(message.to) == {applicant.email, call_manager.email, operator.email}
-    assert Alert.objects.get().notified_at is not None
+    alert = Alert.objects.get()
+    messages = {message.to[0]: message for message in mail.outbox}
+    assert [len(message.to) for message in mail.outbox] == [1, 1, 1]  # nobody sees the others
+    assert set(messages) == {applicant.email, call_manager.email, operator.email}
+    assert all("allocation_75" in message.subject for message in mail.outbox)
+    admin_link = f"{settings.SITE_URL}/admin/allocations/alert/{alert.pk}/change/"
+    assert admin_link in messages[operator.email].body
+    assert admin_link in messages[call_manager.email].body
+    owner_mail = messages[applicant.email].body
+    assert f"{settings.SITE_URL}/usage/allocations/{a.pk}/" in owner_mail
+    assert "/admin/" not in owner_mail and "Acknowledge" not in owner_mail
+    assert alert.notified_at is not None
 
 
 def test_acknowledging_records_who_and_why_once(split_model, operator):

@@ -13,7 +13,7 @@ def _run(args: list[str], **env_overrides: str) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "HPCGATE_TESTING"}
+        if key not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "HPCGATE_TESTING", "SITE_URL"}
     }
     env.update({"HPCGATE_TESTING": "0", "DEBUG": "0"}, **env_overrides)
     return subprocess.run(
@@ -31,6 +31,29 @@ def test_production_refuses_to_start_without_allowed_hosts():
     result = _run(["manage.py", "check"], SECRET_KEY=PRODUCTION_KEY)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS must list" in result.stderr
+
+
+def _site_url(**env: str) -> subprocess.CompletedProcess:
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(settings.SITE_URL)"
+    )
+    return _run(
+        ["-c", code], DJANGO_SETTINGS_MODULE="config.settings", SECRET_KEY=PRODUCTION_KEY, **env
+    )
+
+
+def test_mail_links_use_the_first_named_host_over_https_unless_site_url_says_otherwise():
+    assert _site_url(ALLOWED_HOSTS=".example.eu,hpc.example.eu").stdout.strip() == (
+        "https://hpc.example.eu"
+    )
+    given = _site_url(ALLOWED_HOSTS="hpc.example.eu", SITE_URL="https://gate.example.eu/")
+    assert given.stdout.strip() == "https://gate.example.eu"
+
+
+def test_production_refuses_to_start_without_a_site_url_to_put_in_mails():
+    result = _site_url(ALLOWED_HOSTS="*")
+    assert result.returncode != 0
+    assert "SITE_URL must be set" in result.stderr
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -317,7 +318,8 @@ def test_approval_grants_up_to_the_request_and_creates_allocations(
     assert allocation.organisation == application.organisation
     assert allocation.model_name == application.model_name
     assert decision.grants.get().gpu_hours == 15_000
-    assert [m.to for m in mail.outbox] == [["aino@aurora-ai.example", "founder@founder.example"]]
+    assert [m.to for m in mail.outbox] == [["aino@aurora-ai.example"], ["founder@founder.example"]]
+    assert f"{settings.SITE_URL}/applications/{application.pk}/" in mail.outbox[0].body
     assert "approved" in mail.outbox[0].subject
     assert "15,000" in mail.outbox[0].body and "Strong team." in mail.outbox[0].body
     assert "expert" not in mail.outbox[0].body

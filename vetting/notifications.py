@@ -1,24 +1,10 @@
 """E-mails of the vetting workflow: assignments to reviewers, decisions to applicants."""
 
-from django.conf import settings
-from django.core.mail import send_mail
-from django.template.loader import render_to_string
 from django.urls import reverse
 
+from config.mail import mail_each, site_url
+
 from .models import Decision, ReviewAssignment
-
-
-def _site_url(path: str) -> str:
-    return getattr(settings, "SITE_URL", "").rstrip("/") + path
-
-
-def _send(template: str, context: dict, recipients: list[str]) -> int:
-    if not recipients:
-        return 0
-    subject = render_to_string(f"vetting/email/{template}_subject.txt", context).strip()
-    body = render_to_string(f"vetting/email/{template}_body.txt", context)
-    send_mail(f"[hpcgate] {subject}", body, None, recipients)
-    return len(recipients)
 
 
 def assignment_mail(*, assignment_id: int) -> int:
@@ -30,10 +16,12 @@ def assignment_mail(*, assignment_id: int) -> int:
     )
     if assignment is None or assignment.state != ReviewAssignment.State.PENDING:
         return 0
-    url = _site_url(reverse("admin:vetting_reviewassignment_change", args=[assignment.pk]))
+    url = site_url(reverse("admin:vetting_reviewassignment_change", args=[assignment.pk]))
     context = {"assignment": assignment, "application": assignment.application, "url": url}
-    return _send(
-        "assignment", context, [assignment.reviewer.email] if assignment.reviewer.email else []
+    return mail_each(
+        "vetting/email/assignment",
+        context,
+        [assignment.reviewer.email] if assignment.reviewer.email else [],
     )
 
 
@@ -55,6 +43,6 @@ def decision_mail(*, decision_id: int) -> int:
     )
     if application.pi_email:
         recipients.add(application.pi_email)
-    url = _site_url(reverse("vetting:detail", args=[application.pk]))
+    url = site_url(reverse("vetting:detail", args=[application.pk]))
     context = {"decision": decision, "application": application, "url": url}
-    return _send(f"decision_{decision.outcome}", context, sorted(recipients))
+    return mail_each(f"vetting/email/decision_{decision.outcome}", context, recipients)
