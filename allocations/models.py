@@ -760,6 +760,9 @@ class Alert(models.Model):
     allocation = models.ForeignKey(
         Allocation, on_delete=models.SET_NULL, null=True, blank=True, related_name="alerts"
     )
+    organisation_ids = models.JSONField(
+        default=list, blank=True, editable=False, help_text="Organisations whose owners are told."
+    )
     raised_at = models.DateTimeField(default=timezone.now)
     notified_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(

@@ -7,11 +7,12 @@ from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils import timezone
 
+from config.celery import publish
 from config.mail import mail_each, site_url
 from organisations.models import Membership, Organisation
 
@@ -31,6 +32,8 @@ from .thresholds import (
 # Art. 52(1): notify the Commission within two weeks.
 NOTIFICATION_DAYS = 14
 REMINDER_DAYS_BEFORE_DEADLINE = (7, 2)
+# An alert still not e-mailed this long after it was raised lost its message: queue it again.
+MAIL_LOST_AFTER = timedelta(minutes=10)
 LIVE_STATES = {Allocation.State.SCHEDULED, Allocation.State.ACTIVE, Allocation.State.SUSPENDED}
 
 
@@ -153,9 +156,14 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
         exhausted = _block_exhausted(alerts)
         opened = _register_update(policy, model_efforts + group_efforts, today)
         reminders = _register_reminders(today)
-        if alerts:
-            notices = [(a.pk, a.organisation_ids) for a in alerts]
-            transaction.on_commit(lambda: _enqueue_notifications(notices))
+        unsent = Alert.objects.filter(
+            Q(pk__in=[alert.pk for alert in alerts])
+            | Q(raised_at__lt=timezone.now() - MAIL_LOST_AFTER),
+            notified_at=None,
+        )
+        alert_ids = list(unsent.order_by("pk").values_list("pk", flat=True))
+        if alert_ids:
+            transaction.on_commit(lambda: _enqueue_notifications(alert_ids))
     return CheckResult(policy, alerts, exhausted, opened, reminders)
 
 
@@ -317,23 +325,25 @@ def _register_reminders(today: date) -> int:
         days_left = (entry.notification_deadline - today).days
         owed = sum(1 for d in REMINDER_DAYS_BEFORE_DEADLINE if days_left <= d)
         if owed > entry.reminders_sent:
+            # counted as sent by the task once sent: a lost message is queued again next check
             entry_id = entry.pk
-            transaction.on_commit(lambda entry_id=entry_id: _enqueue_reminder(entry_id))
-            LargeRunEntry.objects.filter(pk=entry.pk).update(reminders_sent=owed)
+            transaction.on_commit(
+                lambda entry_id=entry_id, owed=owed: _enqueue_reminder(entry_id, owed)
+            )
             sent += 1
     return sent
 
 
-def _enqueue_notifications(notices: list[tuple[int, list[int]]]) -> None:
+def _enqueue_notifications(alert_ids: list[int]) -> None:
     from .tasks import alerts_notify
 
-    alerts_notify.delay(notices)
+    publish(alerts_notify, alert_ids)
 
 
-def _enqueue_reminder(entry_id: int) -> None:
+def _enqueue_reminder(entry_id: int, owed: int) -> None:
     from .tasks import large_run_reminder_send
 
-    large_run_reminder_send.delay(entry_id)
+    publish(large_run_reminder_send, entry_id, owed)
 
 
 def _owner_emails(organisation_ids: list[int]) -> set[str]:
@@ -358,7 +368,7 @@ def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
     return bool(updated)
 
 
-def alert_notify(*, alert_id: int, organisation_ids: list[int]) -> int:
+def alert_notify(*, alert_id: int) -> int:
     """Send one alert's e-mail once, one message per person; returns the number of messages.
 
     Staff (call managers, operators) get a link to the alert in the admin, where they
@@ -373,7 +383,7 @@ def alert_notify(*, alert_id: int, organisation_ids: list[int]) -> int:
     if alert is None:
         return 0
     staff = _staff_emails(roles.CALL_MANAGER, roles.OPERATOR)
-    owners = _owner_emails(organisation_ids) - staff
+    owners = _owner_emails(alert.organisation_ids) - staff
     is_share = alert.level.startswith("allocation_")
     context = {
         "alert": alert,
@@ -401,10 +411,13 @@ def _usage_link(alert: Alert) -> str:
     return reverse("allocations:list")
 
 
-def large_run_reminder(*, entry_id: int) -> int:
-    """Remind of an art. 52 deadline: staff with a link to the register entry, where the
-    notification date is recorded, the owners with a link to the usage it is about."""
-    entry = LargeRunEntry.objects.filter(pk=entry_id, notified_on=None).first()
+def large_run_reminder(*, entry_id: int, owed: int) -> int:
+    """Send the `owed`-th reminder of an art. 52 deadline, unless it went out already: staff get
+    a link to the register entry, where the notification date is recorded, the owners a link
+    to the usage it is about."""
+    entry = LargeRunEntry.objects.filter(
+        pk=entry_id, notified_on=None, reminders_sent__lt=owed
+    ).first()
     if entry is None:
         return 0
     organisation_ids = list(entry.allocations.values_list("organisation_id", flat=True))
@@ -424,4 +437,5 @@ def large_run_reminder(*, entry_id: int) -> int:
     sent += mail_each(
         "allocations/email/reminder", {**context, "url": site_url(usage_link)}, owners
     )
+    LargeRunEntry.objects.filter(pk=entry.pk).update(reminders_sent=owed)
     return sent

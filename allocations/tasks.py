@@ -26,11 +26,12 @@ def thresholds_check() -> str:
     retry_backoff=True,
     max_retries=8,
 )
-def alerts_notify(notices: list) -> int:
-    """E-mail each new alert to the owners concerned, the call managers and the operators."""
+def alerts_notify(alert_ids: list[int]) -> int:
+    """E-mail each alert not e-mailed yet to the owners concerned, the call managers and the
+    operators."""
     from .monitoring import alert_notify
 
-    return sum(alert_notify(alert_id=alert_id, organisation_ids=ids) for alert_id, ids in notices)
+    return sum(alert_notify(alert_id=alert_id) for alert_id in alert_ids)
 
 
 @shared_task(
@@ -39,10 +40,10 @@ def alerts_notify(notices: list) -> int:
     retry_backoff=True,
     max_retries=8,
 )
-def large_run_reminder_send(entry_id: int) -> int:
+def large_run_reminder_send(entry_id: int, owed: int) -> int:
     from .monitoring import large_run_reminder
 
-    return large_run_reminder(entry_id=entry_id)
+    return large_run_reminder(entry_id=entry_id, owed=owed)
 
 
 @shared_task(acks_late=True)

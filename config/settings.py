@@ -236,6 +236,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "vetting.tasks.screening_sweep",
         "schedule": 5 * 60,
     },
+    "vetting: re-queue e-mails a lost message left behind (every 15 minutes)": {
+        "task": "vetting.tasks.mail_sweep",
+        "schedule": 15 * 60,
+    },
 }
 
 USAGE_SPOOL_DIR = Path(env.str("USAGE_SPOOL_DIR", default=str(VAR_DIR / "spool")))

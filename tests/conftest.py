@@ -84,3 +84,19 @@ def api_client():
 def client_for(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def broker_down(monkeypatch):
+    """`broker_down(task, ...)`: publishing those tasks fails as when the broker is unreachable,
+    until `monkeypatch.undo()`."""
+    from kombu.exceptions import OperationalError
+
+    def refuse(*args, **kwargs):
+        raise OperationalError("connection refused")
+
+    def down(*tasks) -> None:
+        for task in tasks:
+            monkeypatch.setattr(task, "apply_async", refuse)
+
+    return down

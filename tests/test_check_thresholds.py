@@ -306,6 +306,65 @@ def test_alerts_are_mailed_to_owners_call_managers_and_operators(
     assert alert.notified_at is not None
 
 
+def test_alert_mail_lost_with_the_broker_goes_out_with_a_later_check_once(
+    reference_data, applicant, django_capture_on_commit_callbacks, monkeypatch, broker_down
+):
+    from allocations import tasks
+    from allocations.monitoring import MAIL_LOST_AFTER
+
+    a = allocation(organisation("FI-1", owner=applicant), "vega", "lostmail", 100)
+    use(a, 76 * 3600)
+    broker_down(tasks.alerts_notify)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert check() == [("allocation_75", "allocation", "lostmail")]  # the check still ends
+    assert mail.outbox == [] and Alert.objects.get().notified_at is None
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        check()
+    assert mail.outbox == []  # raised moments ago: its own message may still be on the way
+    Alert.objects.update(raised_at=Alert.objects.get().raised_at - MAIL_LOST_AFTER * 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert check() == []
+    assert [m.to for m in mail.outbox] == [[applicant.email]]
+    with django_capture_on_commit_callbacks(execute=True):
+        check()
+    assert len(mail.outbox) == 1
+
+
+def test_a_reminder_lost_with_the_broker_goes_out_with_the_next_check_once(
+    reference_data,
+    governance_officer,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+    broker_down,
+):
+    from allocations import tasks
+
+    a = allocation(organisation("FR-BIG-2"), "jupiter", "big_run2", 8_000_000, model="huge-1")
+    use(a, seconds_for(2e23, "jupiter"))
+    check()
+    mail.outbox.clear()
+    broker_down(tasks.large_run_reminder_send)
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=7))
+    assert mail.outbox == []
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=7))
+    assert (
+        sorted(m.to[0] for m in mail.outbox if "Art. 52" in m.subject)
+        == [governance_officer.email] * 2
+    )  # the model's entry and the organisation group's
+    assert set(
+        LargeRunEntry.objects.filter(category="systemic_risk").values_list(
+            "reminders_sent", flat=True
+        )
+    ) == {1}
+    with django_capture_on_commit_callbacks(execute=True):
+        check(today=TODAY + timedelta(days=8))
+    assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
+
+
 def test_acknowledging_records_who_and_why_once(split_model, operator):
     check()
     alert = Alert.objects.first()

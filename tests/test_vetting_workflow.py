@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils import timezone
 
 from allocations.models import AccessModePartition, Allocation, Partition
 from organisations.models import Country, Membership
@@ -61,14 +62,9 @@ def test_submission_queues_screening_on_commit(
 
 
 def test_submission_is_kept_when_the_broker_is_down_and_the_sweep_requeues_it(
-    applicant, open_call, django_capture_on_commit_callbacks, monkeypatch
+    applicant, open_call, django_capture_on_commit_callbacks, monkeypatch, broker_down
 ):
-    from kombu.exceptions import OperationalError
-
-    def broker_down(*args, **kwargs):
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(tasks.application_screen, "apply_async", broker_down)
+    broker_down(tasks.application_screen)
     application = application_for(applicant, open_call)
     with django_capture_on_commit_callbacks(execute=True):
         application_submit(application=application, actor=applicant)
@@ -145,6 +141,27 @@ def test_auto_assign_fills_the_panel_least_loaded_first_and_mails_reviewers(
     assert sorted(m.to[0] for m in mail.outbox) == ["ben@ben.example", "cy@cy.example"]
     assert application.title in mail.outbox[0].subject
     assert workflow.reviewers_auto_assign(application=application, actor=call_manager) == []
+
+
+def test_assignment_mail_lost_with_the_broker_is_sent_by_the_sweep_once(
+    applicant, open_call, call_manager, django_capture_on_commit_callbacks, monkeypatch, broker_down
+):
+    from vetting.review_models import ReviewAssignment
+
+    reviewer = reviewer_person("dee")
+    application = in_review(applicant, open_call)
+    broker_down(tasks.assignment_notify)
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow.reviewer_assign(application=application, reviewer=reviewer, actor=call_manager)
+    assert mail.outbox == []
+    monkeypatch.undo()
+    assert tasks.mail_sweep() == "queued=0"  # too young: its own message may be on the way
+    ReviewAssignment.objects.update(assigned_at=timezone.now() - tasks.SWEEP_MAIL_AFTER * 2)
+    assert tasks.mail_sweep() == "queued=1"
+    assert [m.to for m in mail.outbox] == [[reviewer.email]]
+    assert tasks.mail_sweep() == "queued=0"
+    assert tasks.assignment_notify(ReviewAssignment.objects.get().pk) == 0  # a late duplicate
+    assert len(mail.outbox) == 1
 
 
 def test_auto_assign_skips_members_same_domain_affiliations_and_declared_conflicts(
@@ -323,6 +340,31 @@ def test_approval_grants_up_to_the_request_and_creates_allocations(
     assert "approved" in mail.outbox[0].subject
     assert "15,000" in mail.outbox[0].body and "Strong team." in mail.outbox[0].body
     assert "expert" not in mail.outbox[0].body
+
+
+def test_decision_mail_lost_with_the_broker_is_sent_by_the_sweep(
+    applicant,
+    open_call,
+    panel,
+    call_manager,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+    broker_down,
+):
+    application = reviewed(applicant, open_call, panel, call_manager)
+    broker_down(tasks.decision_notify)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = workflow.application_reject(
+            application=application, actor=call_manager, reason="Out of scope."
+        )
+    assert mail.outbox == []
+    monkeypatch.undo()
+    Decision.objects.update(decided_at=timezone.now() - tasks.SWEEP_MAIL_AFTER * 2)
+    assert tasks.mail_sweep() == "queued=1"
+    assert "Out of scope." in mail.outbox[0].body
+    decision.refresh_from_db()
+    assert decision.notified_at is not None
+    assert tasks.mail_sweep() == "queued=0"
 
 
 def test_approval_cannot_exceed_remaining_capacity(

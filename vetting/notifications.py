@@ -1,6 +1,7 @@
 """E-mails of the vetting workflow: assignments to reviewers, decisions to applicants."""
 
 from django.urls import reverse
+from django.utils import timezone
 
 from config.mail import mail_each, site_url
 
@@ -14,15 +15,21 @@ def assignment_mail(*, assignment_id: int) -> int:
         .filter(pk=assignment_id)
         .first()
     )
-    if assignment is None or assignment.state != ReviewAssignment.State.PENDING:
+    if (
+        assignment is None
+        or assignment.notified_at is not None
+        or assignment.state != ReviewAssignment.State.PENDING
+    ):
         return 0
     url = site_url(reverse("admin:vetting_reviewassignment_change", args=[assignment.pk]))
     context = {"assignment": assignment, "application": assignment.application, "url": url}
-    return mail_each(
+    sent = mail_each(
         "vetting/email/assignment",
         context,
         [assignment.reviewer.email] if assignment.reviewer.email else [],
     )
+    _mark_sent(ReviewAssignment, assignment.pk)
+    return sent
 
 
 def decision_mail(*, decision_id: int) -> int:
@@ -33,7 +40,7 @@ def decision_mail(*, decision_id: int) -> int:
         .filter(pk=decision_id)
         .first()
     )
-    if decision is None:
+    if decision is None or decision.notified_at is not None:
         return 0
     application = decision.application
     recipients = set(
@@ -45,4 +52,12 @@ def decision_mail(*, decision_id: int) -> int:
         recipients.add(application.pi_email)
     url = site_url(reverse("vetting:detail", args=[application.pk]))
     context = {"decision": decision, "application": application, "url": url}
-    return mail_each(f"vetting/email/decision_{decision.outcome}", context, recipients)
+    sent = mail_each(f"vetting/email/decision_{decision.outcome}", context, recipients)
+    _mark_sent(Decision, decision.pk)
+    return sent
+
+
+def _mark_sent(model, pk: int) -> None:
+    """After sending, so that a failed send is retried by the task or the sweep; a worker lost
+    in between may send twice, which beats an e-mail that never comes."""
+    model.objects.filter(pk=pk).update(notified_at=timezone.now())

@@ -145,6 +145,9 @@ class ReviewAssignment(models.Model):
     )
     assigned_at = models.DateTimeField(default=timezone.now)
     conflict_checked_at = models.DateTimeField(null=True, blank=True)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the reviewer was e-mailed."
+    )
 
     class Meta:
         ordering = ["-assigned_at", "-id"]
@@ -268,6 +271,9 @@ class Decision(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     decided_at = models.DateTimeField(default=timezone.now)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the applicant was e-mailed."
+    )
     start = models.DateField(null=True, blank=True)
     end = models.DateField(null=True, blank=True)
     allocations = models.ManyToManyField(

@@ -1,6 +1,5 @@
 """Celery tasks of the vetting workflow: each takes an id, fetches, and calls the workflow."""
 
-import logging
 from datetime import timedelta
 from smtplib import SMTPException
 
@@ -9,11 +8,9 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from allocations.locks import task_lock
-
-logger = logging.getLogger(__name__)
+from config.celery import publish
 
 # A submission younger than this may still have its own task on the way; older ones are swept.
 SWEEP_SUBMITTED_AFTER = timedelta(minutes=2)
@@ -21,23 +18,13 @@ SWEEP_SUBMITTED_AFTER = timedelta(minutes=2)
 SWEEP_SCREENING_AFTER = timedelta(minutes=15)
 SWEEP_BATCH = 200
 
-# Publishing retries for a moment; after that the sweep takes over, so nothing is lost.
-PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 3}
-
-
-def enqueue(task, *args) -> bool:
-    """Publish `task`; False (logged) when the broker stays unreachable."""
-    try:
-        task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY)
-    except (BrokerError, ConnectionError, TimeoutError, OSError):
-        logger.exception("Could not queue %s%r; the periodic sweep will retry", task.name, args)
-        return False
-    return True
+# A notification younger than this may still have its own task on the way.
+SWEEP_MAIL_AFTER = timedelta(minutes=10)
 
 
 def screening_enqueue(application_id: int) -> bool:
     """Called on commit of a submission."""
-    return enqueue(application_screen, application_id)
+    return publish(application_screen, application_id)
 
 
 @shared_task(
@@ -97,3 +84,24 @@ def decision_notify(decision_id: int) -> int:
     from .notifications import decision_mail
 
     return decision_mail(decision_id=decision_id)
+
+
+@shared_task(acks_late=True)
+def mail_sweep() -> str:
+    """Every few minutes: queue again the assignment and decision e-mails whose message was
+    lost (broker down at commit, worker gone). The mail functions send each one once."""
+    from .review_models import Decision, ReviewAssignment
+
+    with task_lock("vetting_mail_sweep", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
+        if not acquired:
+            return "skipped: another sweep is running"
+        before = timezone.now() - SWEEP_MAIL_AFTER
+        assignments = ReviewAssignment.objects.filter(
+            notified_at=None, state=ReviewAssignment.State.PENDING, assigned_at__lt=before
+        ).values_list("pk", flat=True)[:SWEEP_BATCH]
+        decisions = Decision.objects.filter(notified_at=None, decided_at__lt=before).values_list(
+            "pk", flat=True
+        )[:SWEEP_BATCH]
+        queued = sum(publish(assignment_notify, pk) for pk in assignments)
+        queued += sum(publish(decision_notify, pk) for pk in decisions)
+    return f"queued={queued}"

@@ -717,6 +717,8 @@ def application_waitlist(
 
 def _enqueue(task_name: str, pk: int) -> None:
     """Queue a notification; a broker outage must not undo a decision already committed."""
+    from config.celery import publish
+
     from . import tasks
 
-    tasks.enqueue(getattr(tasks, task_name), pk)
+    publish(getattr(tasks, task_name), pk)
