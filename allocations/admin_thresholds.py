@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from django.shortcuts import render
 from simple_history.admin import SimpleHistoryAdmin
 
+from .exports import csv_cell
 from .models import Alert, LargeRunEntry
 from .monitoring import alert_acknowledge
 
@@ -144,7 +145,9 @@ def register_csv(entries) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=REGISTER_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(register_rows(entries))
+    writer.writerows(
+        {key: csv_cell(value) for key, value in row.items()} for row in register_rows(entries)
+    )
     return buffer.getvalue()
 
 

@@ -120,7 +120,8 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
     return ExportResult(content, state, tuple(a.pk for a in allocations))
 
 
-def _csv_value(value: object) -> str:
+def csv_cell(value: object) -> str:
+    """The text of a CSV cell that a spreadsheet shows as text, never runs as a formula."""
     text = "" if value is None else str(value)
     # A leading = + - @ makes spreadsheets evaluate the cell as a formula.
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
@@ -152,7 +153,7 @@ def allocations_to_csv(cluster: Cluster | None = None) -> tuple[str, tuple[int, 
             allocation.end.isoformat(),
             " ".join(user.username for user in allocation.users.all()),
         ]
-        writer.writerow([_csv_value(value) for value in row])
+        writer.writerow([csv_cell(value) for value in row])
     return buffer.getvalue(), tuple(a.pk for a in allocations)
 
 

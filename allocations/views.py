@@ -1,3 +1,5 @@
+import logging
+
 from django.conf import settings
 from django.db import connection
 from django.db.models import Prefetch
@@ -8,6 +10,8 @@ from django.views.decorators.http import require_GET
 
 from .models import AccessModePartition, Call
 from .selectors import access_modes_by_size
+
+logger = logging.getLogger(__name__)
 
 
 @require_GET
@@ -27,8 +31,11 @@ def _database_problem() -> str | None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", reported as text
-        return f"database: {exc.__class__.__name__}: {exc}".strip()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        # The page is public: the reason names the kind of failure, the log has the details
+        # (host names, users), which are for the operator only.
+        logger.exception("health check: the database does not answer")
+        return f"database: does not answer ({exc.__class__.__name__})"
     return None
 
 
@@ -41,7 +48,8 @@ def _broker_problem() -> str | None:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
     except Exception as exc:  # noqa: BLE001
-        return f"broker: {exc.__class__.__name__}: {exc}".strip()
+        logger.exception("health check: the broker does not answer")
+        return f"broker: does not answer ({exc.__class__.__name__})"
     return None
 
 

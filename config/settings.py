@@ -182,6 +182,9 @@ if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
     }
+elif TESTING:
+    # Per process: test runs side by side must not share throttling counters.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 else:
     CACHES = {
         "default": {
@@ -254,7 +257,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/minute", "user": "1200/minute"},
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "120/minute",
+        "user": "1200/minute",
+        # password guesses at the token endpoint: per address, and per account whatever the address
+        "login_address": "30/minute",
+        "login_account": "10/minute",
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "hpcgate API",

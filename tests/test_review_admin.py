@@ -214,3 +214,15 @@ def test_applicant_history_never_names_reviewers(client, applicant, application,
     assert "expert" not in content
     api = client.get(f"/api/v1/applications/{application.pk}/").content.decode()
     assert "expert" not in api
+
+
+def test_a_reviewer_taken_out_of_the_role_no_longer_sees_the_assignment(
+    client, assignment, reviewer
+):
+    workflow.conflict_confirm_none(assignment=assignment, reviewer=reviewer)
+    client_for(client, reviewer)
+    annex = reverse("admin:vetting_reviewassignment_annex", args=[assignment.pk])
+    assert "SECRET" in client.get(page(assignment)).content.decode()
+    reviewer.groups.clear()
+    assert client.get(page(assignment)).status_code in (403, 404)
+    assert client.get(annex).status_code in (403, 404)

@@ -199,6 +199,8 @@ def assignments_visible_to(user: AbstractBaseUser) -> QuerySet[ReviewAssignment]
     )
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return assignments.none()
+    if not user.has_perm("vetting.view_reviewassignment"):
+        return assignments.none()  # e.g. taken out of the reviewer role with assignments open
     if can_manage_reviews(user):
         return assignments
     return assignments.filter(reviewer=user).exclude(state=ReviewAssignment.State.RELEASED)
