@@ -32,3 +32,13 @@ def test_healthz_answers_503_when_a_configured_broker_is_down(client, settings):
         response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json()["problems"][0].startswith("broker:")
+
+
+@pytest.mark.django_db
+def test_probes_reach_healthz_by_address_and_over_plain_http(client, settings):
+    settings.ALLOWED_HOSTS = ["hpcgate.example.eu"]
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/healthz", HTTP_HOST="127.0.0.1:8000")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert client.get("/", HTTP_HOST="127.0.0.1:8000").status_code == 400  # the rest stays shut

@@ -2,7 +2,7 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import CommandError, call_command
+from django.core.management import call_command
 
 from allocations.models import AccessMode, Call, Partition, ThresholdPolicy
 
@@ -74,11 +74,14 @@ def test_seed_twice_changes_nothing():
 
 
 @pytest.mark.django_db
-def test_seed_refuses_demo_users_when_debug_is_off(settings):
+def test_seed_refuses_demo_users_when_debug_is_off_but_loads_the_reference_data(settings):
     settings.HPCGATE_ALLOW_DEMO_USERS = False
-    with pytest.raises(CommandError, match="--allow-demo-users"):
-        call_command("seed_demo", stdout=StringIO())
+    err = StringIO()
+    call_command("seed_demo", stdout=StringIO(), stderr=err)
+    assert "--allow-demo-users" in err.getvalue()
     assert not get_user_model().objects.filter(username="applicant").exists()
+    assert Partition.objects.count() == 6
+    assert ThresholdPolicy.objects.in_force() is not None
     call_command("seed_demo", "--allow-demo-users", stdout=StringIO())
     assert get_user_model().objects.filter(username="applicant").exists()
 

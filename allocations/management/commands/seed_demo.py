@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from allocations import seed
@@ -19,21 +19,25 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if not settings.HPCGATE_ALLOW_DEMO_USERS and not options["allow_demo_users"]:
-            raise CommandError(
-                "Refusing to create demo users with a published password while DEBUG is off. "
-                "Pass --allow-demo-users if this really is a demonstration site."
-            )
+        with_demo_users = settings.HPCGATE_ALLOW_DEMO_USERS or options["allow_demo_users"]
         with transaction.atomic():
             reference = seed.reference_data_seed()
             call = seed.demo_call_seed()
-            users = seed.demo_users_seed()
-            extra = seed.demo_extras_seed()
+            if with_demo_users:
+                users = seed.demo_users_seed()
+                extra = seed.demo_extras_seed()
         self.stdout.write(
             f"Reference data: {reference['partitions']} partitions on "
             f"{len(seed.SYSTEMS)} systems, threshold policy in force."
         )
         self.stdout.write(f"Open call: {call.title} ({call.access_modes.count()} access modes).")
+        if not with_demo_users:
+            self.stderr.write(
+                "Refused the demo users (a published password) and their demo applications "
+                "while DEBUG is off. Pass --allow-demo-users if this really is a demonstration "
+                "site."
+            )
+            return
         for line in extra:
             self.stdout.write(line)
         self.stdout.write(f"Demo users (password '{seed.DEMO_PASSWORD}'): " + ", ".join(users))
