@@ -270,7 +270,11 @@ _ENERGY_LIMIT = 2**63
 
 
 def parse_sacct(
-    lines: Iterable[str], *, tz: tzinfo, fields: Sequence[str] | None = None
+    lines: Iterable[str],
+    *,
+    tz: tzinfo,
+    fields: Sequence[str] | None = None,
+    on_fields: Callable[[frozenset[str]], None] | None = None,
 ) -> Iterator[JobRecord | Rejected | StepSkipped]:
     """Read `sacct --parsable2` (or `--parsable`, one trailing `|`) output.
 
@@ -290,14 +294,21 @@ def parse_sacct(
     `Unknown` to a time when a pending job starts, End when it ends. So the key of a run is the
     same in a PENDING, a RUNNING and the final COMPLETED pull, and differs between requeued
     runs. UTC keeps it independent of the zone sacct printed in.
+
+    `on_fields(names)` is called once the fields of the input are known (the header read, or
+    `fields` checked), before the first record, with the canonical names of those present.
     """
     if fields is None:
-        return _read_sacct(iter(lines), tz, None)
-    return _read_sacct(iter(lines), tz, _field_list_names(fields))  # a bad list fails now
+        return _read_sacct(iter(lines), tz, None, on_fields)
+    names = _field_list_names(fields)  # a bad list fails now
+    return _read_sacct(iter(lines), tz, names, on_fields)
 
 
 def _read_sacct(
-    lines: Iterator[str], tz: tzinfo, names: list[str] | None
+    lines: Iterator[str],
+    tz: tzinfo,
+    names: list[str] | None,
+    on_fields: Callable[[frozenset[str]], None] | None,
 ) -> Iterator[JobRecord | Rejected | StepSkipped]:
     line_no = 0
     source = "--fields"
@@ -311,6 +322,8 @@ def _read_sacct(
         else:
             return
     layout = _SacctLayout(names)
+    if on_fields is not None:
+        on_fields(layout.present)
     read_line = _sacct_line_reader(layout, tz)
     width = layout.width
     step_field = layout.step_field
@@ -414,6 +427,8 @@ class _SacctLayout:
         # appends an empty value: absent and empty then mean the same thing.
         self.getter = itemgetter(*(position.get(name, self.width) for name in _SACCT_READ))
         self.step_field = min(position[name] for name in ("JobID", "JobIDRaw") if name in position)
+        self.has_end = "End" in position
+        self.present = frozenset(position)
 
 
 _HOURS_REMEMBERED = 100_000  # about eleven years of distinct wall-clock hours
@@ -478,6 +493,7 @@ def _utc_converters(
 
 def _sacct_line_reader(layout: _SacctLayout, tz: tzinfo) -> Callable[[int, list[str]], JobRecord]:
     getter = layout.getter
+    has_end = layout.has_end
     utc, utc_iso = _utc_converters(tz)
 
     def read_line(line_no: int, parts: list[str]) -> JobRecord:
@@ -517,7 +533,8 @@ def _sacct_line_reader(layout: _SacctLayout, tz: tzinfo) -> Callable[[int, list[
             raise _LineError(
                 _bad_time_reason(tz, Submit=submit_text, Start=start_text, End=end_text)
             ) from None
-        running = end is None or state in _UNFINISHED_STATES
+        # Without an End field the state alone tells a finished job from a running one.
+        running = state in _UNFINISHED_STATES or (end is None and has_end)
         if running:
             end = None  # whatever sacct shows as End of an unfinished job is not when it ended
 
@@ -545,6 +562,8 @@ def _sacct_line_reader(layout: _SacctLayout, tz: tzinfo) -> Callable[[int, list[
                 raise _LineError(f"Job {job_id} ends before it starts.")
         else:
             elapsed = 0  # running, and the input has no elapsed field to say for how long
+        if end is None and not running and start is not None:
+            end = start + timedelta(seconds=elapsed)  # finished, in an input without End
 
         try:
             gpus = parse_alloc_tres_gpus(tres_text)

@@ -71,6 +71,14 @@ DATA_FIELDS = (
     "gpu_seconds",
     "energy_joules",
 )
+# Informative sacct fields an input may leave out: a run already stored keeps its value then,
+# rather than losing a measured energy or a job name to a narrower `--format` list.
+KEPT_WHEN_ABSENT = {
+    "User": "user",
+    "Partition": "partition_name",
+    "JobName": "job_name",
+    "ConsumedEnergyRaw": "energy_joules",
+}
 _RUNNING = DATA_FIELDS.index("running")
 _START = DATA_FIELDS.index("start")
 _ELAPSED = DATA_FIELDS.index("elapsed_seconds")
@@ -116,10 +124,19 @@ def time_zone_for(cluster: Cluster, name: str | None = None) -> tzinfo:
 
 
 def _parsed(
-    lines: Iterable[str], input_format: str, tz: tzinfo, fields: list[str] | str | None
+    lines: Iterable[str],
+    input_format: str,
+    tz: tzinfo,
+    fields: list[str] | str | None,
+    kept: set[str],
 ) -> Iterator:
+    """The parsed items; `kept` receives the DATA_FIELDS the input cannot speak for."""
+
+    def absent(present: frozenset[str]) -> None:
+        kept.update(field for name, field in KEPT_WHEN_ABSENT.items() if name not in present)
+
     if input_format == "sacct":
-        items = parse_sacct(lines, tz=tz, fields=fields)
+        items = parse_sacct(lines, tz=tz, fields=fields, on_fields=absent)
     elif input_format == "pbs":
         if fields:
             raise UsageImportError("--fields applies to sacct input only.")
@@ -207,8 +224,9 @@ def usage_import(
         tz = time_zone_for(cluster, tz)
     if isinstance(fields, str):
         fields = [name for name in fields.split(",") if name.strip()] or None
+    kept: set[str] = set()
     try:
-        items = _parsed(lines, input_format, tz, fields)
+        items = _parsed(lines, input_format, tz, fields, kept)
         # The header is read with the first item: a bad one must fail before anything is written.
         first = next(items, None)
     except AccountingFormatError as exc:
@@ -223,10 +241,10 @@ def usage_import(
         site_token=site_token,
     )
     usage_attribute(cluster=cluster)
-    writer = _PostgresWriter(cluster, run) if connection.vendor == "postgresql" else None
-    writer = writer or _OrmWriter(cluster, run)
+    writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
+    writer = writer_class(cluster, run, frozenset(kept))
     if parallel is None:
-        parallel = isinstance(writer, _PostgresWriter) and _is_open_file(lines)
+        parallel = writer_class is _PostgresWriter and _is_open_file(lines)
     counts = _Counts()
     rejected_kept: list[dict] = []
 
@@ -429,10 +447,11 @@ class _OrmWriter:
     _CHUNK = 500  # keeps `job_key IN (...)` under SQLite's variable limit
     batch_size = BATCH_SIZE
 
-    def __init__(self, cluster: Cluster, run: UsageImport) -> None:
+    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
         self.cluster = cluster
         self.run = run
         self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
+        self.kept = [DATA_FIELDS.index(name) for name in DATA_FIELDS if name in kept]
 
     @staticmethod
     def encode(rows: list[Row]) -> list[Row]:
@@ -458,6 +477,11 @@ class _OrmWriter:
             job_key, values = row[0], row[1:]
             allocation_id = owners.get(values[0])
             old = stored.get(job_key)
+            if old is not None and self.kept:
+                values = list(values)
+                for index in self.kept:
+                    values[index] = getattr(old, DATA_FIELDS[index])
+                values = tuple(values)
             if old is None:
                 outcome = "imported"
                 record = UsageRecord(cluster=self.cluster, job_key=job_key)
@@ -495,16 +519,17 @@ def _q(name: str) -> str:
     return connection.ops.quote_name(name)
 
 
-def _supersedes_sql(new: str, old: str) -> str:
-    """SQL twin of `supersedes` for table aliases `new` and `old`."""
-    new_row = ", ".join(f"{new}.{_q(name)}" for name in DATA_FIELDS)
-    old_row = ", ".join(f"{old}.{_q(name)}" for name in DATA_FIELDS)
+def _supersedes_sql(new: Callable[[str], str], old: Callable[[str], str]) -> str:
+    """SQL twin of `supersedes`; `new(field)` and `old(field)` give the two values' SQL."""
+    new_row = ", ".join(new(name) for name in DATA_FIELDS)
+    old_row = ", ".join(old(name) for name in DATA_FIELDS)
+    running, elapsed, start = "running", "elapsed_seconds", "start"
     return (
-        f"((NOT {new}.running AND ({old}.running OR ({new_row}) IS DISTINCT FROM ({old_row})))"
-        f" OR ({new}.running AND {old}.running AND ("
-        f"{new}.elapsed_seconds > {old}.elapsed_seconds"
-        f" OR ({new}.elapsed_seconds = {old}.elapsed_seconds"
-        f" AND {new}.{_q('start')} IS NOT NULL AND {old}.{_q('start')} IS NULL))))"
+        f"((NOT {new(running)} AND ({old(running)} OR ({new_row}) IS DISTINCT FROM ({old_row})))"
+        f" OR ({new(running)} AND {old(running)} AND ("
+        f"{new(elapsed)} > {old(elapsed)}"
+        f" OR ({new(elapsed)} = {old(elapsed)}"
+        f" AND {new(start)} IS NOT NULL AND {old(start)} IS NULL))))"
     )
 
 
@@ -553,10 +578,18 @@ class _PostgresWriter:
     batch_size = COPY_BATCH_SIZE
     _LOCK_CLASS = 0x75736167  # pg_advisory_xact_lock(class, cluster id): "usag"
 
-    def __init__(self, cluster: Cluster, run: UsageImport) -> None:
+    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
         self.cluster = cluster
         self.run = run
         table = _q(UsageRecord._meta.db_table)
+
+        def value(name: str) -> str:
+            """What the batch row stores for `name`: for a field the input lacks, the stored
+            run's value when there is one."""
+            if name in kept:
+                return f"CASE WHEN r.id IS NULL THEN b.{_q(name)} ELSE r.{_q(name)} END"
+            return f"b.{_q(name)}"
+
         columns = ", ".join(f"{_q(name)} {kind}" for name, kind in _BATCH_COLUMNS)
         self.create_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ({columns})"
         self.copy_sql = (
@@ -565,21 +598,24 @@ class _PostgresWriter:
         stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
+        values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
         # Only identifiers from model metadata are interpolated; values go in as parameters.
         self.merge_sql = f"""
             WITH src AS MATERIALIZED (
-                SELECT b.*, a.id AS allocation_id, p.id AS partition_id, r.id AS stored_id,
-                       r.id IS NOT NULL AND {_supersedes_sql("b", "r")} AS newer
+                SELECT b.job_key, {values},
+                       a.id AS allocation_id, p.id AS partition_id, r.id AS stored_id,
+                       r.id IS NOT NULL AND {_supersedes_sql(value, lambda name: f"r.{_q(name)}")}
+                           AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                LEFT JOIN {_q(Allocation._meta.db_table)} a
-                    ON a.cluster_id = %(cluster)s AND a.account = b.account
-                LEFT JOIN {_q(Partition._meta.db_table)} p
-                    ON p.cluster_id = %(cluster)s AND p.name = b.partition_name
                 LEFT JOIN LATERAL (
                     SELECT * FROM {table} stored
                     WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
                     LIMIT 1
                 ) r ON TRUE
+                LEFT JOIN {_q(Allocation._meta.db_table)} a
+                    ON a.cluster_id = %(cluster)s AND a.account = b.account
+                LEFT JOIN {_q(Partition._meta.db_table)} p
+                    ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}
             ),
             inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})

@@ -267,6 +267,19 @@ def test_only_job_id_raw_is_enough_to_key_a_job():
     assert job.gpu_seconds == 2 * 600  # no Elapsed field: End - Start
 
 
+def test_without_an_end_field_the_state_tells_finished_from_running():
+    lines = [
+        "JobIDRaw|Account|State|Start|ElapsedRaw|AllocTRES\n",
+        "56|acme|COMPLETED|2024-11-13T09:00:00|600|gres/gpu=2\n",
+        "57|acme|RUNNING|2024-11-13T09:00:00|300|gres/gpu=2\n",
+        "58|acme|CANCELLED by 1000|Unknown|0|gres/gpu=2\n",
+    ]
+    finished, running, cancelled = parse_sacct(lines, tz=UTC)
+    assert (finished.running, finished.end) == (False, utc(2024, 11, 13, 9, 10))
+    assert (running.running, running.end, running.elapsed_seconds) == (True, None, 300)
+    assert (cancelled.running, cancelled.end, cancelled.gpu_seconds) == (False, None, 0)
+
+
 # --- sacct: states ---------------------------------------------------------------------------
 
 

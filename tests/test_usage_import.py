@@ -553,3 +553,30 @@ def test_copy_text_has_one_line_per_row_and_null_markers():
         "2@k\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
         "\t1767603600.0\t1767603600.0\t0\t0\t1\t0\t7",
     ]
+
+
+# --- inputs that leave informative fields out --------------------------------------------------
+
+
+def test_a_narrower_field_list_keeps_what_it_does_not_report(leonardo):
+    full = sacct_text(sacct_line("7", energy="3600000", name="pretrain-7b", user="bob"))
+    usage_import(cluster=leonardo, lines=full.split("\n"), source="command")
+    narrow = "\n".join(
+        [
+            "JobIDRaw|Account|State|Submit|Start|End|ElapsedRaw|AllocTRES",
+            "7|acme_llm|COMPLETED|2026-01-05T08:00:00|2026-01-05T09:00:00|2026-01-05T11:00:00|"
+            "7000|gres/gpu=4",
+        ]
+    )
+    corrected = usage_import(cluster=leonardo, lines=narrow.split("\n"), source="command")
+    assert (corrected.updated, corrected.unchanged) == (1, 0)  # the elapsed time was corrected
+    record = UsageRecord.objects.get()
+    assert record.elapsed_seconds == 7000 and record.gpu_seconds == 4 * 7000
+    assert (record.energy_joules, record.job_name, record.user) == (3600000, "pretrain-7b", "bob")
+    assert record.partition_name == "boost_usr_prod" and record.partition is not None
+    again = usage_import(cluster=leonardo, lines=narrow.split("\n"), source="command")
+    assert (again.updated, again.unchanged) == (0, 1)
+    new_job = narrow.replace("\n7|", "\n8|")
+    usage_import(cluster=leonardo, lines=new_job.split("\n"), source="command")
+    fresh = UsageRecord.objects.get(job_id="8")
+    assert (fresh.energy_joules, fresh.job_name, fresh.partition_name) == (None, "", "")
