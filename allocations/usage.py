@@ -599,6 +599,20 @@ class _PostgresWriter:
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
         values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
+        stored_run = f"""LEFT JOIN LATERAL (
+                    SELECT * FROM {table} stored
+                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
+                    LIMIT 1
+                ) r ON TRUE"""  # noqa: S608 - identifiers from model metadata only
+        owner = f"""LEFT JOIN {_q(Allocation._meta.db_table)} a
+                    ON a.cluster_id = %(cluster)s AND a.account = b.account"""
+        partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
+                    ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
+        # The stored run is joined last (cheapest plan) unless the partition is read from it.
+        if "partition_name" in kept:
+            joins = "\n".join([stored_run, owner, partition])
+        else:
+            joins = "\n".join([owner, partition, stored_run])
         # Only identifiers from model metadata are interpolated; values go in as parameters.
         self.merge_sql = f"""
             WITH src AS MATERIALIZED (
@@ -607,15 +621,7 @@ class _PostgresWriter:
                        r.id IS NOT NULL AND {_supersedes_sql(value, lambda name: f"r.{_q(name)}")}
                            AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                LEFT JOIN LATERAL (
-                    SELECT * FROM {table} stored
-                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
-                    LIMIT 1
-                ) r ON TRUE
-                LEFT JOIN {_q(Allocation._meta.db_table)} a
-                    ON a.cluster_id = %(cluster)s AND a.account = b.account
-                LEFT JOIN {_q(Partition._meta.db_table)} p
-                    ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}
+                {joins}
             ),
             inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
