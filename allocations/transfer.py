@@ -33,8 +33,19 @@ ENTRY_KEYS = (
     "state",
     "users",
     "model",
+    "lifecycle_state",
 )
-REQUIRED_KEYS = frozenset(ENTRY_KEYS) - {"model"}
+REQUIRED_KEYS = frozenset(ENTRY_KEYS) - {"model", "lifecycle_state"}
+# `state` speaks the exchange format's three values; `lifecycle_state` carries the allocation's
+# own, so that an export imports back as it was. Not started yet counts as suspended (no job may
+# run), closed as expired.
+EXCHANGE_STATES = {
+    Allocation.State.SCHEDULED: "suspended",
+    Allocation.State.ACTIVE: "active",
+    Allocation.State.SUSPENDED: "suspended",
+    Allocation.State.EXPIRED: "expired",
+    Allocation.State.CLOSED: "expired",
+}
 ORGANISATION_KEYS = ("name", "country", "registration_id", "controlled_by")
 _DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 _COUNTRY_RE = re.compile(r"\A[A-Z]{2}\Z")
@@ -65,9 +76,10 @@ def allocation_to_entry(allocation: Allocation) -> dict:
         "gpu_hours": allocation.gpu_hours,
         "start": allocation.start.isoformat(),
         "end": allocation.end.isoformat(),
-        "state": allocation.state,
+        "state": EXCHANGE_STATES[allocation.state],
         "users": [user.username for user in allocation.users.all()],
         "model": allocation.model_name or None,
+        "lifecycle_state": allocation.state,
     }
 
 
@@ -198,7 +210,20 @@ def _entry(raw, where: str, partitions: dict[tuple[str, str], Partition]) -> _En
         raise _Invalid(f"{where}.end: must not be before start ({start.isoformat()})")
     state = raw["state"]
     if state not in Allocation.State.values:
-        raise _Invalid(f"{where}.state: must be one of {', '.join(Allocation.State.values)}")
+        exchange = ", ".join(sorted(set(EXCHANGE_STATES.values())))
+        raise _Invalid(f"{where}.state: must be one of {exchange}")
+    lifecycle = raw.get("lifecycle_state")
+    if lifecycle is not None:
+        if lifecycle not in Allocation.State.values:
+            raise _Invalid(
+                f"{where}.lifecycle_state: must be one of {', '.join(Allocation.State.values)}"
+            )
+        if EXCHANGE_STATES[lifecycle] != state:
+            raise _Invalid(
+                f"{where}.lifecycle_state: {lifecycle} contradicts state {state} "
+                f"(a {lifecycle} allocation is exchanged as {EXCHANGE_STATES[lifecycle]})"
+            )
+        state = lifecycle
     users = raw["users"]
     if not isinstance(users, list):
         raise _Invalid(f"{where}.users: must be a list of cluster user names")

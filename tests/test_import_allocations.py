@@ -71,6 +71,32 @@ def test_json_export_import_export_gives_identical_bytes(reference_data):
     assert allocations_to_json()[0] == exported
 
 
+def test_export_speaks_the_three_exchange_states_and_keeps_its_own_beside_them(reference_data):
+    org = make_organisation("Later Oy", registration_id="FI00000077")
+    make_allocation(org, account="later_1")
+    Allocation.objects.update(state=Allocation.State.SCHEDULED)
+    closed = make_allocation(org, account="done_1", cluster="leonardo")
+    Allocation.objects.filter(pk=closed.pk).update(state=Allocation.State.CLOSED)
+    exported, _ = allocations_to_json()
+    states = {
+        item["account"]: (item["state"], item["lifecycle_state"])
+        for item in json.loads(exported)["allocations"]
+    }
+    assert states == {"later_1": ("suspended", "scheduled"), "done_1": ("expired", "closed")}
+    Allocation.objects.all().delete()
+    assert allocations_import(json.loads(exported)).created == 2
+    assert allocations_to_json()[0] == exported
+
+
+def test_a_lifecycle_state_that_contradicts_the_state_is_refused(reference_data):
+    report = allocations_import(
+        {"allocations": [entry(state="active", lifecycle_state="scheduled")]}
+    )
+    assert not report.ok
+    assert "scheduled contradicts state active" in str(report.errors)
+    assert not Allocation.objects.exists()
+
+
 def test_reimport_is_idempotent_and_updates_on_cluster_and_account(reference_data):
     allocations_import({"allocations": [ENTRY]})
     events = AllocationEvent.objects.count()
