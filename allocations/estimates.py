@@ -240,6 +240,8 @@ def estimate(
       estimate when there is no hardware one), plus synthetic-data compute. It is never below
       `flop_best`: if the architecture estimate is larger than the hardware can deliver at
       full utilisation, the architecture estimate is the bound.
+    - Energy and emissions follow the GPU-hours; without them, the GPU-hours the architecture
+      estimate needs on the partition at the utilisation.
     - For a modification (a base model is named) the classification uses the cumulative
       compute, own plus the base model's. A modification of a systemic-risk model stays a
       systemic-risk model, whether or not the base model's compute is known.
@@ -279,6 +281,19 @@ def estimate(
     flop_architecture = None
     if parameters is not None and tokens is not None:
         flop_architecture = architecture_flop(parameters=parameters, tokens=tokens)
+        if energy is None and partition is not None and used_utilisation > 0:
+            # No GPU-hours asked for yet: the energy of the hours the architecture estimate
+            # needs on this partition at this utilisation.
+            needed = gpu_hours_for(
+                flop=flop_architecture,
+                peak_flops=partition.peak_flops,
+                utilisation=used_utilisation,
+            )
+            energy = it_energy_kwh(gpu_hours=needed, power_watts=partition.power_watts)
+            facility_energy = facility_energy_kwh(it_kwh=energy, pue=partition.pue)
+            emissions = co2e_kg(
+                facility_kwh=facility_energy, grid_kg_per_kwh=partition.grid_kg_per_kwh
+            )
 
     training = [f for f in (flop_hardware, flop_architecture) if f is not None]
     flop_best = (max(training) if training else 0.0) + synthetic

@@ -89,14 +89,21 @@ def test_energy_and_emissions_from_power_pue_and_grid():
     assert result["flop_upper_bound"] == pytest.approx(1000 * 3600 * 191.5e12)
 
 
-def test_without_gpu_hours_the_hardware_figures_are_null():
+def test_without_gpu_hours_energy_follows_the_hours_the_architecture_estimate_needs():
     result = run(
         "--cluster", "vega", "--partition", "gpu", "--parameters", "405e9", "--tokens", "15.6e12"
     )
     assert result["flop_hardware"] is None
-    assert result["energy_kwh"] is None
     assert result["flop_architecture"] == pytest.approx(3.8e25, rel=0.01)
     assert result["classification"] == "systemic_risk"
+    hours = result["flop_architecture"] / (3600 * 312e12 * 0.4)  # Vega A100, default utilisation
+    assert result["energy_kwh"] == pytest.approx(hours * 400 / 1000, rel=1e-6)
+    assert result["co2e_kg"] > 0
+
+
+def test_nothing_to_estimate_is_refused():
+    with pytest.raises(CommandError, match="Nothing to estimate"):
+        call_command("estimate_compute", "--cluster", "vega", "--partition", "gpu")
 
 
 def test_contract_keys_are_present():

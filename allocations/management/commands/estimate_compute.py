@@ -78,6 +78,11 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        given = ("gpu_hours", "parameters", "synthetic_flop", "base_model_flop")
+        if all(options[name] is None for name in given):
+            raise CommandError(
+                "Nothing to estimate: give --gpu-hours, or --parameters and --tokens."
+            )
         data = {
             "cluster": partition.cluster.name,
             "partition": partition.name,
