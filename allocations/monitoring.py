@@ -396,9 +396,13 @@ def alert_notify(*, alert_id: int) -> int:
         {**context, "for_staff": True, "url": site_url(staff_link)},
         staff,
     )
-    sent += mail_each(
-        "allocations/email/alert", {**context, "url": site_url(_usage_link(alert))}, owners
-    )
+    # A model or group figure that sums several organisations' allocations is theirs together:
+    # an owner learns the level reached, never the others' compute.
+    shared = len(set(alert.organisation_ids)) > 1
+    owner_context = {**context, "url": site_url(_usage_link(alert))}
+    if shared:
+        owner_context["value"] = None
+    sent += mail_each("allocations/email/alert", owner_context, owners)
     Alert.objects.filter(pk=alert.pk).update(notified_at=timezone.now())
     return sent
 

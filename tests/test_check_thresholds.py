@@ -365,6 +365,30 @@ def test_a_reminder_lost_with_the_broker_goes_out_with_the_next_check_once(
     assert len([m for m in mail.outbox if "Art. 52" in m.subject]) == 2
 
 
+def test_owners_learn_a_shared_level_but_never_the_other_companys_compute(
+    reference_data, applicant, other_applicant, operator, django_capture_on_commit_callbacks
+):
+    parent = organisation("DE-PARENT-9", owner=applicant)
+    child = organisation("FI-CHILD-9", controlled_by="DE-PARENT-9", owner=other_applicant)
+    leo = allocation(parent, "leonardo", "parent_9", 400_000, model="south-13b")
+    mn5 = allocation(child, "marenostrum5", "child_9", 150_000, model="south-13b")
+    use(leo, seconds_for(0.6e23, "leonardo"))
+    use(mn5, seconds_for(0.6e23, "marenostrum5"))
+    with django_capture_on_commit_callbacks(execute=True):
+        check()
+    model_gpai = [
+        m for m in mail.outbox if m.subject.endswith("] gpai for declared model south-13b")
+    ]
+    bodies = {m.to[0]: m.body for m in model_gpai}
+    assert set(bodies) == {applicant.email, other_applicant.email, operator.email}
+    assert "1.2e+23 FLOP" in bodies[operator.email]
+    for owner in (applicant.email, other_applicant.email):
+        assert "e+23 FLOP" not in bodies[owner].split("Threshold:")[0]
+        assert "several organisations' allocations together" in bodies[owner]
+    own = next(m for m in mail.outbox if m.to == [applicant.email] and "parent_9" in m.subject)
+    assert "e+22 FLOP" in own.body  # an allocation's own figure is the owner's to see
+
+
 def test_acknowledging_records_who_and_why_once(split_model, operator):
     check()
     alert = Alert.objects.first()
