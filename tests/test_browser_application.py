@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 
 from allocations.models import Partition
@@ -71,6 +72,15 @@ def _verification_link() -> str:
 
 
 def test_founder_signs_up_and_submits_an_application(browser_page, live_server, seeded):
+    try:
+        _sign_up_and_apply(browser_page, live_server)
+    finally:
+        # Under Playwright's sync API the test body runs in a context of its own, so its
+        # database connection is not the one the test teardown closes.
+        connections["default"].close()
+
+
+def _sign_up_and_apply(browser_page, live_server):
     page = browser_page
     base = live_server.url
 
