@@ -31,7 +31,8 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     },
     CALL_MANAGER: {
         "organisations": {
-            "organisation": ("view",),
+            # the identity fields the owners can no longer change after the first submission
+            "organisation": ("view", "change"),
             "membership": ("view",),
             "country": ("view",),
             "invitation": ("view",),

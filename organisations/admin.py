@@ -1,4 +1,6 @@
+from django import forms
 from django.contrib import admin
+from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Country, Invitation, Membership, Organisation
@@ -29,6 +31,9 @@ class OrganisationAdmin(SimpleHistoryAdmin):
     list_filter = ["country"]
     search_fields = ["legal_name", "registration_id", "controlled_by_registration_id"]
     inlines = [MembershipInline]
+    formfield_overrides = {
+        models.URLField: {"form_class": forms.URLField, "assume_scheme": "https"}
+    }
 
 
 @admin.register(Invitation)

@@ -2,7 +2,7 @@ from django import forms
 
 from .models import Country, Membership, Organisation
 from .selectors import country_choices
-from .services import ORGANISATION_FIELDS
+from .services import IDENTITY_FIELDS, IDENTITY_LOCKED, ORGANISATION_FIELDS
 
 
 class PlainLabelsMixin:
@@ -51,9 +51,13 @@ class OrganisationForm(PlainLabelsMixin, forms.ModelForm):
             "beneficial_owners": forms.Textarea(attrs={"rows": 3}),
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, identity_locked: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["country"].choices = [("", "Choose a country"), *country_choices()]
+        if identity_locked:
+            for name in IDENTITY_FIELDS:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = IDENTITY_LOCKED
         for name in ("staff_headcount", "annual_turnover_eur", "balance_sheet_eur"):
             self.fields[name].required = True
         self.fields["legal_name"].widget.attrs["autocomplete"] = "organization"

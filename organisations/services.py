@@ -39,10 +39,35 @@ def organisation_create(*, user: AbstractBaseUser, **fields) -> Organisation:
     return organisation
 
 
+# Who the organisation is: what eligibility, the SME test and the grouping of compute across
+# related companies rest on. Vetted with the first submission, then changed by a call manager.
+IDENTITY_FIELDS = ("legal_name", "country", "registration_id", "controlled_by_registration_id")
+IDENTITY_LOCKED = (
+    "Fixed since the organisation's first submitted application; the call manager can change it."
+)
+
+
+class OrganisationLocked(ValueError):
+    pass
+
+
+def organisation_identity_locked(organisation: Organisation) -> bool:
+    return (
+        organisation.allocations.exists()
+        or organisation.applications.exclude(state="draft").exists()
+    )
+
+
 def organisation_update(*, organisation: Organisation, **fields) -> Organisation:
+    """The owners' edit. Once the identity is locked, the identity fields cannot change here."""
     unknown = set(fields) - set(ORGANISATION_FIELDS)
     if unknown:
         raise TypeError(f"Unknown organisation fields: {', '.join(sorted(unknown))}")
+    # compared with the stored row: a bound model form has already set the new values
+    stored = Organisation.objects.filter(pk=organisation.pk).values(*IDENTITY_FIELDS).get()
+    changed = [name for name in IDENTITY_FIELDS if name in fields and fields[name] != stored[name]]
+    if changed and organisation_identity_locked(organisation):
+        raise OrganisationLocked(f"{', '.join(changed)}: {IDENTITY_LOCKED}")
     for name, value in fields.items():
         setattr(organisation, name, value)
     organisation.save()

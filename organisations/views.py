@@ -69,11 +69,19 @@ def _owned(request, pk: int):
 @login_required
 def organisation_edit(request, pk: int):
     organisation = _owned(request, pk)
-    form = OrganisationForm(request.POST or None, instance=organisation)
+    form = OrganisationForm(
+        request.POST or None,
+        instance=organisation,
+        identity_locked=services.organisation_identity_locked(organisation),
+    )
     if request.method == "POST" and form.is_valid():
-        services.organisation_update(organisation=organisation, **form.cleaned_data)
-        messages.success(request, "The organisation's details are saved.")
-        return redirect("organisations:detail", pk=organisation.pk)
+        try:
+            services.organisation_update(organisation=organisation, **form.cleaned_data)
+        except services.OrganisationLocked as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, "The organisation's details are saved.")
+            return redirect("organisations:detail", pk=organisation.pk)
     return render(request, "organisations/form.html", {"form": form, "organisation": organisation})
 
 

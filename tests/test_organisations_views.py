@@ -196,3 +196,30 @@ def test_expired_invitation_is_refused(client, applicant, organisation, other_ap
     )
     assert "expired" in page.content.decode()
     assert not Membership.objects.filter(user=other_applicant).exists()
+
+
+def test_identity_is_fixed_after_the_first_submission_but_details_stay_editable(
+    client, applicant, organisation, open_call, call_manager
+):
+    from organisations import services
+    from vetting.services import application_submit
+    from vetting.testing import application_for
+
+    application = application_for(applicant, open_call, organisation=organisation)
+    application_submit(application=application, actor=applicant)
+    client_for(client, applicant)
+    form_page = client.get(_pages(organisation)[1]).content.decode()
+    assert "first submitted application; the call manager can change it" in form_page
+    response = client.post(
+        _pages(organisation)[1],
+        {**VALID, "registration_id": "DE-RIVAL-1", "staff_headcount": "14"},
+    )
+    assert response.status_code == 302
+    organisation.refresh_from_db()
+    assert organisation.registration_id == VALID["registration_id"]  # the posted value is ignored
+    assert organisation.staff_headcount == 14
+    with pytest.raises(services.OrganisationLocked, match="registration_id"):
+        services.organisation_update(organisation=organisation, registration_id="DE-RIVAL-1")
+    client_for(client, call_manager)
+    admin = reverse("admin:organisations_organisation_change", args=[organisation.pk])
+    assert client.get(admin).status_code == 200
