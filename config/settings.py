@@ -42,7 +42,7 @@ if DEBUG or TESTING:
 else:
     _SITE_HOST = next((host for host in ALLOWED_HOSTS if host != "*" and host[0] != "."), "")
     _SITE_URL_DEFAULT = f"https://{_SITE_HOST}" if _SITE_HOST else ""
-SITE_URL = env.str("SITE_URL", default=_SITE_URL_DEFAULT).rstrip("/")
+SITE_URL = (env.str("SITE_URL", default="") or _SITE_URL_DEFAULT).rstrip("/")
 if not SITE_URL:
     raise ImproperlyConfigured(
         "SITE_URL must be set (e.g. https://hpcgate.example.eu) when ALLOWED_HOSTS has only "

@@ -103,6 +103,13 @@ def broker_down(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    """Uploaded annexes (application_for, seed_demo, ...) go to the test's own directory, never
+    to the shared var/media."""
+    settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     """Throttling counters and cached pages from one test never reach the next."""
     from django.core.cache import cache

@@ -5,11 +5,14 @@ import hashlib
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from allocations import services
-from allocations.models import SchedulerExport
+from allocations.exports import export_create
+from allocations.models import Cluster, SchedulerExport
 from allocations.slurm import parse_load_file
 from tests.allocation_factories import make_allocation, make_organisation
+from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +140,50 @@ def test_applicant_cannot_read_the_export_history(api_client, applicant, referen
     api_client.force_authenticate(applicant)
 
     assert api_client.get(EXPORTS).status_code == 403
+
+
+@pytest.fixture
+def export(allocation, operator):
+    return export_create(fmt="slurm", cluster=Cluster.objects.get(name="lumi"), actor=operator)
+
+
+def _download(export):
+    return reverse("admin:allocations_schedulerexport_download", args=[export.pk])
+
+
+@pytest.mark.parametrize("person", ["applicant", "reviewer"])
+def test_only_operators_read_exports_over_the_api_and_in_the_admin(
+    api_client, client, request, person, export
+):
+    user = request.getfixturevalue(person)
+    api_client.force_authenticate(user)
+    for url in (EXPORTS, f"{EXPORTS}{export.pk}/"):
+        response = api_client.get(url)
+        assert response.status_code == 403, url
+        body = response.content.decode()
+        assert export.checksum not in body and "acme_llm" not in body, url
+
+    download = client_for(client, user).get(_download(export))
+
+    if user.is_staff:
+        assert download.status_code == 403
+    else:
+        assert download.status_code == 302 and "/admin/login/" in download["Location"]
+    assert "X-Checksum-SHA256" not in download and "acme_llm" not in download.content.decode()
+
+
+def test_operator_reads_the_export_over_the_api_and_in_the_admin(
+    api_client, client, operator, export
+):
+    assert "acme_llm" in export.content
+    api_client.force_authenticate(operator)
+    assert [row["checksum"] for row in api_client.get(EXPORTS).json()["results"]] == [
+        export.checksum
+    ]
+    assert api_client.get(f"{EXPORTS}{export.pk}/").json()["content"] == export.content
+
+    download = client_for(client, operator).get(_download(export))
+
+    assert download.status_code == 200
+    assert download.content.decode() == export.content
+    assert download["X-Checksum-SHA256"] == export.checksum

@@ -230,9 +230,16 @@ def test_baselines_are_per_cluster(lumi):
     export_create(fmt="commands", cluster=lumi)
 
     leonardo = Cluster.objects.get(name="leonardo")
-    assert [argv[4] for argv in commands_of(export_create(fmt="commands", cluster=leonardo))][
-        :1
-    ] == ["name=on_leo"]
+    # The lumi export is no baseline for leonardo: its account and users are added in full.
+    assert commands_of(export_create(fmt="commands", cluster=leonardo)) == [
+        ["sacctmgr", "-i", "add", "account", "name=on_leo", "cluster=leonardo", "parent=root",
+         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+         "GrpTRESMins=gres/gpu=3000000"],
+        ["sacctmgr", "-i", "add", "user", "name=alice", "account=on_leo", "cluster=leonardo"],
+        ["sacctmgr", "-i", "add", "user", "name=bob", "account=on_leo", "cluster=leonardo"],
+    ]  # fmt: skip
+    # ... and the leonardo export is no baseline for lumi, which has not changed.
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
 
 
 # What an export records

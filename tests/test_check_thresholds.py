@@ -431,6 +431,20 @@ def test_the_celery_task_runs_the_same_check(split_model):
     assert Alert.objects.filter(level="gpai", scope="model").exists()
 
 
+def test_the_hourly_task_skips_while_another_check_holds_the_lock(split_model):
+    from allocations.locks import task_lock
+    from allocations.tasks import thresholds_check as task
+
+    with task_lock("thresholds_check", timeout=60) as held:
+        assert held
+        assert task.apply().get() == "skipped: another check is running"
+        assert not Alert.objects.exists()
+
+    # Once the other run is over, the next hour's check does its work.
+    assert task.apply().get().startswith("alerts=")
+    assert Alert.objects.filter(level="gpai", scope="model").exists()
+
+
 def test_an_exhausted_allocation_is_blocked_by_the_next_commands_export(reference_data):
     from allocations.exports import export_create
 

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core import mail
 from django.urls import reverse
 
@@ -59,6 +60,9 @@ def test_unverified_users_cannot_log_in(client):
             "password2": "a-long-pass-phrase-9",
         },
     )
+    # The sign-up itself worked: the account exists with its address still unverified.
+    address = EmailAddress.objects.get(email__iexact="new@startup.example")
+    assert not address.verified
     client.logout()
     client.post(
         reverse("account_login"),

@@ -1,12 +1,5 @@
-import pytest
-
 from tests.conftest import client_for
 from vetting.testing import application_for
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 def test_call_manager_reads_applications_in_the_admin_but_cannot_edit(

@@ -7,11 +7,6 @@ from organisations.models import Membership, Organisation
 from vetting.models import Application
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 def _seed() -> str:
     out = StringIO()
     call_command("seed_demo", stdout=out)

@@ -9,11 +9,6 @@ from vetting.models import Application, ApplicationEvent
 from vetting.testing import application_for, complete_fields, organisation_for, pdf_upload
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 @pytest.fixture
 def leonardo(open_call):
     return Partition.objects.get(cluster__name="leonardo")

@@ -10,11 +10,6 @@ from vetting.models import Application
 from vetting.testing import application_for, organisation_for, pdf_upload
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 @pytest.fixture
 def application(applicant, open_call):
     return application_for(applicant, open_call)

@@ -151,14 +151,20 @@ def test_unverified_address_is_not_enough(client, applicant, organisation, other
     assert Membership.objects.filter(user=other_applicant).exists()
 
 
-def test_invitation_is_used_once(client, applicant, organisation, other_applicant, outsider):
+def test_invitation_is_used_once(client, applicant, organisation, other_applicant):
     invitation = Invitation.objects.create(
         organisation=organisation, email=other_applicant.email, invited_by=applicant
     )
     url = reverse("organisations:invitation", args=[invitation.token])
     client_for(client, other_applicant).post(url)
-    client.post(url)
-    assert Membership.objects.filter(user=other_applicant).count() == 1
+    # The owner removes the new member; the old link must not let them back in.
+    Membership.objects.get(organisation=organisation, user=other_applicant).delete()
+
+    page = client.post(url)
+
+    assert page.status_code == 200
+    assert "This invitation has already been used." in page.content.decode()
+    assert not Membership.objects.filter(organisation=organisation, user=other_applicant).exists()
 
 
 def test_inviting_an_existing_member_is_explained(client, applicant, organisation):

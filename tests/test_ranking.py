@@ -11,11 +11,6 @@ from vetting.models import Application, Decision
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 @pytest.fixture
 def fast_lane(open_call):
     return open_call.access_modes.get(kind="fast_lane")

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.django_db
 LIST = "admin:vetting_reviewassignment_changelist"
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 def page(assignment):
     return reverse("admin:vetting_reviewassignment_change", args=[assignment.pk])
 
@@ -201,6 +196,36 @@ def test_reviewer_downloads_the_annex_only_after_the_conflict_statement(
     assert client.get(url).status_code == 403
     workflow.conflict_confirm_none(assignment=assignment, reviewer=reviewer)
     assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("released", [False, True], ids=["unassigned", "released"])
+def test_a_reviewer_cannot_download_the_annex_through_someone_elses_assignment(
+    client, application, assignment, reviewer, other_reviewer, call_manager, released
+):
+    workflow.conflict_confirm_none(assignment=assignment, reviewer=reviewer)
+    annex = reverse("admin:vetting_reviewassignment_annex", args=[assignment.pk])
+    own = client_for(client, reviewer).get(annex)
+    assert own.status_code == 200 and b"".join(own.streaming_content).startswith(b"%PDF")
+    if released:
+        theirs = workflow.reviewer_assign(
+            application=application, reviewer=other_reviewer, actor=call_manager
+        )
+        workflow.conflict_declare(
+            assignment=theirs, reviewer=other_reviewer, explanation="My former employer."
+        )
+        theirs.refresh_from_db()
+        assert theirs.state == ReviewAssignment.State.RELEASED
+
+    client_for(client, other_reviewer)
+    response = client.get(annex)
+
+    assert response.status_code == 404
+    assert not response.streaming and b"%PDF" not in response.content
+    if released:
+        own_released = reverse("admin:vetting_reviewassignment_annex", args=[theirs.pk])
+        response = client.get(own_released)
+        assert response.status_code == 404
+        assert not response.streaming and b"%PDF" not in response.content
 
 
 def test_applicant_history_never_names_reviewers(client, applicant, application, assignment):

@@ -162,11 +162,6 @@ def test_blocking_flags_come_first_and_decide_eligibility():
 # With the database
 
 
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
 def test_eligible_application_goes_to_review_with_its_warnings(applicant, open_call):
     organisation = organisation_for(applicant, staff_headcount=None)
     application = submitted(applicant, open_call, organisation=organisation)

@@ -154,3 +154,41 @@ def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference
     assert "<td>vega</td>" in row
     assert '<td class="num">10</td>' in row
     assert "10 kWh measured" in row
+
+
+def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_name(
+    client, applicant, other_applicant, allocation, tmp_path
+):
+    """Another company declaring the same model name sees, and shows, nothing of the other."""
+    allocation_for(
+        "leonardo",
+        "rival_llm",
+        organisation=organisation_for(other_applicant, name="Rival AI SL"),
+        gpu_hours=5000,
+        model_name="acme-7b",
+    )
+    import_text(
+        tmp_path,
+        sacct_text(
+            sacct_line(
+                "900", account="rival_llm", user="mallory", name="rival-pretrain", elapsed=36000
+            )
+        ),
+    )
+
+    client.force_login(applicant)
+    page = client.get("/usage/models/acme-7b/").content.decode()
+    assert "grant 100 h" in page
+    assert "rival-pretrain" not in page and "mallory" not in page
+    data = client.get("/usage/models/acme-7b/annex-xi.json").json()
+    assert [a["account"] for a in data["allocations"]] == ["acme_llm"]
+    assert data["granted_gpu_hours"] == 100
+    assert data["gpu_hours"] == pytest.approx(16)  # the rival's 40 GPU-hours are not counted
+    assert data["training_time"]["jobs"] == 2
+    assert data["training_compute_flop"] == pytest.approx(7.2e18)
+
+    client.force_login(other_applicant)
+    data = client.get("/usage/models/acme-7b/annex-xi.json").json()
+    assert [a["account"] for a in data["allocations"]] == ["rival_llm"]
+    assert (data["granted_gpu_hours"], data["training_time"]["jobs"]) == (5000, 1)
+    assert data["gpu_hours"] == pytest.approx(40)
