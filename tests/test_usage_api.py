@@ -200,3 +200,36 @@ def test_site_tokens_are_for_operators_only(client, call_manager, applicant):
     for user in (call_manager, applicant):
         client.force_login(user)
         assert client.get("/admin/allocations/sitetoken/add/").status_code in (302, 403)
+
+
+def test_operators_make_list_and_revoke_site_tokens_from_the_command_line(api_client, leonardo):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from allocations.models import SiteToken
+
+    out = StringIO()
+    call_command(
+        "site_token",
+        "--create",
+        "sacct host",
+        "--cluster",
+        "leonardo",
+        stdout=out,
+        stderr=StringIO(),
+    )
+    key = out.getvalue().strip()
+    api_client.credentials(HTTP_AUTHORIZATION=f"SiteToken {key}")
+    assert post_text(api_client, sacct_text(sacct_line("1"))).status_code == 201
+    listing = StringIO()
+    call_command("site_token", "--list", stdout=listing)
+    token = SiteToken.objects.get()
+    assert token.key_start in listing.getvalue() and "active" in listing.getvalue()
+    assert key not in listing.getvalue()
+    call_command("site_token", "--revoke", key, stdout=StringIO())
+    assert post_text(api_client, sacct_text(sacct_line("2"))).status_code == 401
+    with pytest.raises(CommandError, match="Unknown cluster 'atlantis'"):
+        call_command("site_token", "--create", "x", "--cluster", "atlantis")
+    with pytest.raises(CommandError, match="No single active token"):
+        call_command("site_token", "--revoke", token.key_start)  # already revoked
