@@ -27,6 +27,20 @@ from .models import (
 from .services import TransitionError
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by the product's own services: viewed here, never added, changed or
+    deleted by hand."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class ClusterInline(admin.TabularInline):
     model = Cluster
     extra = 0
@@ -373,7 +387,9 @@ class ExportForm(forms.Form):
 
 
 @admin.register(SchedulerExport)
-class SchedulerExportAdmin(admin.ModelAdmin):
+class SchedulerExportAdmin(ReadOnlyAdmin):
+    # Exports are produced by the export page below, never typed in, and never deleted: the
+    # history is the baseline of the next commands export.
     list_display = [
         "created_at",
         "cluster",
@@ -391,17 +407,6 @@ class SchedulerExportAdmin(admin.ModelAdmin):
               "download", "content"]  # fmt: skip
     readonly_fields = fields
     change_list_template = "admin/allocations/schedulerexport/change_list.html"
-
-    def has_add_permission(self, request) -> bool:
-        # Exports are produced by the export page below, never typed in.
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # The history is the baseline of the next commands export.
-        return False
 
     @admin.display(description="SHA-256")
     def short_checksum(self, obj: SchedulerExport) -> str:

@@ -8,7 +8,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from .exports import csv_cell
 from .models import Alert, LargeRunEntry
-from .monitoring import alert_acknowledge
+from .monitoring import alerts_acknowledge
 
 
 class AcknowledgeForm(forms.Form):
@@ -65,13 +65,11 @@ class AlertAdmin(admin.ModelAdmin):
         if "apply" in request.POST:
             form = AcknowledgeForm(request.POST)
             if form.is_valid():
-                done = sum(
-                    alert_acknowledge(
-                        alert=alert, actor=request.user, note=form.cleaned_data["note"]
-                    )
-                    for alert in queryset
+                selected = queryset.count()
+                done = alerts_acknowledge(
+                    alerts=queryset, actor=request.user, note=form.cleaned_data["note"]
                 )
-                skipped = queryset.count() - done
+                skipped = selected - done
                 self.message_user(request, f"Acknowledged {done} alert(s).", messages.SUCCESS)
                 if skipped:
                     self.message_user(

@@ -19,6 +19,15 @@ SLUG_VALIDATOR = RegexValidator(
 )
 
 
+def _whole_numbers_between(values: object, low: int, high: int) -> bool:
+    """Whether `values` (from a JSON field) is a non-empty list of whole numbers in [low, high]."""
+    return (
+        isinstance(values, list)
+        and bool(values)
+        and all(type(value) is int and low <= value <= high for value in values)
+    )
+
+
 class Site(models.Model):
     """A computing centre: where its clusters stand decides PUE, grid carbon and local time."""
 
@@ -217,12 +226,7 @@ class AccessMode(models.Model):
         errors = {}
         if self.max_gpu_hours is not None and self.max_gpu_hours < self.min_gpu_hours:
             errors["max_gpu_hours"] = "The maximum must not be below the minimum."
-        durations = self.durations_months
-        if (
-            not isinstance(durations, list)
-            or not durations
-            or not all(isinstance(m, int) and 1 <= m <= 36 for m in durations)
-        ):
+        if not _whole_numbers_between(self.durations_months, 1, 36):
             errors["durations_months"] = (
                 "Give a list of whole months between 1 and 36, e.g. [3, 6, 12]."
             )
@@ -320,12 +324,7 @@ class ThresholdPolicy(models.Model):
             errors["warning_share"] = "Give a share above 0 and below 1."
         if not 0 < self.default_utilisation <= 1:
             errors["default_utilisation"] = "Utilisation must be above 0 and at most 1."
-        levels = self.allocation_alert_percentages
-        if (
-            not isinstance(levels, list)
-            or not levels
-            or not all(isinstance(p, int) and 1 <= p <= 1000 for p in levels)
-        ):
+        if not _whole_numbers_between(self.allocation_alert_percentages, 1, 1000):
             errors["allocation_alert_percentages"] = (
                 "Give a list of whole percentages, e.g. [75, 90, 100]."
             )

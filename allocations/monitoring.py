@@ -355,6 +355,11 @@ def _owner_emails(organisation_ids: list[int]) -> set[str]:
     return set(users.exclude(email="").values_list("email", flat=True))
 
 
+def alert_staff_emails() -> set[str]:
+    """Who on the staff is told of every alert: the call managers and the operators."""
+    return _staff_emails(roles.CALL_MANAGER, roles.OPERATOR)
+
+
 def _staff_emails(*role_names: str) -> set[str]:
     users = get_user_model().objects.filter(groups__name__in=role_names, is_active=True)
     return set(users.exclude(email="").values_list("email", flat=True))
@@ -362,27 +367,30 @@ def _staff_emails(*role_names: str) -> set[str]:
 
 def alert_acknowledge(*, alert: Alert, actor, note: str = "") -> bool:
     """Record who took note of an alert; False when someone already had."""
-    updated = Alert.objects.filter(pk=alert.pk, acknowledged_at__isnull=True).update(
+    return bool(
+        alerts_acknowledge(alerts=Alert.objects.filter(pk=alert.pk), actor=actor, note=note)
+    )
+
+
+def alerts_acknowledge(*, alerts, actor, note: str = "") -> int:
+    """Acknowledge the alerts nobody has yet, in one statement; returns how many."""
+    return alerts.filter(acknowledged_at__isnull=True).update(
         acknowledged_by=actor, acknowledged_at=timezone.now(), acknowledgement_note=note
     )
-    return bool(updated)
 
 
-def alert_notify(*, alert_id: int) -> int:
+def alert_notify(*, alert_id: int, staff: set[str] | None = None) -> int:
     """Send one alert's e-mail once, one message per person; returns the number of messages.
 
     Staff (call managers, operators) get a link to the alert in the admin, where they
     acknowledge it; the organisations' owners a link to the usage it is about. Nobody sees who
     else was told: a group alert reaches several companies.
     """
-    alert = (
-        Alert.objects.select_related("policy", "allocation")
-        .filter(pk=alert_id, notified_at=None)
-        .first()
-    )
+    alert = Alert.objects.select_related("policy").filter(pk=alert_id, notified_at=None).first()
     if alert is None:
         return 0
-    staff = _staff_emails(roles.CALL_MANAGER, roles.OPERATOR)
+    if staff is None:
+        staff = alert_staff_emails()
     owners = _owner_emails(alert.organisation_ids) - staff
     is_share = alert.level.startswith("allocation_")
     context = {

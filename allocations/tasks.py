@@ -29,9 +29,10 @@ def thresholds_check() -> str:
 def alerts_notify(alert_ids: list[int]) -> int:
     """E-mail each alert not e-mailed yet to the owners concerned, the call managers and the
     operators."""
-    from .monitoring import alert_notify
+    from .monitoring import alert_notify, alert_staff_emails
 
-    return sum(alert_notify(alert_id=alert_id) for alert_id in alert_ids)
+    staff = alert_staff_emails()
+    return sum(alert_notify(alert_id=alert_id, staff=staff) for alert_id in alert_ids)
 
 
 @shared_task(

@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from .estimates import significant
 from .models import Allocation, ThresholdPolicy, UsageRecord
-from .usage_selectors import UsageTotals, usage_jobs, usage_series, usage_totals
+from .selectors import allocations_visible_to
+from .usage_selectors import (
+    UsageTotals,
+    policy_utilisation,
+    usage_jobs,
+    usage_series,
+    usage_totals,
+)
 
 JOBS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 640, 220
@@ -37,10 +44,7 @@ class Scope:
 
 
 def _visible_allocations(user) -> QuerySet:
-    allocations = Allocation.objects.select_related("cluster__site", "partition", "organisation")
-    if user.is_staff and user.has_perm("allocations.view_allocation"):
-        return allocations
-    return allocations.filter(organisation__membership__user=user)
+    return allocations_visible_to(user).select_related("cluster__site")
 
 
 def _allocation_scope(request, pk: int) -> Scope:
@@ -160,8 +164,7 @@ def _summary(scope: Scope, totals: UsageTotals, policy: ThresholdPolicy | None) 
 
 def _page(request, scope: Scope):
     policy = ThresholdPolicy.objects.in_force()
-    utilisation = policy.default_utilisation if policy else 0.4
-    totals = usage_totals(records=scope.records, utilisation=utilisation)
+    totals = usage_totals(records=scope.records, utilisation=policy_utilisation(policy))
     jobs = Paginator(usage_jobs(records=scope.records), JOBS_PER_PAGE).get_page(
         request.GET.get("page")
     )
@@ -186,8 +189,7 @@ def _page(request, scope: Scope):
 
 def _annex(request, scope: Scope, as_json: bool):
     policy = ThresholdPolicy.objects.in_force()
-    utilisation = policy.default_utilisation if policy else 0.4
-    totals = usage_totals(records=scope.records, utilisation=utilisation)
+    totals = usage_totals(records=scope.records, utilisation=policy_utilisation(policy))
     summary = _summary(scope, totals, policy)
     if as_json:
         return JsonResponse(summary)

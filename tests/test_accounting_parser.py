@@ -19,22 +19,9 @@ from allocations.accounting import (
     parse_sacct,
     parse_time,
 )
+from tests.usage_factories import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
 
 OSLO = ZoneInfo("Europe/Oslo")
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
-
-# The field lists from shared/samples/README.md, as passed to sacct --format (and --fields).
-FOX_FIELDS = (
-    "JobID,JobIDRaw,User,Account,State,Start,End,AveCPU,AveDiskRead,AveDiskWrite,AveRSS,"
-    "AveVMSize,ElapsedRaw,ExitCode,Layout,MaxRSS,MaxVMSize,MinCPU,ReqCPUS,ReqMem,ReqNodes,"
-    "Reservation,Submit,Suspended,SystemCPU,TimelimitRaw,UserCPU,NodeList,Partition,AllocTRES,"
-    "Priority,JobName"
-)
-XDMOD_FIELDS = (
-    "JobID,JobIDRaw,Cluster,Partition,QOS,Account,Group,GID,User,UID,Submit,Eligible,Start,End,"
-    "Elapsed,ExitCode,State,NNodes,NCPUS,ReqCPUS,ReqMem,ReqTRES,AllocTRES,Timelimit,NodeList,"
-    "JobName"
-)
 
 HEADER = (
     "JobID|JobIDRaw|Account|User|Partition|State|Submit|Start|End|ElapsedRaw|AllocTRES|NNodes"

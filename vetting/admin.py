@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from allocations.admin import ReadOnlyAdmin
+
 from .models import Application, ApplicationEvent, ApplicationResource
 
 
@@ -29,7 +31,7 @@ class EventInline(ReadOnlyInline):
 
 
 @admin.register(Application)
-class ApplicationAdmin(admin.ModelAdmin):
+class ApplicationAdmin(ReadOnlyAdmin):
     """Applications as staff read them. Every change goes through vetting.services, so the
     admin offers no editing; the review workflow adds its own actions."""
 
@@ -61,15 +63,6 @@ class ApplicationAdmin(admin.ModelAdmin):
             reverse("vetting:annex", args=[obj.pk]),
             obj.technical_annex_name or "download",
         )
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 from . import admin_review  # noqa: E402,F401 - the review workflow registers its own pages

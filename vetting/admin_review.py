@@ -10,12 +10,12 @@ vetting.workflow.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from allocations.admin import apply_with_reason
+from allocations.admin import ReadOnlyAdmin, apply_with_reason
 
 from . import review_selectors, rules, workflow
 from .admin import ApplicationAdmin, ReadOnlyInline
@@ -31,7 +31,7 @@ from .models import (
     ScreeningFlag,
 )
 from .services import TransitionError
-from .views import _ethics_rows
+from .views import _ethics_rows, annex_response
 
 # Call managers
 
@@ -264,15 +264,7 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
         is_manager = review_selectors.can_manage_reviews(request.user)
         if not (assignment.sees_application or is_manager):
             raise PermissionDenied("Confirm you have no conflict of interest first.")
-        application = assignment.application
-        if not application.technical_annex:
-            raise Http404("No technical annex.")
-        return FileResponse(
-            application.technical_annex.open("rb"),
-            as_attachment=True,
-            filename=application.technical_annex_name or "technical-annex.pdf",
-            content_type="application/pdf",
-        )
+        return annex_response(assignment.application)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         assignment = self._assignment(request, object_id)
@@ -411,7 +403,11 @@ class RubricCriterionInline(admin.TabularInline):
 @admin.register(Rubric)
 class RubricAdmin(admin.ModelAdmin):
     list_display = ["call", "scale_max", "disagreement_points", "weights"]
+    list_select_related = ["call"]
     inlines = [RubricCriterionInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("criteria")
 
     @admin.display(description="weights")
     def weights(self, obj: Rubric):
@@ -423,9 +419,12 @@ class DecisionGrantInline(ReadOnlyInline):
     fields = ["partition", "gpu_hours"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("partition__cluster")
+
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(ReadOnlyAdmin):
     """Decisions are taken on the ranking page; here they are only read."""
 
     list_display = ["application", "outcome", "decided_by", "decided_at", "granted"]
@@ -450,12 +449,3 @@ class DecisionAdmin(admin.ModelAdmin):
     @admin.display(description="granted GPU-hours")
     def granted(self, obj: Decision):
         return f"{obj.granted_gpu_hours:,}" if obj.outcome == Decision.Outcome.APPROVED else "—"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

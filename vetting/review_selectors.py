@@ -19,6 +19,7 @@ from allocations.models import (
     ThresholdPolicy,
 )
 from allocations.monitoring import organisation_groups_current
+from allocations.usage_selectors import policy_utilisation
 from organisations.models import Country, Membership, Organisation
 
 from . import aggregation, screening, selectors
@@ -77,7 +78,7 @@ def related_holdings(
         for pk in ids
         if pk != organisation.pk
     }
-    utilisation = policy.default_utilisation if policy else 0.4
+    utilisation = policy_utilisation(policy)
     allocations = (
         Allocation.objects.filter(organisation_id__in=member_ids, state__in=LIVE_ALLOCATION_STATES)
         .select_related("organisation", "partition")
@@ -195,7 +196,11 @@ def reviewer_max_load(reviewer: AbstractBaseUser) -> int:
 def assignments_visible_to(user: AbstractBaseUser) -> QuerySet[ReviewAssignment]:
     """Call managers see every assignment; a reviewer only their own that are not released."""
     assignments = ReviewAssignment.objects.select_related(
-        "application__organisation", "application__access_mode__call", "reviewer", "review"
+        "application__organisation",
+        "application__access_mode__call",
+        "application__call",
+        "reviewer",
+        "review",
     )
     if not (user.is_authenticated and user.is_active and user.is_staff):
         return assignments.none()

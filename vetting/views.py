@@ -173,6 +173,11 @@ def annex_download(request, pk: int):
         application = get_object_or_404(Application, pk=pk)
     else:
         application = selectors.application_for_member(user=request.user, pk=pk)
+    return annex_response(application)
+
+
+def annex_response(application: Application) -> FileResponse:
+    """The application's technical annex as a PDF download; 404 when there is none."""
     if not application.technical_annex:
         raise Http404("No technical annex.")
     return FileResponse(
