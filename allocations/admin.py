@@ -41,6 +41,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class ReadOnlyInline(admin.TabularInline):
+    """Related records shown with their parent, never edited there. `select_related` names the
+    foreign keys the fields show, fetched with the rows instead of one query per row."""
+
+    extra = 0
+    can_delete = False
+    select_related: tuple[str, ...] = ()
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.select_related(*self.select_related) if self.select_related else queryset
+
+
 class ClusterInline(admin.TabularInline):
     model = Cluster
     extra = 0
@@ -207,27 +226,19 @@ def _allocation_action(name: str, service, *, reason_required: bool = False):
     return action
 
 
-class AllocationUserInline(admin.TabularInline):
+class AllocationUserInline(ReadOnlyInline):
     model = AllocationUser
-    extra = 0
     fields = ["username", "added_by", "added_at"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    select_related = ("added_by",)
 
 
-class AllocationEventInline(admin.TabularInline):
+class AllocationEventInline(ReadOnlyInline):
     model = AllocationEvent
-    extra = 0
     fields = ["at", "action", "from_state", "to_state", "actor", "reason"]
     readonly_fields = fields
-    can_delete = False
     ordering = ["-at", "-id"]
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
+    select_related = ("actor",)
 
 
 class ExhaustedFilter(admin.SimpleListFilter):

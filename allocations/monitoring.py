@@ -262,7 +262,7 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
         (e.scope, e.subject_key, e.category): e
         for e in LargeRunEntry.objects.filter(
             subject_key__in={effort.subject_key for effort in efforts}
-        )
+        ).prefetch_related("allocations")
     }
     opened, changed = [], []
     for effort in efforts:
@@ -277,6 +277,7 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
         for category, basis in categories:
             entry = existing.get((effort.scope, effort.subject_key, category))
             figure = significant(effort.used_flop if basis == "used" else effort.projected_flop)
+            linked = {a.pk for a in entry.allocations.all()} if entry is not None else set()
             if entry is None:
                 entry = LargeRunEntry.objects.create(
                     scope=effort.scope,
@@ -306,12 +307,14 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
                 entry.basis = basis
                 entry.method = _method(policy)
                 changed.append(entry)
-            entry.allocations.set(effort.allocations)
-    if changed:
-        for entry in changed:
-            entry.save(
-                update_fields=["compute_flop", "projected_flop", "basis", "method", "updated_at"]
-            )
+            if linked != {a.pk for a in effort.allocations}:
+                entry.allocations.set(effort.allocations)
+    now = timezone.now()
+    for entry in changed:
+        entry.updated_at = now
+    LargeRunEntry.objects.bulk_update(
+        changed, ["compute_flop", "projected_flop", "basis", "method", "updated_at"]
+    )
     return opened
 
 

@@ -2,32 +2,23 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from allocations.admin import ReadOnlyAdmin
+from allocations.admin import ReadOnlyAdmin, ReadOnlyInline
 
 from .models import Application, ApplicationEvent, ApplicationResource
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ResourceInline(ReadOnlyInline):
     model = ApplicationResource
     fields = ["partition", "gpu_hours"]
     readonly_fields = fields
+    select_related = ("partition__cluster",)
 
 
 class EventInline(ReadOnlyInline):
     model = ApplicationEvent
     fields = ["at", "from_state", "to_state", "actor", "reason", "public_note"]
     readonly_fields = fields
+    select_related = ("actor",)
 
 
 @admin.register(Application)

@@ -15,10 +15,10 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from allocations.admin import ReadOnlyAdmin, apply_with_reason
+from allocations.admin import ReadOnlyAdmin, ReadOnlyInline, apply_with_reason
 
 from . import review_selectors, rules, workflow
-from .admin import ApplicationAdmin, ReadOnlyInline
+from .admin import ApplicationAdmin
 from .models import (
     Application,
     Decision,
@@ -47,6 +47,7 @@ class AssignmentInline(ReadOnlyInline):
     fields = ["reviewer", "state", "assigned_at", "weighted_score"]
     readonly_fields = fields
     show_change_link = True
+    select_related = ("reviewer", "review")
 
     @admin.display(description="weighted score")
     def weighted_score(self, obj: ReviewAssignment):
@@ -60,6 +61,7 @@ class DecisionInline(ReadOnlyInline):
     model = Decision
     fields = ["outcome", "decided_by", "decided_at", "reason", "start", "end"]
     readonly_fields = fields
+    select_related = ("decided_by",)
 
 
 def _message(error: Exception) -> str:
@@ -418,9 +420,7 @@ class DecisionGrantInline(ReadOnlyInline):
     model = DecisionGrant
     fields = ["partition", "gpu_hours"]
     readonly_fields = fields
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("partition__cluster")
+    select_related = ("partition__cluster",)
 
 
 @admin.register(Decision)
