@@ -153,6 +153,19 @@ def reviewers() -> QuerySet:
     )
 
 
+def reviewers_by_load(*, call_id: int) -> QuerySet:
+    """Reviewers, least loaded in the call first (then by user name), the load in `.load`."""
+    active_in_call = Q(
+        review_assignments__application__call_id=call_id,
+        review_assignments__state__in=ACTIVE_ASSIGNMENT_STATES,
+    )
+    return (
+        reviewers()
+        .annotate(load=Count("review_assignments", filter=active_in_call))
+        .order_by("load", "username")
+    )
+
+
 def _domain(email: str) -> str:
     return email.rsplit("@", 1)[-1].strip().lower() if "@" in (email or "") else ""
 

@@ -304,15 +304,8 @@ def reviewers_auto_assign(
     )
     if needed <= 0:
         return []
-    candidates = sorted(
-        review_selectors.reviewers(),
-        key=lambda r: (
-            review_selectors.reviewer_load(r, call_id=application.call_id),
-            r.username,
-        ),
-    )
     made = []
-    for reviewer in candidates:
+    for reviewer in review_selectors.reviewers_by_load(call_id=application.call_id):
         if len(made) >= needed:
             break
         if getattr(reviewer, "reviewer_profile", None) and not reviewer.reviewer_profile.active:
