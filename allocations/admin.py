@@ -1,213 +1,32 @@
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
-from simple_history.admin import SimpleHistoryAdmin
 
-from . import services
-from .exports import SCHEDULER_FORMATS, ExportError, export_create, export_filename, export_response
-from .models import (
-    AccessMode,
-    AccessModePartition,
+from allocations import services
+from allocations.exports import (
+    SCHEDULER_FORMATS,
+    ExportError,
+    export_create,
+    export_filename,
+    export_response,
+)
+from allocations.models import (
     Allocation,
     AllocationEvent,
     AllocationUser,
-    Call,
     ChangeRequest,
-    Cluster,
-    Partition,
     SchedulerExport,
-    Site,
-    ThresholdPolicy,
 )
-from .services import TransitionError
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written only by the product's own services: viewed here, never added, changed or
-    deleted by hand."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class ReadOnlyInline(admin.TabularInline):
-    """Related records shown with their parent, never edited there. `select_related` names the
-    foreign keys the fields show, fetched with the rows instead of one query per row."""
-
-    extra = 0
-    can_delete = False
-    select_related: tuple[str, ...] = ()
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        return queryset.select_related(*self.select_related) if self.select_related else queryset
-
-
-class ClusterInline(admin.TabularInline):
-    model = Cluster
-    extra = 0
-
-
-@admin.register(Site)
-class SiteAdmin(SimpleHistoryAdmin):
-    list_display = ["name", "country", "time_zone", "pue", "grid_kg_co2e_per_kwh"]
-    list_filter = ["country"]
-    search_fields = ["name", "country"]
-    inlines = [ClusterInline]
-
-
-class PartitionInline(admin.TabularInline):
-    model = Partition
-    extra = 0
-    fields = ["name", "accelerator", "gpus_per_node", "nodes", "peak_tflops", "power_watts"]
-
-
-@admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
-    list_display = ["name", "display_name", "site"]
-    list_filter = ["site__country"]
-    search_fields = ["name", "display_name", "site__name"]
-    list_select_related = ["site"]
-    inlines = [PartitionInline]
-
-
-@admin.register(Partition)
-class PartitionAdmin(SimpleHistoryAdmin):
-    list_display = [
-        "cluster",
-        "name",
-        "accelerator",
-        "gpus_per_node",
-        "nodes",
-        "total_gpus",
-        "peak_tflops",
-        "power_watts",
-    ]
-    list_filter = ["cluster__site__country", "cluster"]
-    search_fields = ["name", "cluster__name", "accelerator"]
-    list_select_related = ["cluster"]
-
-    @admin.display(description="scheduler GPUs")
-    def total_gpus(self, obj: Partition) -> str:
-        return f"{obj.total_gpus:,}"
-
-
-class AccessModePartitionInline(admin.TabularInline):
-    model = AccessModePartition
-    extra = 0
-    autocomplete_fields = ["partition"]
-
-
-@admin.register(AccessMode)
-class AccessModeAdmin(admin.ModelAdmin):
-    list_display = [
-        "call",
-        "kind",
-        "min_gpu_hours",
-        "max_gpu_hours",
-        "durations_months",
-        "decision_working_days",
-        "cutoff_at",
-    ]
-    list_filter = ["kind", "call__state"]
-    search_fields = ["call__title"]
-    list_select_related = ["call"]
-    inlines = [AccessModePartitionInline]
-
-
-class AccessModeInline(admin.StackedInline):
-    model = AccessMode
-    extra = 0
-    show_change_link = True
-
-
-@admin.register(Call)
-class CallAdmin(SimpleHistoryAdmin):
-    list_display = ["title", "state", "opens_at", "closes_at", "reviewers_per_application"]
-    list_filter = ["state"]
-    search_fields = ["title", "description"]
-    prepopulated_fields = {"slug": ["title"]}
-    date_hierarchy = "opens_at"
-    inlines = [AccessModeInline]
-
-
-@admin.register(ThresholdPolicy)
-class ThresholdPolicyAdmin(SimpleHistoryAdmin):
-    list_display = [
-        "version",
-        "effective_from",
-        "gpai_flop",
-        "systemic_risk_flop",
-        "modification_share",
-        "warning_share",
-        "default_utilisation",
-        "allocation_alert_percentages",
-    ]
-    search_fields = ["note"]
-    date_hierarchy = "effective_from"
-
-
-# Allocations, change requests and scheduler exports. Every change goes through a service, so the
-# admin leaves the same audit trail as every other way in.
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        required=False,
-        help_text="Recorded in the audit trail and shown to the applicant.",
-    )
-
-
-def apply_with_reason(
-    modeladmin, request, queryset, *, title: str, apply, reason_required: bool = False
-):
-    """Admin action with a confirmation page asking for a reason, then ``apply`` per object."""
-    form = ReasonForm(request.POST if "apply" in request.POST else None)
-    if form.is_bound and form.is_valid():
-        reason = form.cleaned_data["reason"].strip()
-        if reason_required and not reason:
-            form.add_error("reason", "Give a reason.")
-        else:
-            done = 0
-            for obj in queryset:
-                try:
-                    apply(obj, request.user, reason)
-                except (TransitionError, ValidationError) as error:
-                    message = error.messages[0] if isinstance(error, ValidationError) else error
-                    modeladmin.message_user(request, f"{obj}: {message}", messages.ERROR)
-                else:
-                    done += 1
-            if done:
-                modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
-            return None
-    context = {
-        **modeladmin.admin_site.each_context(request),
-        "title": title,
-        "objects": list(queryset),
-        "form": form,
-        "action": request.POST["action"],
-        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        "opts": modeladmin.model._meta,
-    }
-    return TemplateResponse(request, "admin/allocations/action_reason.html", context)
+# Importing these modules registers the usage, alert and register admin pages.
+from core.admin import ReadOnlyAdmin, ReadOnlyInline, apply_with_reason
+from systems.models import (
+    Cluster,
+)
 
 
 def _allocation_action(name: str, service, *, reason_required: bool = False):
@@ -485,7 +304,3 @@ class SchedulerExportAdmin(ReadOnlyAdmin):
 
 def _can_produce(user) -> bool:
     return user.has_perm("allocations.add_schedulerexport")
-
-
-# Importing these modules registers the usage, alert and register admin pages.
-from . import admin_thresholds, admin_usage  # noqa: E402,F401

@@ -1,93 +1,143 @@
-import hashlib
+"""API: allocations (applicants their own, staff all) and scheduler exports (operators)."""
 
-from allauth.account.models import EmailAddress
-from django.conf import settings
-from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, viewsets
-from rest_framework.authtoken.models import Token
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.exceptions import ValidationError
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import generics, permissions, serializers, status, viewsets
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
-from .models import AccessModePartition, Call, Partition
-from .selectors import access_modes_by_size
-from .serializers import CallSerializer, PartitionSerializer
+from allocations.exports import ExportError, export_create
+from allocations.models import Allocation, SchedulerExport
+from allocations.selectors import allocations_visible_to
+from systems.models import Cluster
 
 
-class CallViewSet(viewsets.ReadOnlyModelViewSet):
-    """Calls that are open or closed (drafts stay private) with their access modes."""
+class AllocationOutput(serializers.ModelSerializer):
+    organisation = serializers.CharField(source="organisation.legal_name")
+    registration_id = serializers.CharField(source="organisation.registration_id")
+    cluster = serializers.CharField(source="cluster.name")
+    partition = serializers.CharField(source="partition.name")
+    model = serializers.CharField(source="model_name", help_text="Declared model; may be empty.")
+    exhausted = serializers.BooleanField(source="is_exhausted")
+    gpu_minutes = serializers.IntegerField(help_text="The Slurm GrpTRESMins limit.")
+    users = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
 
-    serializer_class = CallSerializer
-    permission_classes = [permissions.AllowAny]
-    filterset_fields = ["state"]
-    lookup_field = "slug"
+    class Meta:
+        model = Allocation
+        fields = [
+            "id",
+            "organisation",
+            "registration_id",
+            "project",
+            "cluster",
+            "partition",
+            "account",
+            "gpu_hours",
+            "gpu_minutes",
+            "start",
+            "end",
+            "state",
+            "exhausted",
+            "model",
+            "users",
+            "first_exported_at",
+        ]
+
+
+class AllocationFilter(django_filters.FilterSet):
+    cluster = django_filters.CharFilter(field_name="cluster__name", help_text="Cluster name.")
+    state = django_filters.ChoiceFilter(choices=Allocation.State.choices)
+
+    class Meta:
+        model = Allocation
+        fields = ["cluster", "state"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        tags=["allocations"],
+        summary="Allocations: your organisations' ones, or all for staff allowed to view them",
+    ),
+    retrieve=extend_schema(tags=["allocations"], summary="One allocation"),
+)
+class AllocationViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = AllocationOutput
+    filterset_class = AllocationFilter
 
     def get_queryset(self):
-        links = AccessModePartition.objects.select_related("partition__cluster").order_by(
-            "partition__cluster__name", "partition__name"
-        )
-        modes = access_modes_by_size().prefetch_related(
-            Prefetch("accessmodepartition_set", queryset=links)
-        )
         return (
-            Call.objects.exclude(state=Call.State.DRAFT)
-            .prefetch_related(Prefetch("access_modes", queryset=modes))
-            .order_by("-opens_at", "id")
+            allocations_visible_to(self.request.user)
+            .prefetch_related("users")
+            .order_by("cluster__name", "account")
         )
 
 
-class PartitionViewSet(viewsets.ReadOnlyModelViewSet):
-    """Systems and partitions, with what one scheduler GPU is and draws."""
+class ExportPermission(permissions.BasePermission):
+    """Reading the history needs the view permission; producing an export the add permission."""
 
-    serializer_class = PartitionSerializer
-    permission_classes = [permissions.AllowAny]
-    queryset = Partition.objects.select_related("cluster__site").order_by("cluster__name", "name")
-    filterset_fields = {"cluster__name": ["exact"]}
-
-
-class LoginAddressThrottle(AnonRateThrottle):
-    scope = "login_address"
+    def has_permission(self, request, view) -> bool:
+        action = "view" if request.method in permissions.SAFE_METHODS else "add"
+        return request.user.has_perm(f"allocations.{action}_schedulerexport")
 
 
-class LoginAccountThrottle(SimpleRateThrottle):
-    """Counts attempts per user name, so guesses spread over many addresses still stop."""
-
-    scope = "login_account"
-
-    def get_cache_key(self, request, view):
-        username = str(request.data.get("username", "")).strip().lower()
-        if not username:
-            return None
-        ident = hashlib.sha256(username.encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": ident}
+class ExportInput(serializers.Serializer):
+    format = serializers.ChoiceField(choices=SchedulerExport.Format.choices)
+    cluster = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=Cluster.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Cluster name; required for slurm and commands.",
+    )
 
 
-@extend_schema(tags=["auth"], summary="Exchange a user name and password for an API token")
-class TokenView(ObtainAuthToken):
-    """As the site's log-in: an applicant whose e-mail address is not verified gets no token."""
+class ExportSummaryOutput(serializers.ModelSerializer):
+    cluster = serializers.CharField(source="cluster.name", allow_null=True, default=None)
+    created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
 
-    throttle_classes = [LoginAddressThrottle, LoginAccountThrottle]
+    class Meta:
+        model = SchedulerExport
+        fields = ["id", "format", "cluster", "checksum", "allocations", "created_by", "created_at"]
 
-    def post(self, request, *args, **kwargs):
-        serializer = self.get_serializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        user = serializer.validated_data["user"]
-        if not (user.is_staff or _email_verified(user)):
-            raise ValidationError(
-                {
-                    "non_field_errors": [
-                        "Verify your e-mail address first: log in on the site to get a new "
-                        "verification link."
-                    ]
-                }
+
+class ExportOutput(ExportSummaryOutput):
+    class Meta(ExportSummaryOutput.Meta):
+        fields = [*ExportSummaryOutput.Meta.fields, "content"]
+
+
+@extend_schema(tags=["exports"])
+class ExportListCreateView(generics.ListAPIView):
+    permission_classes = [permissions.IsAuthenticated, ExportPermission]
+    serializer_class = ExportSummaryOutput
+    filterset_fields = ["format"]
+    queryset = SchedulerExport.objects.select_related("cluster", "created_by").order_by(
+        "-created_at", "-id"
+    )
+
+    @extend_schema(summary="Export history: who, when, cluster, format, checksum")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Produce an export; slurm and commands move the baseline of the next commands",
+        request=ExportInput,
+        responses={201: ExportOutput},
+    )
+    def post(self, request):
+        data = ExportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            export = export_create(
+                fmt=data.validated_data["format"],
+                cluster=data.validated_data.get("cluster"),
+                actor=request.user,
             )
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        except ExportError as error:
+            raise serializers.ValidationError({"cluster": [str(error)]}) from error
+        return Response(ExportOutput(export).data, status=status.HTTP_201_CREATED)
 
 
-def _email_verified(user) -> bool:
-    if settings.ACCOUNT_EMAIL_VERIFICATION != "mandatory":
-        return True
-    return EmailAddress.objects.filter(user=user, verified=True).exists()
+@extend_schema(tags=["exports"], summary="One export with its content")
+class ExportDetailView(generics.RetrieveAPIView):
+    permission_classes = [permissions.IsAuthenticated, ExportPermission]
+    serializer_class = ExportOutput
+    queryset = SchedulerExport.objects.select_related("cluster", "created_by")

@@ -1,21 +1,6 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
-
-
-def _roles_after_migrate(sender, **kwargs) -> None:
-    from .roles import roles_ensure
-
-    roles_ensure()
 
 
 class AllocationsConfig(AppConfig):
     name = "allocations"
-    verbose_name = "Systems, calls and allocations"
-
-    def ready(self) -> None:
-        from config.celery import broker_folders_ensure
-
-        # The web process enqueues tasks too: the embedded broker's folders must exist.
-        broker_folders_ensure()
-
-        post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")
+    verbose_name = "Allocations and scheduler export"

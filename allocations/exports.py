@@ -16,13 +16,18 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 
-from .models import Allocation, Cluster, SchedulerExport
-from .selectors import allocations_for_scheduler, slurm_account_from
-from .slurm import SlurmAccount, render_commands, render_load_file, snapshot
-from .transfer import allocations_for_transfer, allocations_to_json
+from allocations.models import Allocation, SchedulerExport
+from allocations.selectors import allocations_for_scheduler, slurm_account_from
+from allocations.slurm import SlurmAccount, render_commands, render_load_file, snapshot
+from allocations.transfer import allocations_for_transfer, allocations_to_json
+from core.csv import csv_cell
+from systems.models import Cluster
 
 Format = SchedulerExport.Format
+
+
 SCHEDULER_FORMATS = (Format.SLURM, Format.COMMANDS)
+
 
 CSV_COLUMNS = [
     "cluster",
@@ -118,15 +123,6 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
     except ValueError as error:
         raise ExportError(str(error)) from error
     return ExportResult(content, state, tuple(a.pk for a in allocations))
-
-
-def csv_cell(value: object) -> str:
-    """The text of a CSV cell that a spreadsheet shows as text, never runs as a formula."""
-    text = "" if value is None else str(value)
-    # A leading = + - @ makes spreadsheets evaluate the cell as a formula.
-    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + text
-    return text
 
 
 def allocations_to_csv(cluster: Cluster | None = None) -> tuple[str, tuple[int, ...]]:

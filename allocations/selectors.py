@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
+from allocations.models import Allocation, AllocationUser, ChangeRequest
+from allocations.slurm import SlurmAccount, clean_text, gpu_hours_to_minutes
 from organisations.models import Membership
-
-from .models import AccessMode, Allocation, AllocationUser, ChangeRequest, Cluster
-from .slurm import SlurmAccount, clean_text, gpu_hours_to_minutes
+from systems.models import Cluster
 
 
 def allocations_visible_to(user) -> QuerySet[Allocation]:
@@ -81,10 +81,3 @@ def slurm_account_from(allocation: Allocation) -> SlurmAccount:
 def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
     """The Slurm accounts of ``cluster``: blocked unless active and not exhausted."""
     return [slurm_account_from(allocation) for allocation in allocations_for_scheduler(cluster)]
-
-
-def access_modes_by_size() -> QuerySet[AccessMode]:
-    """Smallest mode first: Playground, Fast Lane, Large Scale."""
-    return AccessMode.objects.order_by(
-        "min_gpu_hours", F("max_gpu_hours").asc(nulls_last=True), "kind"
-    )

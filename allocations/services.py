@@ -17,18 +17,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import (
-    AccessMode,
-    Allocation,
-    AllocationEvent,
-    AllocationUser,
-    ChangeRequest,
-    Partition,
-    UsageRecord,
-)
-from .slurm import ACCOUNT_NAME_RE, USER_NAME_RE
+from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
+from allocations.signals import allocation_account_assigned
+from allocations.slurm import ACCOUNT_NAME_RE, USER_NAME_RE
+from systems.models import AccessMode, Partition
 
 State = Allocation.State
+
 
 # Slurm's own root association; an allocation of that name would collide with it.
 RESERVED_ACCOUNTS = frozenset({"root"})
@@ -40,9 +35,6 @@ class TransitionError(Exception):
 
 class AccountTakenError(ValidationError):
     """The Slurm account name is already used on the cluster."""
-
-
-# Validation
 
 
 def account_name_check(account: str) -> str:
@@ -72,9 +64,6 @@ def _grant_check(*, gpu_hours: int, start: date, end: date) -> None:
         raise ValidationError("An allocation must end on or after its start.")
 
 
-# Internals
-
-
 def _locked(allocation: Allocation) -> Allocation:
     return Allocation.objects.select_for_update().get(pk=allocation.pk)
 
@@ -96,13 +85,6 @@ def _event(
         actor=actor,
         reason=reason,
     )
-
-
-def usage_attribute_unmatched(allocation: Allocation) -> int:
-    """Usage imported before the allocation existed belongs to it once its account does."""
-    return UsageRecord.objects.filter(
-        cluster_id=allocation.cluster_id, account=allocation.account, allocation__isnull=True
-    ).update(allocation=allocation, partition=allocation.partition)
 
 
 @dataclass(frozen=True)
@@ -140,9 +122,6 @@ def _transition(
         )
     allocation.refresh_from_db()
     return allocation
-
-
-# Creation
 
 
 def allocation_create(
@@ -192,7 +171,7 @@ def allocation_create(
             for name in usernames
         )
         _event(allocation, "created", actor=actor, reason=reason, to_state=state)
-        usage_attribute_unmatched(allocation)
+        allocation_account_assigned.send(sender=Allocation, allocation=allocation)
     return allocation
 
 
@@ -273,33 +252,38 @@ def allocations_grant(
     return allocations
 
 
-# Transitions
-
-
 _ACTIVATE = _Rule(
     State.ACTIVE,
     (State.SCHEDULED,),
     "activated",
     "Allocation {account} is {state}; only a scheduled allocation can be activated.",
 )
+
+
 _SUSPEND = _Rule(
     State.SUSPENDED,
     (State.ACTIVE,),
     "suspended",
     "Allocation {account} is {state}; only an active allocation can be suspended.",
 )
+
+
 _REACTIVATE = _Rule(
     State.ACTIVE,
     (State.SUSPENDED,),
     "reactivated",
     "Allocation {account} is {state}; only a suspended allocation can be reactivated.",
 )
+
+
 _EXPIRE = _Rule(
     State.EXPIRED,
     (State.SCHEDULED, State.ACTIVE, State.SUSPENDED),
     "expired",
     "Allocation {account} is {state} and cannot expire.",
 )
+
+
 _CLOSE = _Rule(
     State.CLOSED,
     (State.SCHEDULED, State.ACTIVE, State.SUSPENDED, State.EXPIRED),
@@ -400,12 +384,9 @@ def allocation_rename_account(
         locked.account = account
         locked.save(update_fields=["account", "updated_at"])
         _event(locked, "renamed", actor=actor, reason=reason or f"{old} -> {account}")
-        usage_attribute_unmatched(locked)
+        allocation_account_assigned.send(sender=Allocation, allocation=locked)
     allocation.refresh_from_db()
     return allocation
-
-
-# Cluster users
 
 
 def _users_editable(locked: Allocation) -> None:
@@ -461,9 +442,6 @@ def allocation_user_remove(
         _event(locked, "user_removed", actor=actor, reason=reason or username)
 
 
-# Dates
-
-
 def allocation_dates_apply(*, today: date | None = None) -> dict[str, int]:
     """Activate allocations whose start has come and expire those whose end has passed."""
     today = today or timezone.localdate()
@@ -491,9 +469,6 @@ def allocation_dates_apply(*, today: date | None = None) -> dict[str, int]:
             continue
         counts["activated"] += 1
     return counts
-
-
-# Change requests
 
 
 def change_request_submit(

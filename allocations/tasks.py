@@ -1,71 +1,16 @@
-"""Celery tasks: each takes ids or nothing, fetches, and calls a service."""
-
-from smtplib import SMTPException
-
 from celery import shared_task
 from django.conf import settings
 
-from .locks import task_lock
-
-
-@shared_task(acks_late=True)
-def thresholds_check() -> str:
-    """Hourly: raise alerts, block exhausted allocations, keep the register of large runs."""
-    from .monitoring import thresholds_check as check
-
-    with task_lock("thresholds_check", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
-        if not acquired:
-            return "skipped: another check is running"
-        result = check()
-    return f"alerts={len(result.alerts)}"
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
-def alerts_notify(alert_ids: list[int]) -> int:
-    """E-mail each alert not e-mailed yet to the owners concerned, the call managers and the
-    operators."""
-    from .monitoring import alert_notify, alert_staff_emails
-
-    staff = alert_staff_emails()
-    return sum(alert_notify(alert_id=alert_id, staff=staff) for alert_id in alert_ids)
-
-
-@shared_task(
-    acks_late=True,
-    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
-def large_run_reminder_send(entry_id: int, owed: int) -> int:
-    from .monitoring import large_run_reminder
-
-    return large_run_reminder(entry_id=entry_id, owed=owed)
+from core.locks import task_lock
 
 
 @shared_task(acks_late=True)
 def allocation_dates_apply() -> str:
     """Daily: activate allocations whose start date has come, expire those past their end."""
-    from .services import allocation_dates_apply as apply
+    from allocations.services import allocation_dates_apply as apply
 
     with task_lock("allocation_dates_apply", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
         if not acquired:
             return "skipped: another run is in progress"
         counts = apply()
     return f"activated={counts['activated']} expired={counts['expired']}"
-
-
-@shared_task(acks_late=True)
-def usage_spool_import() -> str:
-    """Every 5 minutes: import complete accounting files dropped in USAGE_SPOOL_DIR/<cluster>/."""
-    from .usage import usage_spool_import as import_spool
-
-    with task_lock("usage_spool_import", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
-        if not acquired:
-            return "skipped: another spool import is running"
-        runs = import_spool()
-    return f"files={len(runs)}"

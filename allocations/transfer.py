@@ -15,11 +15,11 @@ from datetime import date
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
+from allocations.models import Allocation, AllocationEvent, AllocationUser
+from allocations.signals import allocation_account_assigned
+from allocations.slurm import ACCOUNT_NAME_RE, USER_NAME_RE
 from organisations.models import Organisation
-
-from .models import Allocation, AllocationEvent, AllocationUser, Cluster, Partition
-from .services import usage_attribute_unmatched
-from .slurm import ACCOUNT_NAME_RE, USER_NAME_RE
+from systems.models import Cluster, Partition
 
 ENTRY_KEYS = (
     "organisation",
@@ -334,7 +334,7 @@ def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, 
         AllocationEvent.objects.create(
             allocation=allocation, action="imported", to_state=entry.state, actor=actor
         )
-        usage_attribute_unmatched(allocation)
+        allocation_account_assigned.send(sender=Allocation, allocation=allocation)
         return "created"
     changed = [name for name, value in fields.items() if getattr(existing, name) != value]
     current_users = {user.username for user in existing.users.all()}

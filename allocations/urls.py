@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_allocations as views
+from allocations import views
 
 app_name = "allocations"
 

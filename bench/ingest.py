@@ -77,11 +77,11 @@ def _seed():
     """Leonardo, as seeded, with an allocation for 190 of the generator's 200 accounts."""
     from datetime import date
 
-    from allocations.models import Allocation, Cluster
-    from allocations.seed import reference_data_seed
+    from allocations.models import Allocation
+    from bench.generate import ACCOUNTS
     from organisations.models import Organisation
-
-    from .generate import ACCOUNTS
+    from systems.models import Cluster
+    from systems.reference import reference_data_seed
 
     reference_data_seed()
     cluster = Cluster.objects.get(name="leonardo")
@@ -107,7 +107,7 @@ def _seed():
 
 
 def _timed_import(cluster, path: Path):
-    from allocations.usage import usage_import
+    from usage.importer import usage_import
 
     started = time.perf_counter()
     with path.open(encoding="utf-8", errors="replace", newline="") as handle:
@@ -121,8 +121,8 @@ def _timed_copy(path: Path, scratch: Path) -> float:
     """Parse the file into COPY text (not timed), then time COPY of it into a scratch table."""
     from django.db import connection
 
-    from allocations.accounting import JobRecord, parse_sacct
-    from allocations.usage import _BATCH_COLUMNS, _copy_data, _row
+    from usage.accounting import JobRecord, parse_sacct
+    from usage.importer import _BATCH_COLUMNS, _copy_data, _row
 
     with (
         path.open(encoding="utf-8", errors="replace", newline="") as source,
@@ -167,7 +167,7 @@ def main(argv=None) -> None:
             cluster = _seed()
             path = options.file
             if path is None:
-                from .generate import write
+                from bench.generate import write
 
                 path = work / "sacct.txt"
                 print(f"generating {options.jobs:,} jobs with their steps ...", flush=True)

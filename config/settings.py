@@ -67,13 +67,18 @@ INSTALLED_APPS = [
     "simple_history",
     "allauth",
     "allauth.account",
+    "core",
     "organisations",
+    "systems",
     "allocations",
+    "usage",
+    "compliance",
     "vetting",
+    "demo",
 ]
 
 MIDDLEWARE = [
-    "config.middleware.HealthCheckMiddleware",
+    "core.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -227,12 +232,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.allocation_dates_apply",
         "schedule": 60 * 60 * 24,
     },
-    "allocations: check thresholds (hourly)": {
-        "task": "allocations.tasks.thresholds_check",
+    "compliance: check thresholds (hourly)": {
+        "task": "compliance.tasks.thresholds_check",
         "schedule": 60 * 60,
     },
-    "allocations: import usage spool (every 5 minutes)": {
-        "task": "allocations.tasks.usage_spool_import",
+    "usage: import the spool (every 5 minutes)": {
+        "task": "usage.tasks.usage_spool_import",
         "schedule": 5 * 60,
     },
     "vetting: re-queue screenings a lost message left behind (every 5 minutes)": {
@@ -279,7 +284,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "ExportFormatEnum": "allocations.models.SchedulerExport.Format",
-        "AccountingFormatEnum": "allocations.usage_api.INPUT_FORMATS",
+        "AccountingFormatEnum": "usage.api.INPUT_FORMATS",
     },
 }
 

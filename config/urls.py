@@ -2,22 +2,23 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from allocations import views as allocation_views
+from core import health
+from systems import views as systems_views
 
 admin.site.site_header = "hpcgate administration"
 admin.site.site_title = "hpcgate"
 admin.site.index_title = "Calls, reviews, allocations and usage"
 
 urlpatterns = [
-    path("", allocation_views.landing, name="landing"),
-    path("healthz", allocation_views.healthz, name="healthz"),
+    path("", systems_views.landing, name="landing"),
+    path("healthz", health.healthz, name="healthz"),
     path("accounts/", include("allauth.urls")),
     path("", include("organisations.urls")),
     path("", include("vetting.urls")),
     path("", include("allocations.urls")),
-    path("", include("allocations.usage_urls")),
-    path("", include("allocations.governance_urls")),
-    path("admin/vetting/ranking/", include("vetting.ranking_urls")),
+    path("", include("usage.urls")),
+    path("", include("compliance.urls")),
+    path("admin/vetting/ranking/", include("vetting.admin_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

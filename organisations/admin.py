@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import Country, Invitation, Membership, Organisation
+from organisations.models import Country, Invitation, Membership, Organisation
 
 
 @admin.register(Country)

@@ -1,8 +1,8 @@
 from django import forms
 
-from .models import Country, Membership, Organisation
-from .selectors import country_choices
-from .services import IDENTITY_FIELDS, IDENTITY_LOCKED, ORGANISATION_FIELDS
+from organisations.models import Country, Membership, Organisation
+from organisations.selectors import country_choices
+from organisations.services import IDENTITY_FIELDS, IDENTITY_LOCKED, ORGANISATION_FIELDS
 
 
 class PlainLabelsMixin:

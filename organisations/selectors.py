@@ -2,7 +2,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from .models import Country, Invitation, Membership, Organisation
+from organisations.models import Country, Invitation, Membership, Organisation
 
 
 def organisations_of(user: AbstractBaseUser) -> QuerySet[Organisation]:

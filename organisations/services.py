@@ -6,7 +6,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Invitation, Membership, Organisation
+from organisations.models import Invitation, Membership, Organisation
 
 INVITATION_VALID_FOR = timedelta(days=14)
 

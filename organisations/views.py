@@ -6,9 +6,9 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from . import selectors, services
-from .forms import InvitationForm, OrganisationForm
-from .models import Invitation
+from organisations import selectors, services
+from organisations.forms import InvitationForm, OrganisationForm
+from organisations.models import Invitation
 
 
 def _safe_next(request) -> str | None:

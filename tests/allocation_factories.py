@@ -5,8 +5,9 @@ from datetime import date, timedelta
 from django.utils import timezone
 
 from allocations import services
-from allocations.models import Allocation, Partition
+from allocations.models import Allocation
 from organisations.models import Membership, Organisation
+from systems.models import Partition
 
 
 def make_organisation(

@@ -4,8 +4,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from allocations import roles
-from allocations.seed import demo_call_seed, reference_data_seed
+from core import roles
+from demo.reference import demo_call_seed
+from systems.reference import reference_data_seed
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -1,10 +1,11 @@
 """Factories for the vetting workflow: applications at each stage, reviews with scores."""
 
-from allocations import roles
+from core import roles
+from demo.builders import application_for
 from tests.conftest import _person
-from vetting import services, workflow
 from vetting.models import Application, ReviewAssignment
-from vetting.testing import application_for
+from vetting.services import intake as services
+from vetting.services import review as workflow
 
 GOOD_SCORES = {"technical": 4, "innovation": 4, "resources": 4, "ethics": 4, "ai_act": 4}
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from allocations.accounting import (
+from tests.usage_factories import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
+from usage.accounting import (
     SACCT_REQUIRED,
     AccountingFormatError,
     JobRecord,
@@ -19,7 +20,6 @@ from allocations.accounting import (
     parse_sacct,
     parse_time,
 )
-from tests.usage_factories import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
 
 OSLO = ZoneInfo("Europe/Oslo")
 

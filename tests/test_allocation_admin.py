@@ -126,7 +126,7 @@ def test_operator_cannot_decide_change_requests(client, operator, applicant, all
 
 
 def test_operator_produces_and_downloads_an_export(client, operator, allocation):
-    from allocations.models import Cluster
+    from systems.models import Cluster
 
     client_for(client, operator)
     produce = reverse("admin:allocations_schedulerexport_produce")

@@ -9,8 +9,9 @@ from django.urls import reverse
 
 from allocations import services
 from allocations.exports import export_create
-from allocations.models import Cluster, SchedulerExport
+from allocations.models import SchedulerExport
 from allocations.slurm import parse_load_file
+from systems.models import Cluster
 from tests.allocation_factories import make_allocation, make_organisation
 from tests.conftest import client_for
 

@@ -11,8 +11,9 @@ from django.core.management.base import CommandError
 
 from allocations import services
 from allocations.exports import ExportError, export_build, export_create
-from allocations.models import Allocation, Cluster, SchedulerExport
+from allocations.models import Allocation, SchedulerExport
 from allocations.slurm import parse_load_file
+from systems.models import Cluster
 from tests.allocation_factories import days, make_allocation, make_organisation
 
 pytestmark = pytest.mark.django_db

@@ -8,10 +8,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from allocations import services
-from allocations.models import Allocation, ChangeRequest, UsageRecord
+from allocations.models import Allocation, ChangeRequest
 from allocations.services import TransitionError
 from allocations.tasks import allocation_dates_apply as allocation_dates_apply_task
 from tests.allocation_factories import days, make_allocation, make_organisation, partition
+from usage.models import UsageRecord
 
 State = Allocation.State
 
@@ -302,7 +303,7 @@ def test_daily_task_runs_the_service_and_reports_counts(reference_data):
 
 
 def test_daily_task_skips_while_another_run_holds_the_lock(reference_data):
-    from allocations.locks import task_lock
+    from core.locks import task_lock
 
     with task_lock("allocation_dates_apply", timeout=60):
         assert allocation_dates_apply_task().startswith("skipped")
@@ -407,8 +408,8 @@ def test_expired_allocation_takes_no_requests_and_pending_ones_can_only_be_denie
 
 
 def test_demo_seed_is_idempotent_and_reuses_organisations_found_by_name(reference_data):
-    from allocations.demo import demo_allocations_seed
-    from allocations.seed import demo_users_seed
+    from demo.allocations import demo_allocations_seed
+    from demo.reference import demo_users_seed
     from organisations.models import Organisation
 
     demo_users_seed()

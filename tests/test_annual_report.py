@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from allocations.models import LargeRunEntry
+from compliance.models import LargeRunEntry
 from tests.conftest import client_for
 from tests.test_check_thresholds import (
     TODAY,

@@ -5,7 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from allocations.models import Call
+from systems.models import Call
 
 
 @pytest.mark.django_db

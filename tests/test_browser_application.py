@@ -11,11 +11,12 @@ from django.core import mail
 from django.db import connections
 from django.utils import timezone
 
-from allocations.models import Partition
-from allocations.seed import demo_call_seed, reference_data_seed
+from demo.builders import minimal_pdf
+from demo.reference import demo_call_seed
+from systems.models import Partition
+from systems.reference import reference_data_seed
 from vetting.models import Application
 from vetting.rules import ETHICS_KEYS
-from vetting.testing import minimal_pdf
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from allocations.models import Alert
+from compliance.models import Alert
 from tests.test_check_thresholds import split_model  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +74,7 @@ def worker(transactional_db):
 def test_worker_runs_the_threshold_check_sent_through_the_broker(worker, split_model):  # noqa: F811
     from config.celery import app
 
-    app.send_task("allocations.tasks.thresholds_check", queue=worker)
+    app.send_task("compliance.tasks.thresholds_check", queue=worker)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if Alert.objects.filter(level="gpai", scope="model", subject="north-13b").exists():

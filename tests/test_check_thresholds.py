@@ -9,17 +9,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from allocations.models import (
-    Alert,
-    Allocation,
-    Cluster,
-    LargeRunEntry,
-    Partition,
-    ThresholdPolicy,
-    UsageRecord,
-)
-from allocations.monitoring import alert_acknowledge, thresholds_check
+from allocations.models import Allocation
+from compliance.models import Alert, LargeRunEntry
+from compliance.monitoring import alert_acknowledge, thresholds_check
 from organisations.models import Membership, Organisation
+from systems.models import Cluster, Partition, ThresholdPolicy
+from usage.models import UsageRecord
 
 TODAY = date(2026, 3, 1)
 LINE = re.compile(
@@ -253,7 +248,7 @@ def test_projected_systemic_risk_opens_a_register_entry_with_the_14_day_clock(
         [[applicant.email], [governance_officer.email]] * 2
     )
     to_officer = next(m for m in reminders if m.to == [governance_officer.email])
-    assert f"{settings.SITE_URL}/admin/allocations/largerunentry/" in to_officer.body
+    assert f"{settings.SITE_URL}/admin/compliance/largerunentry/" in to_officer.body
     to_owner = next(m for m in reminders if m.to == [applicant.email] and "model" in m.body)
     assert f"{settings.SITE_URL}/usage/models/frontier-400b/" in to_owner.body
     assert "/admin/" not in to_owner.body
@@ -297,7 +292,7 @@ def test_alerts_are_mailed_to_owners_call_managers_and_operators(
     assert [len(message.to) for message in mail.outbox] == [1, 1, 1]  # nobody sees the others
     assert set(messages) == {applicant.email, call_manager.email, operator.email}
     assert all("allocation_75" in message.subject for message in mail.outbox)
-    admin_link = f"{settings.SITE_URL}/admin/allocations/alert/{alert.pk}/change/"
+    admin_link = f"{settings.SITE_URL}/admin/compliance/alert/{alert.pk}/change/"
     assert admin_link in messages[operator.email].body
     assert admin_link in messages[call_manager.email].body
     owner_mail = messages[applicant.email].body
@@ -309,8 +304,8 @@ def test_alerts_are_mailed_to_owners_call_managers_and_operators(
 def test_alert_mail_lost_with_the_broker_goes_out_with_a_later_check_once(
     reference_data, applicant, django_capture_on_commit_callbacks, monkeypatch, broker_down
 ):
-    from allocations import tasks
-    from allocations.monitoring import MAIL_LOST_AFTER
+    from compliance import tasks
+    from compliance.monitoring import MAIL_LOST_AFTER
 
     a = allocation(organisation("FI-1", owner=applicant), "vega", "lostmail", 100)
     use(a, 76 * 3600)
@@ -338,7 +333,7 @@ def test_a_reminder_lost_with_the_broker_goes_out_with_the_next_check_once(
     monkeypatch,
     broker_down,
 ):
-    from allocations import tasks
+    from compliance import tasks
 
     a = allocation(organisation("FR-BIG-2"), "jupiter", "big_run2", 8_000_000, model="huge-1")
     use(a, seconds_for(2e23, "jupiter"))
@@ -423,7 +418,7 @@ def test_without_a_policy_in_force_the_command_says_so(db):
 
 
 def test_the_celery_task_runs_the_same_check(split_model):
-    from allocations.tasks import thresholds_check as task
+    from compliance.tasks import thresholds_check as task
 
     assert Cluster.objects.exists()
     result = task.apply().get()
@@ -432,8 +427,8 @@ def test_the_celery_task_runs_the_same_check(split_model):
 
 
 def test_the_hourly_task_skips_while_another_check_holds_the_lock(split_model):
-    from allocations.locks import task_lock
-    from allocations.tasks import thresholds_check as task
+    from compliance.tasks import thresholds_check as task
+    from core.locks import task_lock
 
     with task_lock("thresholds_check", timeout=60) as held:
         assert held

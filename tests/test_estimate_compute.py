@@ -4,7 +4,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from allocations.models import ThresholdPolicy
+from systems.models import ThresholdPolicy
 
 
 def run(*args: str) -> dict:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from allocations.estimates import (
+from systems.estimates import (
     ComputeEstimate,
     PartitionFigures,
     PolicyFigures,

@@ -8,10 +8,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from allocations import services
-from allocations.models import Allocation, AllocationEvent, UsageRecord
+from allocations.models import Allocation, AllocationEvent
 from allocations.transfer import allocations_import, allocations_to_json
 from organisations.models import Organisation
 from tests.allocation_factories import make_allocation, make_organisation
+from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +120,7 @@ def test_reimport_is_idempotent_and_updates_on_cluster_and_account(reference_dat
 
 
 def test_import_attributes_usage_recorded_before(reference_data):
-    from allocations.models import Cluster
+    from systems.models import Cluster
 
     UsageRecord.objects.create(
         cluster=Cluster.objects.get(name="lumi"), job_key="1", account="acme_llm", job_id="1",

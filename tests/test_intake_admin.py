@@ -1,5 +1,5 @@
+from demo.builders import application_for
 from tests.conftest import client_for
-from vetting.testing import application_for
 
 
 def test_call_manager_reads_applications_in_the_admin_but_cannot_edit(

@@ -1,9 +1,9 @@
 import pytest
 from django.urls import reverse
 
-from allocations.models import Partition
+from demo.builders import application_for, complete_fields, organisation_for, pdf_upload
+from systems.models import Partition
 from vetting.models import Application
-from vetting.testing import application_for, complete_fields, organisation_for, pdf_upload
 
 
 @pytest.fixture

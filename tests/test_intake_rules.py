@@ -2,9 +2,9 @@ from datetime import date
 
 import pytest
 
-from allocations.estimates import PartitionFigures, PolicyFigures, estimate
+from demo.builders import minimal_pdf
+from systems.estimates import PartitionFigures, PolicyFigures, estimate
 from vetting import rules
-from vetting.testing import minimal_pdf
 
 TODAY = date(2026, 1, 10)
 FAST_LANE = rules.ModeLimits(

@@ -3,10 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from allocations.models import Partition, ThresholdPolicy
-from vetting import services
+from demo.builders import application_for, complete_fields, organisation_for, pdf_upload
+from systems.models import Partition, ThresholdPolicy
 from vetting.models import Application, ApplicationEvent
-from vetting.testing import application_for, complete_fields, organisation_for, pdf_upload
+from vetting.services import intake as services
 
 
 @pytest.fixture

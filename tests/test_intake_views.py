@@ -3,11 +3,11 @@ import re
 import pytest
 from django.urls import reverse
 
-from allocations.models import Partition
+from demo.builders import application_for, organisation_for, pdf_upload
+from systems.models import Partition
 from tests.conftest import client_for
-from vetting import services
 from vetting.models import Application
-from vetting.testing import application_for, organisation_for, pdf_upload
+from vetting.services import intake as services
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from allocations.models import Call
+from systems.models import Call
 
 
 @pytest.mark.django_db

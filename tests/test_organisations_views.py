@@ -3,9 +3,9 @@ from allauth.account.models import EmailAddress
 from django.core import mail
 from django.urls import reverse
 
+from demo.builders import organisation_for
 from organisations.models import Invitation, Membership, Organisation
 from tests.conftest import client_for
-from vetting.testing import organisation_for
 
 VALID = {
     "legal_name": "Aurora AI Oy",
@@ -207,9 +207,9 @@ def test_expired_invitation_is_refused(client, applicant, organisation, other_ap
 def test_identity_is_fixed_after_the_first_submission_but_details_stay_editable(
     client, applicant, organisation, open_call, call_manager
 ):
+    from demo.builders import application_for
     from organisations import services
-    from vetting.services import application_submit
-    from vetting.testing import application_for
+    from vetting.services.intake import application_submit
 
     application = application_for(applicant, open_call, organisation=organisation)
     application_submit(application=application, actor=applicant)

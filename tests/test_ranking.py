@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from allocations.models import Allocation, Partition
+from allocations.models import Allocation
+from systems.models import Partition
 from tests.conftest import client_for
 from tests.review_factories import GOOD_SCORES, in_review, reviewed
 from vetting.models import Application, Decision

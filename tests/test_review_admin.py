@@ -5,8 +5,8 @@ from django.urls import reverse
 
 from tests.conftest import client_for
 from tests.review_factories import GOOD_SCORES, in_review, review
-from vetting import workflow
 from vetting.models import Application, Review, ReviewAssignment, Rubric
+from vetting.services import review as workflow
 
 pytestmark = pytest.mark.django_db
 

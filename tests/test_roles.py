@@ -14,7 +14,7 @@ def test_applicant_has_no_admin_access(client, applicant):
 
 @pytest.mark.django_db
 def test_admin_shows_the_six_partitions_with_their_figures(client, operator, reference_data):
-    page = client_for(client, operator).get("/admin/allocations/partition/").content.decode()
+    page = client_for(client, operator).get("/admin/systems/partition/").content.decode()
     for text in ("standard-g", "boost_usr_prod", "acc", "booster", "191.50", "989.00", "23,824"):
         assert text in page
     assert page.count('class="field-accelerator"') == 6
@@ -22,21 +22,21 @@ def test_admin_shows_the_six_partitions_with_their_figures(client, operator, ref
 
 @pytest.mark.django_db
 def test_operator_edits_partitions_but_not_calls(operator):
-    assert operator.has_perm("allocations.change_partition")
-    assert not operator.has_perm("allocations.change_call")
+    assert operator.has_perm("systems.change_partition")
+    assert not operator.has_perm("systems.change_call")
 
 
 @pytest.mark.django_db
 def test_call_manager_edits_calls_but_not_partitions(call_manager):
-    assert call_manager.has_perm("allocations.change_call")
-    assert not call_manager.has_perm("allocations.change_partition")
+    assert call_manager.has_perm("systems.change_call")
+    assert not call_manager.has_perm("systems.change_partition")
 
 
 @pytest.mark.django_db
 def test_only_governance_changes_the_threshold_policy(governance_officer, call_manager, operator):
-    assert governance_officer.has_perm("allocations.add_thresholdpolicy")
-    assert not call_manager.has_perm("allocations.change_thresholdpolicy")
-    assert not operator.has_perm("allocations.change_thresholdpolicy")
+    assert governance_officer.has_perm("systems.add_thresholdpolicy")
+    assert not call_manager.has_perm("systems.change_thresholdpolicy")
+    assert not operator.has_perm("systems.change_thresholdpolicy")
 
 
 class _FormFields(HTMLParser):
@@ -85,7 +85,7 @@ def _change_form(page: str) -> dict[str, list[str]]:
 
 @pytest.mark.django_db
 def test_reviewer_cannot_change_calls(client, reviewer, call_manager, open_call):
-    url = f"/admin/allocations/call/{open_call.pk}/change/"
+    url = f"/admin/systems/call/{open_call.pk}/change/"
     title = open_call.title
     data = _change_form(client_for(client, call_manager).get(url).content.decode())
     data["title"] = ["Renamed by a reviewer"]
@@ -95,8 +95,8 @@ def test_reviewer_cannot_change_calls(client, reviewer, call_manager, open_call)
     assert response.status_code == 403
     open_call.refresh_from_db()
     assert open_call.title == title != "Renamed by a reviewer"
-    assert reviewer.has_perm("allocations.view_call")
-    assert not reviewer.has_perm("allocations.change_call")
+    assert reviewer.has_perm("systems.view_call")
+    assert not reviewer.has_perm("systems.change_call")
     # The same form from a call manager does rename the call: the refusal above is the permission.
     response = client_for(client, call_manager).post(url, data)
     assert response.status_code == 302, response.content.decode()[-3000:]

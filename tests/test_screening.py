@@ -5,14 +5,15 @@ from decimal import Decimal
 
 import pytest
 
-from allocations.models import Partition
 from allocations.services import allocation_create
+from demo.builders import organisation_for
 from organisations.models import Country, Membership
+from systems.models import Partition
 from tests.review_factories import submitted
-from vetting import rules, screening, workflow
+from vetting import rules, screening
 from vetting.models import Application
-from vetting.review_selectors import screening_input
-from vetting.testing import organisation_for
+from vetting.selectors.review import screening_input
+from vetting.services import review as workflow
 
 MODE = rules.ModeLimits(
     name="Fast Lane",

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
-from allocations.models import AccessMode, Call, Partition, ThresholdPolicy
+from systems.models import AccessMode, Call, Partition, ThresholdPolicy
 
 DEMO_USERS = {"applicant", "applicant2", "reviewer", "reviewer2", "manager", "operator"}
 

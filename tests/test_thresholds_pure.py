@@ -1,13 +1,8 @@
 import pytest
 
-from allocations.estimates import PolicyFigures
-from allocations.thresholds import (
-    OrganisationNode,
-    allocation_levels,
-    compute_levels,
-    levels_reached,
-    organisation_groups,
-)
+from compliance.thresholds import allocation_levels, compute_levels, levels_reached
+from organisations.groups import OrganisationNode, organisation_groups
+from systems.estimates import PolicyFigures
 
 
 def test_allocation_levels_are_named_after_their_percentage():

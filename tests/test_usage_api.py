@@ -4,9 +4,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
-from allocations.models import UsageImport, UsageRecord
-
-from .usage_factories import FOX_FIELDS, allocation_for, fox_cluster, sacct_line, sacct_text, sample
+from tests.usage_factories import (
+    FOX_FIELDS,
+    allocation_for,
+    fox_cluster,
+    sacct_line,
+    sacct_text,
+    sample,
+)
+from usage.models import UsageImport, UsageRecord
 
 pytestmark = pytest.mark.django_db
 
@@ -112,9 +118,9 @@ def test_import_runs_are_browsable_in_the_admin(client, operator, leonardo):
     post_text(api, sacct_text(sacct_line("1"), "bad|line"), cluster="leonardo")
     run = UsageImport.objects.get()
     client.force_login(operator)
-    listing = client.get("/admin/allocations/usageimport/")
+    listing = client.get("/admin/usage/usageimport/")
     assert listing.status_code == 200 and "leonardo" in listing.content.decode()
-    detail = client.get(f"/admin/allocations/usageimport/{run.pk}/change/").content.decode()
+    detail = client.get(f"/admin/usage/usageimport/{run.pk}/change/").content.decode()
     assert "imported=1" in detail and "bad|line" in detail
 
 
@@ -122,7 +128,8 @@ def test_import_runs_are_browsable_in_the_admin(client, operator, leonardo):
 
 
 def _site_token(cluster_name: str, name: str = "sacct pusher") -> str:
-    from allocations.models import Cluster, SiteToken
+    from systems.models import Cluster
+    from usage.models import SiteToken
 
     token = SiteToken(cluster=Cluster.objects.get(name=cluster_name), name=name)
     key = token.key_issue()
@@ -131,12 +138,13 @@ def _site_token(cluster_name: str, name: str = "sacct pusher") -> str:
 
 
 def test_operator_makes_a_site_token_in_the_admin_and_sees_its_key_once(client, operator, leonardo):
-    from allocations.models import Cluster, SiteToken
+    from systems.models import Cluster
+    from usage.models import SiteToken
 
     client.force_login(operator)
     cluster = Cluster.objects.get(name="leonardo")
     response = client.post(
-        "/admin/allocations/sitetoken/add/",
+        "/admin/usage/sitetoken/add/",
         {"cluster": cluster.pk, "name": "accounting host"},
         follow=True,
     )
@@ -146,14 +154,14 @@ def test_operator_makes_a_site_token_in_the_admin_and_sees_its_key_once(client, 
     key = page.split("<code>", 1)[1].split("</code>", 1)[0]
     assert key.startswith(token.key_start) and len(key) > 40
     assert key not in str(SiteToken.objects.values().get())  # only its digest is stored
-    listing = client.get("/admin/allocations/sitetoken/").content.decode()
+    listing = client.get("/admin/usage/sitetoken/").content.decode()
     assert "accounting host" in listing and key not in listing
-    detail = client.get(f"/admin/allocations/sitetoken/{token.pk}/change/").content.decode()
+    detail = client.get(f"/admin/usage/sitetoken/{token.pk}/change/").content.decode()
     assert key not in detail
 
 
 def test_a_site_token_imports_for_its_cluster_without_naming_it(api_client, leonardo):
-    from allocations.models import SiteToken
+    from usage.models import SiteToken
 
     api_client.credentials(HTTP_AUTHORIZATION=f"SiteToken {_site_token('leonardo')}")
     response = post_text(api_client, sacct_text(sacct_line("1")))
@@ -173,13 +181,13 @@ def test_a_site_token_cannot_import_for_another_cluster(api_client, leonardo):
 
 
 def test_a_revoked_or_unknown_site_token_is_refused(api_client, client, operator, leonardo):
-    from allocations.models import SiteToken
+    from usage.models import SiteToken
 
     key = _site_token("leonardo")
     client.force_login(operator)
     token = SiteToken.objects.get()
     client.post(
-        "/admin/allocations/sitetoken/",
+        "/admin/usage/sitetoken/",
         {"action": "revoke", "_selected_action": [token.pk]},
     )
     assert SiteToken.objects.get().revoked_at is not None
@@ -199,7 +207,7 @@ def test_a_site_token_opens_no_other_endpoint(api_client, leonardo):
 def test_site_tokens_are_for_operators_only(client, call_manager, applicant):
     for user in (call_manager, applicant):
         client.force_login(user)
-        assert client.get("/admin/allocations/sitetoken/add/").status_code in (302, 403)
+        assert client.get("/admin/usage/sitetoken/add/").status_code in (302, 403)
 
 
 def test_operators_make_list_and_revoke_site_tokens_from_the_command_line(api_client, leonardo):
@@ -207,7 +215,7 @@ def test_operators_make_list_and_revoke_site_tokens_from_the_command_line(api_cl
 
     from django.core.management import CommandError, call_command
 
-    from allocations.models import SiteToken
+    from usage.models import SiteToken
 
     out = StringIO()
     call_command(

@@ -8,17 +8,8 @@ from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
-from allocations.accounting import parse_sacct
-from allocations.models import Cluster, UsageImport, UsageRecord
-from allocations.usage import (
-    DATA_FIELDS,
-    _copy_data,
-    supersedes,
-    usage_attribute,
-    usage_import,
-)
-
-from .usage_factories import (
+from systems.models import Cluster
+from tests.usage_factories import (
     FOX_FIELDS,
     XDMOD_FIELDS,
     allocation_for,
@@ -30,6 +21,10 @@ from .usage_factories import (
     sample,
     summary,
 )
+from usage.accounting import parse_sacct
+from usage.importer import DATA_FIELDS, _copy_data, supersedes, usage_import
+from usage.models import UsageImport, UsageRecord
+from usage.services import usage_attribute
 
 pytestmark = pytest.mark.django_db
 

@@ -7,16 +7,8 @@ from django.core.management import CommandError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from allocations.models import Allocation, UsageRecord
-from allocations.usage_selectors import (
-    allocation_usage,
-    allocations_usage,
-    model_usage,
-    models_usage,
-    usage_series,
-)
-
-from .usage_factories import (
+from allocations.models import Allocation
+from tests.usage_factories import (
     FOX_FIELDS,
     allocation_for,
     fox_cluster,
@@ -25,6 +17,14 @@ from .usage_factories import (
     sacct_line,
     sacct_text,
     sample,
+)
+from usage.models import UsageRecord
+from usage.selectors import (
+    allocation_usage,
+    allocations_usage,
+    model_usage,
+    models_usage,
+    usage_series,
 )
 
 pytestmark = pytest.mark.django_db

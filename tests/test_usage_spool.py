@@ -7,10 +7,9 @@ import time
 import pytest
 from django.core.cache import cache
 
-from allocations.models import UsageImport, UsageRecord
-from allocations.tasks import usage_spool_import
-
-from .usage_factories import allocation_for, fox_cluster, sacct_line, sacct_text, sample
+from tests.usage_factories import allocation_for, fox_cluster, sacct_line, sacct_text, sample
+from usage.models import UsageImport, UsageRecord
+from usage.tasks import usage_spool_import
 
 pytestmark = pytest.mark.django_db
 

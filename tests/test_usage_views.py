@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from .usage_factories import (
+from tests.usage_factories import (
     allocation_for,
     import_text,
     organisation_for,
@@ -133,8 +133,8 @@ def test_page_query_count_does_not_grow_with_jobs(client, applicant, allocation,
 
 
 def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference_data):
-    from allocations.models import UsageRecord
     from tests.conftest import client_for
+    from usage.models import UsageRecord
 
     allocation = allocation_for("vega", "acme_small", organisation=organisation_for(applicant))
     UsageRecord.objects.create(

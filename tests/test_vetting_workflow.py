@@ -9,8 +9,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.utils import timezone
 
-from allocations.models import AccessModePartition, Allocation, Partition
+from allocations.models import Allocation
+from demo.builders import application_for, organisation_for
 from organisations.models import Country, Membership
+from systems.models import AccessModePartition, Partition
 from tests.review_factories import (
     GOOD_SCORES,
     accepted,
@@ -20,15 +22,11 @@ from tests.review_factories import (
     reviewer_person,
     submitted,
 )
-from vetting import tasks, workflow
-from vetting.models import (
-    Application,
-    Decision,
-    ReviewAssignment,
-    ReviewerProfile,
-)
-from vetting.services import TransitionError, application_submit, application_withdraw
-from vetting.testing import application_for, organisation_for
+from vetting import tasks
+from vetting.models import Application, Decision, ReviewAssignment, ReviewerProfile
+from vetting.services import review as workflow
+from vetting.services.intake import application_submit, application_withdraw
+from vetting.services.transitions import TransitionError
 
 State = Application.State
 
@@ -144,7 +142,7 @@ def test_auto_assign_fills_the_panel_least_loaded_first_and_mails_reviewers(
 def test_assignment_mail_lost_with_the_broker_is_sent_by_the_sweep_once(
     applicant, open_call, call_manager, django_capture_on_commit_callbacks, monkeypatch, broker_down
 ):
-    from vetting.review_models import ReviewAssignment
+    from vetting.models import ReviewAssignment
 
     reviewer = reviewer_person("dee")
     application = in_review(applicant, open_call)

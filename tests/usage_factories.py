@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from allocations.models import Allocation, Cluster, Partition, Site
+from allocations.models import Allocation
 from organisations.models import Membership, Organisation
+from systems.models import Cluster, Partition, Site
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 

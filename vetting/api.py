@@ -5,14 +5,15 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from . import selectors, services
-from .serializers import (
+from vetting.selectors import intake as selectors
+from vetting.serializers import (
     ApplicationCreateSerializer,
     ApplicationDraftSerializer,
     ApplicationSerializer,
     ErrorsSerializer,
     WithdrawSerializer,
 )
+from vetting.services import intake as services
 
 INVALID = OpenApiResponse(ErrorsSerializer, description="What still has to be fixed, per field.")
 CONFLICT = OpenApiResponse(description="The application's state does not allow this.")

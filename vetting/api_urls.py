@@ -1,8 +1,8 @@
 from rest_framework.routers import SimpleRouter
 
-from .api import ApplicationViewSet
+from vetting import api
 
 router = SimpleRouter()
-router.register("applications", ApplicationViewSet, basename="application")
+router.register("applications", api.ApplicationViewSet, basename="application")
 
 urlpatterns = router.urls

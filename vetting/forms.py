@@ -9,11 +9,10 @@ from typing import Any
 
 from django import forms
 
-from allocations.models import AccessMode, Partition
 from organisations.forms import PlainLabelsMixin
-
-from . import rules
-from .models import DRAFT_FIELDS, Application
+from systems.models import AccessMode, Partition
+from vetting import rules
+from vetting.models import DRAFT_FIELDS, Application
 
 YES_NO = [("yes", "Yes"), ("no", "No")]
 YES_NO_FIELDS = ("eu_market", "base_is_systemic_risk")

@@ -3,9 +3,8 @@
 from django.urls import reverse
 from django.utils import timezone
 
-from config.mail import mail_each, site_url
-
-from .models import Decision, ReviewAssignment
+from core.mail import mail_each, site_url
+from vetting.models import Decision, ReviewAssignment
 
 
 def assignment_mail(*, assignment_id: int) -> int:

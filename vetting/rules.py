@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from allocations.estimates import BELOW_GPAI, GPAI, SYSTEMIC_RISK, PartitionFigures
+from systems.estimates import BELOW_GPAI, GPAI, SYSTEMIC_RISK, PartitionFigures
 
 # Horizon Europe ethics self-assessment (categories) and its security section (DOMAIN.md).
 # `explain_if` is the answer that needs an explanation: for the civilian-purpose question it is

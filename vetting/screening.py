@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from allocations.estimates import ESTIMATE_TOLERANCE, GPAI, SYSTEMIC_RISK, relative_gap
-
-from . import rules
+from systems.estimates import ESTIMATE_TOLERANCE, GPAI, SYSTEMIC_RISK, relative_gap
+from vetting import rules
 
 BLOCKING = "blocking"
 WARNING = "warning"

@@ -1,11 +1,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from allocations.models import AccessMode
 from organisations.models import Organisation
-
-from . import rules, selectors
-from .models import DRAFT_FIELDS, Application, ApplicationEvent, ApplicationResource
+from systems.models import AccessMode
+from vetting import rules
+from vetting.models import DRAFT_FIELDS, Application, ApplicationEvent, ApplicationResource
+from vetting.selectors import intake as selectors
 
 
 class ResourceSerializer(serializers.ModelSerializer):

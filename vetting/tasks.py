@@ -9,8 +9,8 @@ from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
-from allocations.locks import task_lock
-from config.celery import publish
+from core.locks import task_lock
+from core.tasks import publish
 
 # A submission younger than this may still have its own task on the way; older ones are swept.
 SWEEP_SUBMITTED_AFTER = timedelta(minutes=2)
@@ -35,7 +35,7 @@ def screening_enqueue(application_id: int) -> bool:
     max_retries=12,
 )
 def application_screen(application_id: int) -> str:
-    from .workflow import application_screen as screen
+    from vetting.services.review import application_screen as screen
 
     application = screen(application_id=application_id)
     return f"{application.state}" if application else "skipped: not waiting for screening"
@@ -44,7 +44,7 @@ def application_screen(application_id: int) -> str:
 @shared_task(acks_late=True)
 def screening_sweep() -> str:
     """Every few minutes: re-queue applications a lost message or a dead worker left behind."""
-    from .models import Application
+    from vetting.models import Application
 
     with task_lock("screening_sweep", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
         if not acquired:
@@ -69,7 +69,7 @@ def screening_sweep() -> str:
     max_retries=8,
 )
 def assignment_notify(assignment_id: int) -> int:
-    from .notifications import assignment_mail
+    from vetting.notifications import assignment_mail
 
     return assignment_mail(assignment_id=assignment_id)
 
@@ -81,7 +81,7 @@ def assignment_notify(assignment_id: int) -> int:
     max_retries=8,
 )
 def decision_notify(decision_id: int) -> int:
-    from .notifications import decision_mail
+    from vetting.notifications import decision_mail
 
     return decision_mail(decision_id=decision_id)
 
@@ -90,7 +90,7 @@ def decision_notify(decision_id: int) -> int:
 def mail_sweep() -> str:
     """Every few minutes: queue again the assignment and decision e-mails whose message was
     lost (broker down at commit, worker gone). The mail functions send each one once."""
-    from .review_models import Decision, ReviewAssignment
+    from vetting.models import Decision, ReviewAssignment
 
     with task_lock("vetting_mail_sweep", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
         if not acquired:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from vetting.views import intake as views
 
 app_name = "vetting"
 

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from allocations.exports import SCHEDULER_FORMATS, ExportError, export_build, export_create
-from allocations.models import Cluster, SchedulerExport
+from allocations.models import SchedulerExport
+from systems.models import Cluster
 
 
 def write_atomically(path: Path, content: str) -> None:

@@ -1,0 +1,42 @@
+"""Threshold levels and organisation groups as pure functions (no database)."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from systems.estimates import PolicyFigures
+
+GPAI_WARNING = "gpai_warning"
+
+
+GPAI = "gpai"
+
+
+SYSTEMIC_RISK_WARNING = "systemic_risk_warning"
+
+
+SYSTEMIC_RISK = "systemic_risk"
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str
+    threshold: float
+
+
+def allocation_levels(percentages: Iterable[int]) -> list[Level]:
+    """`allocation_75` etc.: the share of the grant used, as a fraction."""
+    return [Level(f"allocation_{p}", p / 100) for p in sorted(set(percentages))]
+
+
+def compute_levels(policy: PolicyFigures) -> list[Level]:
+    return [
+        Level(GPAI_WARNING, policy.gpai_flop * policy.warning_share),
+        Level(GPAI, policy.gpai_flop),
+        Level(SYSTEMIC_RISK_WARNING, policy.systemic_risk_flop * policy.warning_share),
+        Level(SYSTEMIC_RISK, policy.systemic_risk_flop),
+    ]
+
+
+def levels_reached(value: float, levels: Iterable[Level]) -> list[Level]:
+    """A level is reached when the value meets its threshold (art. 52(1): "met")."""
+    return [level for level in levels if value >= level.threshold]

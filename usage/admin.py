@@ -1,0 +1,120 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from usage.models import SiteToken, UsageImport, UsageRecord
+
+
+@admin.register(SiteToken)
+class SiteTokenAdmin(admin.ModelAdmin):
+    list_display = ["name", "cluster", "key_start", "created_at", "created_by", "last_used_at"]
+    list_display += ["revoked_at"]
+    list_filter = ["cluster", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "key_start", "cluster__name"]
+    list_select_related = ["cluster", "created_by"]
+    readonly_fields = ["key_start", "created_by", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        # A token stays with the cluster it was made for; a new cluster gets a new token.
+        return [*self.readonly_fields, "cluster"] if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            key = obj.key_issue()
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if not change:
+            self.message_user(
+                request,
+                format_html(
+                    "The key of {}, shown only now: <code>{}</code>. Send it with "
+                    "<code>Authorization: SiteToken &lt;key&gt;</code> to "
+                    "<code>/api/v1/usage/imports/</code>.",
+                    obj,
+                    key,
+                ),
+                messages.WARNING,
+            )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoked, not deleted: import runs name the token they came with
+
+    @admin.action(description="Revoke the selected site tokens", permissions=["change"])
+    def revoke(self, request, queryset):
+        count = queryset.active().update(revoked_at=timezone.now())
+        self.message_user(request, f"{count} site token(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(UsageImport)
+class UsageImportAdmin(admin.ModelAdmin):
+    list_display = [
+        "started_at",
+        "cluster",
+        "source",
+        "filename",
+        "status",
+        "imported",
+        "updated",
+        "unchanged",
+        "steps_skipped",
+        "unmatched",
+        "rejected",
+        "started_by",
+        "site_token",
+    ]
+    list_filter = ["cluster", "source", "status"]
+    search_fields = ["filename", "started_by__username", "site_token__name"]
+    date_hierarchy = "started_at"
+    list_select_related = ["cluster", "started_by", "site_token__cluster"]
+    exclude = ["rejected_lines"]
+    readonly_fields = [
+        *(f.name for f in UsageImport._meta.fields if f.name != "rejected_lines"),
+        "summary",
+        "rejected_lines_table",
+    ]
+
+    @admin.display(description="rejected lines (first 1,000)")
+    def rejected_lines_table(self, run: UsageImport) -> str:
+        if not run.rejected_lines:
+            return "none"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            (
+                (entry.get("line"), entry.get("reason"), entry.get("text", ""))
+                for entry in run.rejected_lines
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>line</th><th>reason</th><th>text</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    list_display = [
+        "job_id",
+        "cluster",
+        "account",
+        "allocation",
+        "user",
+        "state",
+        "start",
+        "end",
+        "gpus",
+        "gpu_seconds",
+    ]
+    list_filter = ["cluster", "state", "running"]
+    search_fields = ["job_id", "account", "user", "job_name"]
+    list_select_related = ["cluster", "allocation__cluster"]
+    raw_id_fields = ["allocation", "partition", "import_run"]
+    readonly_fields = [f.name for f in UsageRecord._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False

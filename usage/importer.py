@@ -1,0 +1,742 @@
+"""The usage import: scheduler accounting in, one usage record per job run, every line counted once.
+
+`usage_import` streams parsed lines (see `accounting.py`) in batches, one transaction per batch,
+so memory stays flat whatever the input size and a long import shows progress in the admin.
+Every non-step line lands in exactly one of the counters of `UsageImport`:
+
+- imported   a run not seen before, on an account with an allocation on the cluster;
+- updated    a run seen before, and this line supersedes what is stored;
+- unchanged  a run seen before, and this line says nothing newer (a re-import, an overlapping
+             window, a stale pull of a job that has since finished);
+- unmatched  the account has no allocation on the cluster: the record is kept (inserted or
+             updated by the same rules) and attributed once the allocation exists;
+- rejected   the line is malformed; its number and reason are kept on the import run.
+
+"Newer" (`supersedes`): a finished run beats a running one; of two running versions the one
+with more elapsed time wins (a pending one that has since started beats it too); two finished
+versions that differ take the later import, which is how a site's correction reaches us.
+
+Two write paths count identically: on PostgreSQL each batch is COPied into a temporary table and
+merged with one statement (insert the new runs, update the superseded ones); elsewhere (SQLite)
+the batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
+On PostgreSQL a file is parsed in a forked child process while the parent writes, so parsing
+(pure Python) and the database work overlap.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import multiprocessing
+import pickle
+from collections.abc import Callable, Iterable, Iterator
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from allocations.models import Allocation
+from systems.models import Cluster, Partition
+from usage.accounting import AccountingFormatError, JobRecord, Rejected, parse_pbs, parse_sacct
+from usage.models import UsageImport, UsageRecord
+from usage.services import usage_attribute
+
+logger = logging.getLogger(__name__)
+
+
+BATCH_SIZE = 5_000  # the portable path; each batch is one transaction
+
+
+# PostgreSQL: per-statement and per-commit costs are paid per batch, per-row costs are not
+# reduced by batching further; 20,000 rows of COPY text stay well inside temp_buffers.
+COPY_BATCH_SIZE = 20_000
+
+
+REJECTED_KEPT = 1_000
+
+
+INPUT_FORMATS = ("sacct", "pbs")
+
+
+# The stored fields that describe a run; two versions of a run are "identical" when all agree.
+DATA_FIELDS = (
+    "account",
+    "job_id",
+    "user",
+    "partition_name",
+    "job_name",
+    "state",
+    "running",
+    "submit",
+    "start",
+    "end",
+    "elapsed_seconds",
+    "gpus",
+    "nodes",
+    "gpu_seconds",
+    "energy_joules",
+)
+
+
+# Informative sacct fields an input may leave out: a run already stored keeps its value then,
+# rather than losing a measured energy or a job name to a narrower `--format` list.
+KEPT_WHEN_ABSENT = {
+    "User": "user",
+    "Partition": "partition_name",
+    "JobName": "job_name",
+    "ConsumedEnergyRaw": "energy_joules",
+}
+
+
+_RUNNING = DATA_FIELDS.index("running")
+
+
+_START = DATA_FIELDS.index("start")
+
+
+_ELAPSED = DATA_FIELDS.index("elapsed_seconds")
+
+
+_limits = {name: UsageRecord._meta.get_field(name).max_length for name in DATA_FIELDS}
+
+
+_KEY_LIMIT = UsageRecord._meta.get_field("job_key").max_length
+
+
+_ACCOUNT_LIMIT = _limits["account"]
+
+
+_JOB_ID_LIMIT = _limits["job_id"]
+
+
+_USER_LIMIT = _limits["user"]
+
+
+_PARTITION_LIMIT = _limits["partition_name"]
+
+
+_JOB_NAME_LIMIT = _limits["job_name"]
+
+
+_STATE_LIMIT = _limits["state"]
+
+
+class UsageImportError(ValueError):
+    """The input cannot be read at all; nothing was written."""
+
+
+Row = tuple  # (job_key, *DATA_FIELDS values)
+
+
+def supersedes(new: Row, old: Row) -> bool:
+    """Whether `new` (a run's DATA_FIELDS values) should replace the stored `old` ones.
+
+    Mirrored in SQL by `_SUPERSEDES_SQL`; both paths must agree line for line.
+    """
+    if not new[_RUNNING]:
+        return old[_RUNNING] or new != old
+    if not old[_RUNNING]:
+        return False  # a finished run is never replaced by a running version of it
+    if new[_ELAPSED] != old[_ELAPSED]:
+        return new[_ELAPSED] > old[_ELAPSED]
+    return new[_START] is not None and old[_START] is None
+
+
+def time_zone_for(cluster: Cluster, name: str | None = None) -> tzinfo:
+    """The zone sacct printed its times in: `name` if given, else the cluster's site zone."""
+    name = name or cluster.site.time_zone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageImportError(f"'{name}' is not a known IANA time zone.") from exc
+
+
+def _parsed(
+    lines: Iterable[str],
+    input_format: str,
+    tz: tzinfo,
+    fields: list[str] | str | None,
+    kept: set[str],
+) -> Iterator:
+    """The parsed items; `kept` receives the DATA_FIELDS the input cannot speak for."""
+
+    def absent(present: frozenset[str]) -> None:
+        kept.update(field for name, field in KEPT_WHEN_ABSENT.items() if name not in present)
+
+    if input_format == "sacct":
+        items = parse_sacct(lines, tz=tz, fields=fields, on_fields=absent)
+    elif input_format == "pbs":
+        if fields:
+            raise UsageImportError("--fields applies to sacct input only.")
+        items = parse_pbs(lines, tz=tz)
+    else:
+        raise UsageImportError(
+            f"Unknown input format '{input_format}'; use one of {', '.join(INPUT_FORMATS)}."
+        )
+    return iter(items)
+
+
+def _row(record: JobRecord) -> Row | str:
+    """The values to store for one run, or the reason the line cannot be stored."""
+    job_key = record.job_key
+    account = record.account
+    job_id = record.job_id
+    if len(job_key) > _KEY_LIMIT or len(job_id) > _JOB_ID_LIMIT:
+        return f"Job id {job_id[:80]!r} is longer than this site stores."
+    if len(account) > _ACCOUNT_LIMIT:
+        return f"Account {account[:80]!r} is longer than {_ACCOUNT_LIMIT} characters."
+    job_name = record.job_name
+    user = record.user
+    if "\x00" in job_name or "\x00" in user:
+        # PostgreSQL text cannot hold NUL; the name is informative only
+        job_name = job_name.replace("\x00", "")
+        user = user.replace("\x00", "")
+    return (
+        job_key,
+        account,
+        job_id,
+        user[:_USER_LIMIT],
+        record.partition[:_PARTITION_LIMIT],
+        job_name[:_JOB_NAME_LIMIT],
+        record.state[:_STATE_LIMIT],
+        record.running,
+        record.submit,
+        record.start,
+        record.end,
+        record.elapsed_seconds,
+        record.gpus,
+        record.nodes,
+        record.gpus * record.elapsed_seconds,
+        record.energy_joules,
+    )
+
+
+class _Counts:
+    __slots__ = ("imported", "updated", "unchanged", "steps_skipped", "unmatched", "rejected")
+
+    def __init__(self) -> None:
+        self.imported = self.updated = self.unchanged = 0
+        self.steps_skipped = self.unmatched = self.rejected = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def usage_import(
+    *,
+    cluster: Cluster,
+    lines: Iterable[str],
+    input_format: str = "sacct",
+    tz: tzinfo | str | None = None,
+    fields: list[str] | str | None = None,
+    source: str,
+    actor=None,
+    site_token=None,
+    filename: str = "",
+    batch_size: int | None = None,
+    on_rejected: Callable[[Rejected], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    progress_every: int = 100_000,
+    parallel: bool | None = None,
+) -> UsageImport:
+    """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
+
+    Raises `UsageImportError` (nothing written) when the input cannot be read at all: an
+    unknown format or time zone, a header or field list lacking required fields.
+    `on_rejected` is called for every rejected line (the run keeps the first 1,000);
+    `on_progress(line_no)` about every `progress_every` lines.
+    `parallel`: parse in a forked process while this one writes (default: on PostgreSQL when
+    `lines` is an open file, where inputs are large enough for the overlap to pay).
+    """
+    if tz is None or isinstance(tz, str):
+        tz = time_zone_for(cluster, tz)
+    if isinstance(fields, str):
+        fields = [name for name in fields.split(",") if name.strip()] or None
+    kept: set[str] = set()
+    try:
+        items = _parsed(lines, input_format, tz, fields, kept)
+        # The header is read with the first item: a bad one must fail before anything is written.
+        first = next(items, None)
+    except AccountingFormatError as exc:
+        raise UsageImportError(str(exc)) from exc
+
+    run = UsageImport.objects.create(
+        cluster=cluster,
+        source=source,
+        input_format=input_format,
+        filename=filename[:255],
+        started_by=actor if actor is not None and actor.is_authenticated else None,
+        site_token=site_token,
+    )
+    usage_attribute(cluster=cluster)
+    writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
+    writer = writer_class(cluster, run, frozenset(kept))
+    if parallel is None:
+        parallel = writer_class is _PostgresWriter and _is_open_file(lines)
+    counts = _Counts()
+    rejected_kept: list[dict] = []
+
+    def reject(item: Rejected) -> None:
+        counts.rejected += 1
+        if len(rejected_kept) < REJECTED_KEPT:
+            rejected_kept.append({"line": item.line_no, "reason": item.reason, "text": item.text})
+        if on_rejected is not None:
+            on_rejected(item)
+
+    batches = _batches(
+        items if first is None else _chain(first, items),
+        batch_size=batch_size or writer.batch_size,
+        progress_every=progress_every if on_progress is not None else 0,
+        encode=writer.encode,
+    )
+    stream = _forked(batches) if parallel and _can_fork() else batches
+    try:
+        for batch in stream:
+            for note in batch.notes:
+                if type(note) is int:
+                    on_progress(note)
+                else:
+                    reject(note)
+            counts.steps_skipped += batch.steps
+            with transaction.atomic():
+                if batch.size:
+                    writer.write(batch.data, batch.size, counts)
+                run.rejected_lines = rejected_kept
+                for name, value in counts.as_dict().items():
+                    setattr(run, name, value)
+                run.save(update_fields=[*counts.as_dict(), "rejected_lines"])
+    except BaseException as exc:
+        run.status = UsageImport.Status.FAILED
+        run.error = f"{type(exc).__name__}: {exc}"[:10_000]
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "error", "finished_at"])
+        raise
+    finally:
+        stream.close()
+        writer.close()
+    run.status = UsageImport.Status.DONE
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+class _Batch:
+    """What one write transaction gets: the rows (as the writer's `encode` made them), and the
+    rejected lines (`Rejected`), progress marks (line numbers) and step lines met since the
+    previous batch, in input order."""
+
+    __slots__ = ("notes", "steps", "data", "size")
+
+    def __init__(self, notes: list, steps: int, data, size: int) -> None:
+        self.notes = notes
+        self.steps = steps
+        self.data = data
+        self.size = size
+
+
+def _batches(
+    items: Iterator, *, batch_size: int, progress_every: int, encode: Callable[[list[Row]], object]
+) -> Iterator[_Batch]:
+    """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
+    (possibly empty) always comes, so the final counts are saved."""
+    notes: list = []
+    steps = 0
+    batch: dict[str, Row] = {}
+    next_progress = progress_every or None
+    for item in items:
+        if next_progress is not None and item.line_no >= next_progress:
+            notes.append(item.line_no)
+            next_progress = (item.line_no // progress_every + 1) * progress_every
+        kind = type(item)
+        if kind is JobRecord:
+            row = _row(item)
+            if type(row) is str:
+                notes.append(Rejected(item.line_no, row, ""))
+                continue
+            if row[0] in batch:
+                # A run twice in one input (concatenated pulls): write what came first, so
+                # the second is judged against it exactly as if it came in a later import.
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+            batch[row[0]] = row
+            if len(batch) >= batch_size:
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+        elif kind is Rejected:
+            notes.append(item)
+        else:
+            steps += 1
+    yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+
+
+def _is_open_file(lines: object) -> bool:
+    if not isinstance(lines, io.IOBase):
+        return False
+    try:
+        lines.fileno()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _can_fork() -> bool:
+    # A daemonic process (a multiprocessing pool worker) may not have children.
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+    )
+
+
+class _ParseFailed:
+    """An exception raised while parsing in the child, carried back to the parent."""
+
+    def __init__(self, exc: BaseException) -> None:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
+def _produce(batches: Iterator[_Batch], sender) -> None:
+    try:
+        for batch in batches:
+            sender.send(batch)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        sender.send(_ParseFailed(exc))
+    else:
+        sender.send(None)
+    finally:
+        sender.close()
+
+
+def _forked(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """`batches`, produced by a forked child process while this one writes the previous one.
+
+    Parsing is pure Python and the writes mostly wait for PostgreSQL, so the two overlap on two
+    cores. The pipe holds no more than the batch in transit, so memory stays flat. The child
+    inherits the open input and never touches the database connection: it leaves through
+    os._exit, which runs no clean-up that could close the parent's connection.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_produce, args=(batches, sender), daemon=True)
+    child.start()
+    sender.close()
+    batch = False
+    try:
+        while True:
+            try:
+                batch = receiver.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"The parsing process ended unexpectedly (exit code {child.exitcode})."
+                ) from None
+            if batch is None:
+                return
+            if type(batch) is _ParseFailed:
+                raise batch.exc
+            yield batch
+    finally:
+        if child.is_alive() and batch is not None:
+            child.kill()  # the write failed: stop parsing
+        child.join()
+        receiver.close()
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
+
+
+class _OrmWriter:
+    """Portable path: fetch the batch's stored runs, compare in Python, bulk write."""
+
+    _CHUNK = 500  # keeps `job_key IN (...)` under SQLite's variable limit
+    batch_size = BATCH_SIZE
+
+    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
+        self.cluster = cluster
+        self.run = run
+        self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
+        self.kept = [DATA_FIELDS.index(name) for name in DATA_FIELDS if name in kept]
+
+    @staticmethod
+    def encode(rows: list[Row]) -> list[Row]:
+        return rows
+
+    def write(self, rows: list[Row], size: int, counts: _Counts) -> None:
+        keys = [row[0] for row in rows]
+        accounts = {row[1] for row in rows}
+        owners = dict(
+            Allocation.objects.filter(cluster=self.cluster, account__in=accounts).values_list(
+                "account", "id"
+            )
+        )
+        stored: dict[str, UsageRecord] = {}
+        for start in range(0, len(keys), self._CHUNK):
+            for record in UsageRecord.objects.filter(
+                cluster=self.cluster, job_key__in=keys[start : start + self._CHUNK]
+            ):
+                stored[record.job_key] = record
+        now = timezone.now()
+        new, changed = [], []
+        for row in rows:
+            job_key, values = row[0], row[1:]
+            allocation_id = owners.get(values[0])
+            old = stored.get(job_key)
+            if old is not None and self.kept:
+                values = list(values)
+                for index in self.kept:
+                    values[index] = getattr(old, DATA_FIELDS[index])
+                values = tuple(values)
+            if old is None:
+                outcome = "imported"
+                record = UsageRecord(cluster=self.cluster, job_key=job_key)
+                new.append(record)
+            elif supersedes(values, tuple(getattr(old, name) for name in DATA_FIELDS)):
+                outcome = "updated"
+                record = old
+                changed.append(record)
+            else:
+                outcome = "unchanged"
+                record = None
+            if allocation_id is None:
+                counts.unmatched += 1
+            else:
+                setattr(counts, outcome, getattr(counts, outcome) + 1)
+            if record is not None:
+                for name, value in zip(DATA_FIELDS, values, strict=True):
+                    setattr(record, name, value)
+                record.allocation_id = allocation_id
+                record.partition_id = self.partitions.get(values[3])
+                record.import_run = self.run
+                record.updated_at = now
+        UsageRecord.objects.bulk_create(new, batch_size=self._CHUNK)
+        UsageRecord.objects.bulk_update(
+            changed,
+            [*DATA_FIELDS, "allocation", "partition", "import_run", "updated_at"],
+            batch_size=self._CHUNK,
+        )
+
+    def close(self) -> None:
+        pass
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _supersedes_sql(new: Callable[[str], str], old: Callable[[str], str]) -> str:
+    """SQL twin of `supersedes`; `new(field)` and `old(field)` give the two values' SQL."""
+    new_row = ", ".join(new(name) for name in DATA_FIELDS)
+    old_row = ", ".join(old(name) for name in DATA_FIELDS)
+    running, elapsed, start = "running", "elapsed_seconds", "start"
+    return (
+        f"((NOT {new(running)} AND ({old(running)} OR ({new_row}) IS DISTINCT FROM ({old_row})))"
+        f" OR ({new(running)} AND {old(running)} AND ("
+        f"{new(elapsed)} > {old(elapsed)}"
+        f" OR ({new(elapsed)} = {old(elapsed)}"
+        f" AND {new(start)} IS NOT NULL AND {old(start)} IS NULL))))"
+    )
+
+
+_BATCH_TABLE = "hpcgate_usage_batch"
+
+
+_BATCH_COLUMNS = (
+    ("job_key", "text"),
+    ("account", "text"),
+    ("job_id", "text"),
+    ("user", "text"),
+    ("partition_name", "text"),
+    ("job_name", "text"),
+    ("state", "text"),
+    ("running", "boolean"),
+    # times travel as seconds since the epoch: formatting a datetime as text costs several
+    # times more in Python than the server's to_timestamp()
+    ("submit", "double precision"),
+    ("start", "double precision"),
+    ("end", "double precision"),
+    ("elapsed_seconds", "bigint"),
+    ("gpus", "integer"),
+    ("nodes", "integer"),
+    ("gpu_seconds", "bigint"),
+    ("energy_joules", "bigint"),
+)
+
+
+_BATCH_SELECT = ", ".join(
+    f"to_timestamp({_q(name)}) AS {_q(name)}" if kind == "double precision" else _q(name)
+    for name, kind in _BATCH_COLUMNS
+)
+
+
+class _PostgresWriter:
+    """Set-based path: COPY the batch into a temporary table, merge it with one statement.
+
+    The statement looks each batch row's stored run up through the unique index (LATERAL ...
+    LIMIT 1: a planner without fresh statistics on a growing table would otherwise hash-join
+    all of it for every batch), inserts the runs not stored yet with a plain INSERT and updates
+    the ones this batch supersedes. Runs whose stored version is already as new are not
+    touched at all, so a re-import writes nothing.
+
+    A plain INSERT costs half of an `INSERT ... ON CONFLICT` (no speculative insertion), and is
+    safe because every batch transaction first takes a per-cluster advisory lock: concurrent
+    imports into one cluster take turns batch by batch, and each merge statement sees what the
+    other committed before it. The unique constraint stays as the backstop.
+    """
+
+    batch_size = COPY_BATCH_SIZE
+    _LOCK_CLASS = 0x75736167  # pg_advisory_xact_lock(class, cluster id): "usag"
+
+    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
+        self.cluster = cluster
+        self.run = run
+        table = _q(UsageRecord._meta.db_table)
+
+        def value(name: str) -> str:
+            """What the batch row stores for `name`: for a field the input lacks, the stored
+            run's value when there is one."""
+            if name in kept:
+                return f"CASE WHEN r.id IS NULL THEN b.{_q(name)} ELSE r.{_q(name)} END"
+            return f"b.{_q(name)}"
+
+        columns = ", ".join(f"{_q(name)} {kind}" for name, kind in _BATCH_COLUMNS)
+        self.create_sql = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_BATCH_TABLE} ({columns})"
+        self.copy_sql = (
+            f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
+        )
+        stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
+        inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
+        updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
+        values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
+        stored_run = f"""LEFT JOIN LATERAL (
+                    SELECT * FROM {table} stored
+                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
+                    LIMIT 1
+                ) r ON TRUE"""  # noqa: S608 - identifiers from model metadata only
+        owner = f"""LEFT JOIN {_q(Allocation._meta.db_table)} a
+                    ON a.cluster_id = %(cluster)s AND a.account = b.account"""
+        partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
+                    ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
+        # The stored run is joined last (cheapest plan) unless the partition is read from it.
+        if "partition_name" in kept:
+            joins = "\n".join([stored_run, owner, partition])
+        else:
+            joins = "\n".join([owner, partition, stored_run])
+        # Only identifiers from model metadata are interpolated; values go in as parameters.
+        self.merge_sql = f"""
+            WITH src AS MATERIALIZED (
+                SELECT b.job_key, {values},
+                       a.id AS allocation_id, p.id AS partition_id, r.id AS stored_id,
+                       r.id IS NOT NULL AND {_supersedes_sql(value, lambda name: f"r.{_q(name)}")}
+                           AS newer
+                FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
+                {joins}
+            ),
+            inserted AS (
+                INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
+                SELECT %(cluster)s, job_key, {", ".join(_q(name) for name in stored)},
+                       %(run)s, %(now)s
+                FROM src WHERE stored_id IS NULL
+                RETURNING allocation_id
+            ),
+            updated AS (
+                UPDATE {table} SET {updates}, import_run_id = %(run)s, updated_at = %(now)s
+                FROM src s WHERE s.newer AND {table}.id = s.stored_id
+                RETURNING s.allocation_id
+            )
+            SELECT
+                (SELECT count(*) FROM src WHERE allocation_id IS NULL),
+                (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
+                (SELECT count(*) FROM updated WHERE allocation_id IS NOT NULL)
+        """  # noqa: S608
+        self.ready = False
+
+    @staticmethod
+    def encode(rows: list[Row]) -> bytes:
+        return _copy_data(rows)
+
+    def write(self, data: bytes, size: int, counts: _Counts) -> None:
+        with connection.cursor() as cursor:
+            if not self.ready:
+                cursor.execute(self.create_sql)
+                self.ready = True
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
+            )
+            # Compiling a batch-sized plan costs more than it saves.
+            cursor.execute(f"SET LOCAL jit = off; TRUNCATE {_BATCH_TABLE}")
+            with cursor.cursor.copy(self.copy_sql) as copy:
+                copy.write(data)
+            cursor.execute(
+                self.merge_sql,
+                {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
+            )
+            unmatched, imported, updated = cursor.fetchone()
+        counts.unmatched += unmatched
+        counts.imported += imported
+        counts.updated += updated
+        counts.unchanged += size - unmatched - imported - updated
+
+    def close(self) -> None:
+        if self.ready:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
+            except Exception:  # a failed transaction leaves it to the session's end
+                logger.debug("temporary usage batch table left to the session's end")
+
+
+_COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_NULL = "\\N"
+
+
+def _copy_time(value) -> object:
+    return _NULL if value is None else value.timestamp()
+
+
+def _copy_data(rows: list[Row]) -> bytes:
+    """The rows as PostgreSQL COPY text (tab-separated, `\\N` for NULL, times as seconds since
+    the epoch), in _BATCH_COLUMNS order.
+
+    psycopg's `write_row` adapts value by value in Python; one f-string per row is several
+    times faster, and the escaping is only paid by the rare line with a backslash, tab or
+    line break in it.
+    """
+    lines = []
+    append = lines.append
+    for (
+        job_key,
+        account,
+        job_id,
+        user,
+        partition_name,
+        job_name,
+        state,
+        running,
+        submit,
+        start,
+        end,
+        elapsed_seconds,
+        gpus,
+        nodes,
+        gpu_seconds,
+        energy_joules,
+    ) in rows:
+        text = f"{job_key}\t{account}\t{job_id}\t{user}\t{partition_name}\t{job_name}\t{state}"
+        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != 6:
+            text = "\t".join(
+                value.translate(_COPY_SPECIAL)
+                for value in (job_key, account, job_id, user, partition_name, job_name, state)
+            )
+        append(
+            f"{text}\t{'t' if running else 'f'}\t{_copy_time(submit)}\t{_copy_time(start)}\t"
+            f"{_copy_time(end)}\t{elapsed_seconds}\t{gpus}\t{nodes}\t{gpu_seconds}\t"
+            f"{_NULL if energy_joules is None else energy_joules}\n"
+        )
+    return "".join(lines).encode()

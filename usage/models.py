@@ -1,0 +1,206 @@
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from allocations.models import Allocation
+from systems.models import Cluster, Partition
+
+
+class SiteTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class SiteToken(models.Model):
+    """A secret with which a site pushes one cluster's accounting to the usage API, nothing else.
+
+    Only a digest of the key is stored; the key itself is shown once, when the token is made.
+    """
+
+    KEY_PREFIX = "hgs_"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="site_tokens")
+    name = models.CharField(
+        max_length=100, help_text="What uses the token, e.g. the host that runs sacct."
+    )
+    key_start = models.CharField(
+        max_length=12, editable=False, help_text="The first characters, to recognise the key."
+    )
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = SiteTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["cluster__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name}: {self.name} ({self.key_start}...)"
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def key_issue(self) -> str:
+        """Give the token a new key and return it; the caller shows it once and saves."""
+        key = self.KEY_PREFIX + secrets.token_urlsafe(32)
+        self.key_start = key[: len(self.KEY_PREFIX) + 6]
+        self.key_digest = self.digest(key)
+        return key
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class UsageImport(models.Model):
+    """One run of the accounting importer, whatever way the data came in."""
+
+    class Source(models.TextChoices):
+        COMMAND = "command", "Management command"
+        API = "api", "API"
+        SPOOL = "spool", "Spool directory"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_imports")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    input_format = models.CharField(max_length=10, default="sacct")
+    filename = models.CharField(max_length=255, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    site_token = models.ForeignKey(
+        SiteToken,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_imports",
+        help_text="The site token the accounting was pushed with, if any.",
+    )
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    imported = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    steps_skipped = models.PositiveIntegerField(default=0)
+    unmatched = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    rejected_lines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Line number and reason of rejected lines (first 1,000).",
+    )
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self) -> str:
+        when = f"{self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.cluster.name} {self.get_source_display()} import at {when}"
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"imported={self.imported} updated={self.updated} unchanged={self.unchanged} "
+            f"steps_skipped={self.steps_skipped} unmatched={self.unmatched} "
+            f"rejected={self.rejected}"
+        )
+
+
+class UsageRecord(models.Model):
+    """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
+
+    # Usage records are written a million at a time (allocations/usage.py), so every index and
+    # foreign-key check here is paid per row:
+    # - no index a composite one already covers (cluster: the unique (cluster, job_key);
+    #   allocation: (allocation, start)), none on links nothing filters by;
+    # - (cluster, account) serves only the attribution of unmatched records, so it holds those;
+    # - no database constraint on the links: Django's deferred foreign keys make PostgreSQL
+    #   check each row and key again at commit, which cost a third of a bulk import. The
+    #   importer takes the ids from the rows it joins in the same statement, and Django still
+    #   applies PROTECT and SET_NULL when a cluster, allocation, partition or run is deleted.
+    cluster = models.ForeignKey(
+        Cluster,
+        on_delete=models.PROTECT,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
+    account = models.CharField(max_length=63)
+    allocation = models.ForeignKey(
+        Allocation,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    partition = models.ForeignKey(
+        Partition,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="usage_records",
+        db_index=False,
+        db_constraint=False,
+    )
+    job_id = models.CharField(max_length=64)
+    user = models.CharField(max_length=64, blank=True)
+    partition_name = models.CharField(max_length=63, blank=True)
+    job_name = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=32)
+    running = models.BooleanField(default=False)
+    submit = models.DateTimeField(null=True, blank=True)
+    start = models.DateTimeField(null=True, blank=True)
+    end = models.DateTimeField(null=True, blank=True)
+    elapsed_seconds = models.PositiveBigIntegerField(default=0)
+    gpus = models.PositiveIntegerField(default=0)
+    nodes = models.PositiveIntegerField(default=0)
+    gpu_seconds = models.PositiveBigIntegerField(default=0)
+    energy_joules = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Measured by the scheduler (ConsumedEnergyRaw)."
+    )
+    import_run = models.ForeignKey(
+        UsageImport,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-start", "job_key"]
+        constraints = [
+            models.UniqueConstraint(fields=["cluster", "job_key"], name="usage_record_unique_run")
+        ]
+        indexes = [
+            models.Index(
+                fields=["cluster", "account"],
+                condition=Q(allocation__isnull=True),
+                name="usage_record_unmatched",
+            ),
+            models.Index(fields=["allocation", "start"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cluster.name} job {self.job_id} ({self.account})"

@@ -1,0 +1,292 @@
+"""Reads over usage records: GPU-hours, training compute, energy and emissions, in SQL.
+
+Nothing per record is stored beyond GPU-seconds and measured joules; FLOP, energy and CO2e are
+derived in the aggregate from the partition's peak and power, the site's PUE and grid intensity
+and the threshold policy's utilisation, so correcting a partition's figures corrects every
+report. A record's partition is the one its job ran in when the site knows it, else its
+allocation's partition (an allocation is granted on one partition).
+
+Every function runs a fixed number of queries, whatever the number of records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+
+from django.db.models import (
+    Count,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Cast, Coalesce, TruncDate
+
+from allocations.models import Allocation
+from systems.estimates import SECONDS_PER_HOUR
+from systems.selectors import policy_utilisation
+from usage.models import UsageRecord
+
+JOULES_PER_KWH = 3.6e6
+
+
+MEASURED = "measured"
+
+
+ESTIMATED = "estimated"
+
+
+MIXED = "mixed"
+
+
+_FLOAT = FloatField()
+
+
+def _float(expression) -> Cast:
+    return Cast(expression, _FLOAT)
+
+
+# Per-record expressions (the joins are LEFT OUTER: a record may lack a partition or allocation).
+_PEAK_FLOPS = _float(Coalesce(F("partition__peak_tflops"), F("allocation__partition__peak_tflops")))
+
+
+_POWER_WATTS = _float(
+    Coalesce(F("partition__power_watts"), F("allocation__partition__power_watts"))
+)
+
+
+_IT_JOULES = Coalesce(
+    _float(F("energy_joules")), ExpressionWrapper(_float(F("gpu_seconds")) * _POWER_WATTS, _FLOAT)
+)
+
+
+_FACILITY_JOULES = ExpressionWrapper(_IT_JOULES * _float(F("cluster__site__pue")), _FLOAT)
+
+
+def _aggregates() -> dict:
+    return {
+        "jobs": Count("id"),
+        "sum_gpu_seconds": Coalesce(Sum("gpu_seconds"), 0),
+        # TFLOP/s x GPU-seconds; x 1e12 in Python keeps the SQL sums in a comfortable range
+        "tflop": Coalesce(
+            Sum(ExpressionWrapper(_float(F("gpu_seconds")) * _PEAK_FLOPS, _FLOAT)), Value(0.0)
+        ),
+        "it_joules": Coalesce(Sum(_IT_JOULES), Value(0.0)),
+        "facility_joules": Coalesce(Sum(_FACILITY_JOULES), Value(0.0)),
+        "co2e_joule_kg": Coalesce(
+            Sum(
+                ExpressionWrapper(
+                    _FACILITY_JOULES * _float(F("cluster__site__grid_kg_co2e_per_kwh")), _FLOAT
+                )
+            ),
+            Value(0.0),
+        ),
+        "measured_jobs": Count("id", filter=Q(energy_joules__isnull=False)),
+        "estimated_jobs": Count("id", filter=Q(energy_joules__isnull=True, gpu_seconds__gt=0)),
+        "first_start": Min("start"),
+        "last_end": Max("end"),
+        "running_jobs": Count("id", filter=Q(running=True)),
+    }
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Usage of a set of records: an allocation, a declared model, anything filterable.
+
+    Compute in FLOP (estimate at the policy's utilisation, upper bound at 1.0), energy in kWh
+    (IT energy; facility energy = IT x PUE), emissions in kg CO2e (location-based).
+    """
+
+    jobs: int
+    running_jobs: int
+    gpu_seconds: int
+    utilisation: float
+    flop_estimate: float
+    flop_upper_bound: float
+    energy_kwh: float
+    facility_energy_kwh: float
+    co2e_kg: float
+    energy_source: str
+    measured_jobs: int
+    estimated_jobs: int
+    first_start: datetime | None
+    last_end: datetime | None
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.gpu_seconds / SECONDS_PER_HOUR
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["gpu_hours"] = self.gpu_hours
+        for name in ("first_start", "last_end"):
+            data[name] = data[name].isoformat() if data[name] else None
+        return data
+
+
+def _energy_source(measured: int, estimated: int) -> str:
+    """Measured joules win per record; the whole is "measured" only if every record was."""
+    if measured and not estimated:
+        return MEASURED
+    if measured:
+        return MIXED
+    return ESTIMATED
+
+
+def _totals(row: dict, utilisation: float) -> UsageTotals:
+    upper = float(row["tflop"] or 0.0) * 1e12
+    return UsageTotals(
+        jobs=row["jobs"],
+        running_jobs=row["running_jobs"],
+        gpu_seconds=int(row["sum_gpu_seconds"] or 0),
+        utilisation=utilisation,
+        flop_estimate=upper * utilisation,
+        flop_upper_bound=upper,
+        energy_kwh=float(row["it_joules"] or 0.0) / JOULES_PER_KWH,
+        facility_energy_kwh=float(row["facility_joules"] or 0.0) / JOULES_PER_KWH,
+        co2e_kg=float(row["co2e_joule_kg"] or 0.0) / JOULES_PER_KWH,
+        energy_source=_energy_source(row["measured_jobs"], row["estimated_jobs"]),
+        measured_jobs=row["measured_jobs"],
+        estimated_jobs=row["estimated_jobs"],
+        first_start=row["first_start"],
+        last_end=row["last_end"],
+    )
+
+
+def usage_totals(*, records: QuerySet, utilisation: float | None = None) -> UsageTotals:
+    """Totals over any UsageRecord queryset (one query, plus one for the policy if not given)."""
+    if utilisation is None:
+        utilisation = policy_utilisation()
+    return _totals(records.order_by().aggregate(**_aggregates()), utilisation)
+
+
+def allocation_usage(*, allocation: Allocation, utilisation: float | None = None) -> UsageTotals:
+    """Totals of one allocation."""
+    return usage_totals(
+        records=UsageRecord.objects.filter(allocation=allocation), utilisation=utilisation
+    )
+
+
+def allocations_usage(
+    *, allocations: Iterable[Allocation] | QuerySet, utilisation: float | None = None
+) -> dict[int, UsageTotals]:
+    """Totals per allocation id, in one query; allocations without usage get zero totals."""
+    if utilisation is None:
+        utilisation = policy_utilisation()
+    ids = (
+        allocations.values("id")
+        if isinstance(allocations, QuerySet)
+        else [a.pk for a in allocations]
+    )
+    rows = (
+        UsageRecord.objects.filter(allocation_id__in=ids)
+        .order_by()
+        .values("allocation_id")
+        .annotate(**_aggregates())
+    )
+    found = {row["allocation_id"]: _totals(row, utilisation) for row in rows}
+    empty = _totals(_EMPTY_ROW, utilisation)
+    wanted = ids if isinstance(ids, list) else [row["id"] for row in ids]
+    return {pk: found.get(pk, empty) for pk in wanted}
+
+
+_EMPTY_ROW = {
+    "jobs": 0,
+    "running_jobs": 0,
+    "sum_gpu_seconds": 0,
+    "tflop": 0.0,
+    "it_joules": 0.0,
+    "facility_joules": 0.0,
+    "co2e_joule_kg": 0.0,
+    "measured_jobs": 0,
+    "estimated_jobs": 0,
+    "first_start": None,
+    "last_end": None,
+}
+
+
+def model_usage(*, model_name: str, utilisation: float | None = None) -> UsageTotals:
+    """Totals of a declared model: every allocation whose `model_name` it is, on any cluster."""
+    return usage_totals(
+        records=UsageRecord.objects.filter(allocation__model_name=model_name),
+        utilisation=utilisation,
+    )
+
+
+def models_usage(
+    *, model_names: Iterable[str] | None = None, utilisation: float | None = None
+) -> dict[str, UsageTotals]:
+    """Totals per declared model (all models with usage, or those named), in one query."""
+    if utilisation is None:
+        utilisation = policy_utilisation()
+    records = UsageRecord.objects.exclude(allocation__model_name="").filter(
+        allocation__isnull=False
+    )
+    if model_names is not None:
+        records = records.filter(allocation__model_name__in=list(model_names))
+    rows = records.order_by().values("allocation__model_name").annotate(**_aggregates())
+    return {row["allocation__model_name"]: _totals(row, utilisation) for row in rows}
+
+
+@dataclass(frozen=True)
+class SeriesPoint:
+    """Cumulative usage at the end of a day (UTC), counting each job on the day it ended
+    (or started, while it runs)."""
+
+    day: date
+    gpu_seconds: int
+    flop_estimate: float
+    flop_upper_bound: float
+
+    @property
+    def gpu_hours(self) -> float:
+        return self.gpu_seconds / SECONDS_PER_HOUR
+
+
+def usage_series(*, records: QuerySet, utilisation: float | None = None) -> list[SeriesPoint]:
+    """Cumulative GPU-seconds and compute per day for charts: one query, one row per day."""
+    if utilisation is None:
+        utilisation = policy_utilisation()
+    rows = (
+        records.filter(start__isnull=False)
+        .order_by()
+        .annotate(day=TruncDate(Coalesce("end", "start")))
+        .values("day")
+        .annotate(
+            sum_gpu_seconds=Coalesce(Sum("gpu_seconds"), 0),
+            tflop=Coalesce(
+                Sum(ExpressionWrapper(_float(F("gpu_seconds")) * _PEAK_FLOPS, _FLOAT)),
+                Value(0.0),
+            ),
+        )
+        .order_by("day")
+    )
+    points, gpu_seconds, upper = [], 0, 0.0
+    for row in rows:
+        gpu_seconds += int(row["sum_gpu_seconds"] or 0)
+        upper += float(row["tflop"] or 0.0) * 1e12
+        points.append(SeriesPoint(row["day"], gpu_seconds, upper * utilisation, upper))
+    return points
+
+
+def usage_jobs(*, records: QuerySet) -> QuerySet:
+    """Records for a job table, newest first; energy source per row from `energy_joules`."""
+    return records.select_related("partition", "cluster").order_by("-start", "-id")
+
+
+def allocation_records(allocation: Allocation) -> QuerySet:
+    return UsageRecord.objects.filter(allocation=allocation)
+
+
+def model_records(model_name: str, *, organisation_ids: Iterable[int] | None = None) -> QuerySet:
+    records = UsageRecord.objects.filter(allocation__model_name=model_name)
+    if organisation_ids is not None:
+        records = records.filter(allocation__organisation_id__in=list(organisation_ids))
+    return records

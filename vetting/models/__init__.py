@@ -1,0 +1,2 @@
+from vetting.models.intake import *  # noqa: F403
+from vetting.models.review import *  # noqa: F403

@@ -1,0 +1,184 @@
+"""Every change to an application goes through these functions; views, the API and the admin
+call them and nothing else writes an application.
+
+Each state transition is one function guarded by the current state: the row is locked and the
+state re-checked inside the transaction, so two clicks or two tabs cannot both succeed.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from organisations.models import Membership, Organisation
+from systems.models import AccessMode, ThresholdPolicy
+from vetting import rules
+from vetting.models import DRAFT_FIELDS, Application, ApplicationResource
+from vetting.selectors import intake as selectors
+from vetting.services.transitions import TransitionError, _locked, _record
+
+
+class ApplicationInvalid(Exception):
+    """The application cannot be submitted yet; `errors` maps each field to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(m for messages in errors.values() for m in messages))
+
+
+def application_create(
+    *, user: AbstractBaseUser, organisation: Organisation, access_mode: AccessMode
+) -> Application:
+    """Start a draft for `organisation` under `access_mode`; `user` must be a member."""
+    if not Membership.objects.filter(user=user, organisation=organisation).exists():
+        raise PermissionError(f"You are not a member of {organisation}.")
+    if not access_mode.call.is_open:
+        raise TransitionError(f"The call “{access_mode.call}” is not open for applications.")
+    with transaction.atomic():
+        application = Application.objects.create(
+            organisation=organisation,
+            call=access_mode.call,
+            access_mode=access_mode,
+            created_by=user,
+            pi_name=user.get_full_name(),
+            pi_email=user.email,
+        )
+        _record(
+            application=application,
+            from_state="",
+            to_state=Application.State.DRAFT,
+            actor=user,
+            public_note="Draft started.",
+        )
+    return application
+
+
+def application_save_draft(
+    *,
+    application: Application,
+    actor: AbstractBaseUser,
+    fields: Mapping[str, Any],
+    resources: Mapping[int, int | None] | None = None,
+    unparsed: Mapping[str, Mapping[str, str]] | None = None,
+    access_mode: AccessMode | None = None,
+    annex: UploadedFile | None = None,
+) -> Application:
+    """Store what the applicant has so far, complete or not.
+
+    `fields` may be any subset of DRAFT_FIELDS. `resources` maps partition ids to GPU-hours
+    (None or 0 removes the request). `unparsed` keeps text that could not be read, keyed by
+    form field; fields given in `fields` or `resources` drop their old unparsed text.
+    """
+    unknown = set(fields) - set(DRAFT_FIELDS)
+    if unknown:
+        raise ValueError(f"Unknown application fields: {', '.join(sorted(unknown))}")
+    if annex is not None:
+        problem = rules.upload_problem(annex)
+        if problem:
+            raise ApplicationInvalid({"technical_annex": [problem]})
+    with transaction.atomic():
+        current = _locked(application, [Application.State.DRAFT], "changed")
+        if access_mode is not None and access_mode.pk != current.access_mode_id:
+            if access_mode.call_id != current.call_id:
+                raise ApplicationInvalid(
+                    {"access_mode": ["Choose an access mode of the same call."]}
+                )
+            current.access_mode = access_mode
+        limits = selectors.mode_limits(current.access_mode)
+        if resources is not None:
+            foreign = [
+                pid for pid, hours in resources.items() if hours and pid not in limits.partition_ids
+            ]
+            if foreign:
+                raise ApplicationInvalid(
+                    {
+                        f"resources.{pid}": [
+                            f"{limits.name} cannot grant time on this system; remove the request."
+                        ]
+                        for pid in foreign
+                    }
+                )
+        for name, value in fields.items():
+            setattr(current, name, value)
+        kept = dict(current.unparsed_input or {})
+        for name in [*fields, *(f"resources_{pid}" for pid in resources or {})]:
+            kept.pop(name, None)
+        kept.update(unparsed or {})
+        current.unparsed_input = kept
+        if annex is not None:
+            current.technical_annex.save("annex.pdf", annex, save=False)
+            current.technical_annex_name = (annex.name or "annex.pdf").rsplit("/", 1)[-1][:200]
+        current.save()
+        # A mode change can drop partitions the new mode does not offer.
+        current.resources.exclude(partition_id__in=limits.partition_ids).delete()
+        for partition_id, hours in (resources or {}).items():
+            if hours:
+                ApplicationResource.objects.update_or_create(
+                    application=current, partition_id=partition_id, defaults={"gpu_hours": hours}
+                )
+            else:
+                current.resources.filter(partition_id=partition_id).delete()
+    application.refresh_from_db()
+    return application
+
+
+def application_submit(*, application: Application, actor: AbstractBaseUser) -> Application:
+    """Submit a complete draft and freeze its compute estimate with the policy used."""
+    today = timezone.localdate()
+    with transaction.atomic():
+        current = _locked(application, [Application.State.DRAFT], "submitted")
+        policy = ThresholdPolicy.objects.in_force(today)
+        estimate = selectors.application_estimate(current, policy=policy)
+        errors = selectors.application_submit_errors(current, today=today, estimate_=estimate)
+        if errors:
+            raise ApplicationInvalid(errors)
+        now = timezone.now()
+        total = estimate["total"]
+        updated = Application.objects.filter(pk=current.pk, state=Application.State.DRAFT).update(
+            state=Application.State.SUBMITTED,
+            submitted_at=now,
+            estimate_snapshot={**estimate, "computed_at": now.isoformat()},
+            estimate_policy=policy,
+            estimated_flop=total["flop_best"],
+            compute_class=total["classification"],
+            unparsed_input={},
+            updated_at=now,
+        )
+        if not updated:
+            raise TransitionError("This application was submitted in the meantime.")
+        _record(
+            application=current,
+            from_state=Application.State.DRAFT,
+            to_state=Application.State.SUBMITTED,
+            actor=actor,
+            public_note="Application submitted.",
+        )
+        from vetting.tasks import screening_enqueue
+
+        transaction.on_commit(lambda: screening_enqueue(current.pk))
+    application.refresh_from_db()
+    return application
+
+
+def application_withdraw(
+    *, application: Application, actor: AbstractBaseUser, reason: str = ""
+) -> Application:
+    """The applicant takes the application back; possible until a decision is taken."""
+    with transaction.atomic():
+        current = _locked(application, Application.WITHDRAWABLE_STATES, "withdrawn")
+        Application.objects.filter(pk=current.pk, state=current.state).update(
+            state=Application.State.WITHDRAWN, updated_at=timezone.now()
+        )
+        _record(
+            application=current,
+            from_state=current.state,
+            to_state=Application.State.WITHDRAWN,
+            actor=actor,
+            reason=reason,
+            public_note="Withdrawn by the applicant." + (f" Reason: {reason}" if reason else ""),
+        )
+    application.refresh_from_db()
+    return application

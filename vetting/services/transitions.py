@@ -1,0 +1,38 @@
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from vetting.models import Application, ApplicationEvent
+
+
+class TransitionError(Exception):
+    """The application is not in a state that allows this; the message says why."""
+
+
+def _record(
+    *,
+    application: Application,
+    from_state: str,
+    to_state: str,
+    actor: AbstractBaseUser | None,
+    reason: str = "",
+    public_note: str = "",
+) -> ApplicationEvent:
+    return ApplicationEvent.objects.create(
+        application=application,
+        from_state=from_state,
+        to_state=to_state,
+        actor=actor,
+        reason=reason,
+        public_note=public_note,
+    )
+
+
+def _locked(application: Application, allowed: Iterable[str], doing: str) -> Application:
+    """Re-read the application under a row lock and check that `doing` is allowed now."""
+    current = Application.objects.select_for_update().get(pk=application.pk)
+    if current.state not in allowed:
+        raise TransitionError(
+            f"This application is {current.get_state_display().lower()}, so it cannot be {doing}."
+        )
+    return current
