@@ -17,11 +17,15 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("HPCGATE_VAR_DIR", default=str(BASE_DIR / "var")))
 
-DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+# `manage.py` run from a checkout marks itself: with neither DEBUG nor a secret key given, a
+# command there is development work, as under `make run`. gunicorn and Celery never get the mark,
+# and a deployment that sets SECRET_KEY (or DEBUG=0) keeps the production settings everywhere.
+FROM_CHECKOUT = env.bool("HPCGATE_FROM_CHECKOUT", default=False)
+DEBUG = env.bool("DEBUG", default=FROM_CHECKOUT and not SECRET_KEY)
 # Under pytest the suite gets fast hashing, eager tasks and development keys.
 TESTING = env.bool("HPCGATE_TESTING", default="pytest" in sys.modules)
 
-SECRET_KEY = env.str("SECRET_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 if DEBUG or TESTING:
     SECRET_KEY = SECRET_KEY or "insecure-development-key-never-use-in-production"
@@ -29,7 +33,8 @@ if DEBUG or TESTING:
 else:
     if len(SECRET_KEY) < 50:
         raise ImproperlyConfigured(
-            "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG is off."
+            "SECRET_KEY must be set to a random value of at least 50 characters when DEBUG is off "
+            "(for development, run with DEBUG=1 or through manage.py in a checkout)."
         )
     if not ALLOWED_HOSTS:
         raise ImproperlyConfigured(

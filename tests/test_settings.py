@@ -77,3 +77,40 @@ def test_deploy_check_passes_without_warnings_in_production():
 def test_development_defaults_need_no_environment():
     result = _run(["manage.py", "check"], DEBUG="1")  # the three settings empty
     assert result.returncode == 0, result.stderr
+
+
+def _run_unset(args: list[str], **env_overrides: str) -> subprocess.CompletedProcess:
+    """Run with DEBUG and the production settings not set at all, as in a fresh shell."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DEBUG", "HPCGATE_TESTING", "HPCGATE_FROM_CHECKOUT", *BLANK}
+    }
+    env.update({"HPCGATE_TESTING": "0", **BLANK}, **env_overrides)
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_manage_py_in_a_checkout_uses_the_development_settings_without_any_environment():
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    result = _run_unset([sys.executable, "manage.py", "shell", "--no-imports", "-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
+
+
+def test_manage_py_keeps_production_settings_when_a_secret_key_is_given():
+    code = "from django.conf import settings; print(settings.DEBUG)"
+    result = _run_unset(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", code],
+        SECRET_KEY=PRODUCTION_KEY,
+        ALLOWED_HOSTS="hpc.example.eu",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_wsgi_and_celery_refuse_to_start_without_a_secret_key_even_from_a_checkout():
+    for module in ("config.wsgi", "config.celery"):
+        code = f"import {module}; import django; django.setup()"
+        result = _run_unset([sys.executable, "-c", code])
+        assert result.returncode != 0, module
+        assert "SECRET_KEY must be set" in result.stderr
