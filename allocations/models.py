@@ -5,20 +5,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from allocations.names import ACCOUNT_NAME_RE, ACCOUNT_NAME_RULE, USER_NAME_RE, USER_NAME_RULE
 from systems.models import AccessMode, Cluster, Partition
 
-ACCOUNT_VALIDATOR = RegexValidator(
-    r"^[a-z][a-z0-9_]{0,62}$",
-    "A Slurm account is 1-63 characters: lower-case letters, digits and '_', "
-    "starting with a letter.",
-)
-
-
-CLUSTER_USER_VALIDATOR = RegexValidator(
-    r"^[a-z_][a-z0-9_.-]{0,31}$",
-    "A cluster user name is 1-32 characters: lower-case letters, digits, '_', '.' and '-', "
-    "starting with a letter or '_'.",
-)
+ACCOUNT_VALIDATOR = RegexValidator(ACCOUNT_NAME_RE, f"A Slurm account is {ACCOUNT_NAME_RULE}.")
+CLUSTER_USER_VALIDATOR = RegexValidator(USER_NAME_RE, f"A cluster user name is {USER_NAME_RULE}.")
 
 
 class Allocation(models.Model):

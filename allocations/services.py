@@ -18,17 +18,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
+from allocations.names import account_name_problem, user_name_problem
 from allocations.signals import allocation_account_assigned
-from allocations.slurm import ACCOUNT_NAME_RE, USER_NAME_RE
 from systems.models import AccessMode, Partition
 
 State = Allocation.State
 
 
 # Slurm's own root association; an allocation of that name would collide with it.
-RESERVED_ACCOUNTS = frozenset({"root"})
-
-
 class TransitionError(Exception):
     """A state change that the allocation's current state does not allow."""
 
@@ -38,22 +35,16 @@ class AccountTakenError(ValidationError):
 
 
 def account_name_check(account: str) -> str:
-    if not isinstance(account, str) or not ACCOUNT_NAME_RE.match(account):
-        raise ValidationError(
-            f"'{account}' is not a valid Slurm account: use 1-63 characters a-z, 0-9 and '_', "
-            "starting with a letter."
-        )
-    if account in RESERVED_ACCOUNTS:
-        raise ValidationError(f"'{account}' is reserved by Slurm.")
+    problem = account_name_problem(account)
+    if problem:
+        raise ValidationError(problem + ".")
     return account
 
 
 def cluster_user_check(username: str) -> str:
-    if not isinstance(username, str) or not USER_NAME_RE.match(username):
-        raise ValidationError(
-            f"'{username}' is not a valid cluster user name: use 1-32 characters a-z, 0-9, '_', "
-            "'.' and '-', starting with a letter or '_'."
-        )
+    problem = user_name_problem(username)
+    if problem:
+        raise ValidationError(problem + ".")
     return username
 
 

@@ -37,12 +37,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
+from allocations.names import account_name_problem, user_name_problem
+
 __all__ = [
-    "ACCOUNT_NAME_RE",
     "CLUSTER_NAME_RE",
     "MAX_TEXT_LENGTH",
     "SNAPSHOT_VERSION",
-    "USER_NAME_RE",
     "SlurmAccount",
     "clean_text",
     "gpu_hours_to_minutes",
@@ -54,8 +54,6 @@ __all__ = [
 
 # \A..\Z rather than ^..$: "$" also matches before a trailing newline, which would let "acme\n"
 # through and split a flat-file line in two.
-ACCOUNT_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,62}\Z")
-USER_NAME_RE = re.compile(r"\A[a-z_][a-z0-9_.-]{0,31}\Z")
 CLUSTER_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,62}\Z")
 
 # 200 characters are at most 800 UTF-8 bytes, so an Account line with both texts stays far below
@@ -66,7 +64,6 @@ SNAPSHOT_VERSION = 1
 # Slurm keeps GPU-minute limits as uint64 with the top values reserved for "unset"/"infinite".
 _MAX_GPU_MINUTES = 2**63 - 1
 # The cluster's root association; an hpcgate account of that name would collide with it.
-_RESERVED_ACCOUNT_NAMES = frozenset({"root"})
 
 # ' and " open quotes, : separates specs, # starts a comment, \ escapes or continues the line
 # (all in sacctmgr's file parser); a value that starts with = is read as the "+=/-=" operator
@@ -489,21 +486,15 @@ def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
 
 
 def _check_account_name(name: object) -> None:
-    if not isinstance(name, str) or not ACCOUNT_NAME_RE.match(name):
-        raise ValueError(
-            f"Slurm account name {name!r} is not safe: use 1-63 characters a-z, 0-9 and _, "
-            "starting with a letter"
-        )
-    if name in _RESERVED_ACCOUNT_NAMES:
-        raise ValueError(f"Slurm account name {name!r} is reserved for the cluster's root")
+    problem = account_name_problem(name)
+    if problem:
+        raise ValueError(problem)
 
 
 def _check_user_name(name: object, *, account: str) -> None:
-    if not isinstance(name, str) or not USER_NAME_RE.match(name):
-        raise ValueError(
-            f"Slurm account {account!r}: user name {name!r} is not safe: use 1-32 characters "
-            "a-z, 0-9, _, . and -, starting with a letter or _"
-        )
+    problem = user_name_problem(name)
+    if problem:
+        raise ValueError(f"Slurm account {account!r}: {problem}")
 
 
 def _check_cluster_name(name: object) -> None:

@@ -16,8 +16,8 @@ from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
 from allocations.models import Allocation, AllocationEvent, AllocationUser
+from allocations.names import account_name_problem, user_name_problem
 from allocations.signals import allocation_account_assigned
-from allocations.slurm import ACCOUNT_NAME_RE, USER_NAME_RE
 from organisations.models import Organisation
 from systems.models import Cluster, Partition
 
@@ -194,11 +194,9 @@ def _entry(raw, where: str, partitions: dict[tuple[str, str], Partition]) -> _En
     if partition is None:
         raise _Invalid(f"{where}.partition: {partition_name!r} is not a partition of {cluster}")
     account = raw["account"]
-    if not isinstance(account, str) or not ACCOUNT_NAME_RE.match(account) or account == "root":
-        raise _Invalid(
-            f"{where}.account: {account!r} is not a valid Slurm account (1-63 characters a-z, "
-            "0-9 and _, starting with a letter; not 'root')"
-        )
+    problem = account_name_problem(account)
+    if problem:
+        raise _Invalid(f"{where}.account: {problem}")
     gpu_hours = raw["gpu_hours"]
     if isinstance(gpu_hours, bool) or not isinstance(gpu_hours, int) or gpu_hours <= 0:
         raise _Invalid(f"{where}.gpu_hours: must be a whole number above 0")
@@ -228,11 +226,9 @@ def _entry(raw, where: str, partitions: dict[tuple[str, str], Partition]) -> _En
     if not isinstance(users, list):
         raise _Invalid(f"{where}.users: must be a list of cluster user names")
     for position, user in enumerate(users):
-        if not isinstance(user, str) or not USER_NAME_RE.match(user):
-            raise _Invalid(
-                f"{where}.users[{position}]: {user!r} is not a valid cluster user name "
-                "(1-32 characters a-z, 0-9, _, . and -, starting with a letter or _)"
-            )
+        problem = user_name_problem(user)
+        if problem:
+            raise _Invalid(f"{where}.users[{position}]: {problem}")
     if len(set(users)) != len(users):
         raise _Invalid(f"{where}.users: a user is listed twice")
     model = _text(raw.get("model"), f"{where}.model", max_length=120, required=False)
