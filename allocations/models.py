@@ -12,6 +12,15 @@ ACCOUNT_VALIDATOR = RegexValidator(ACCOUNT_NAME_RE, f"A Slurm account is {ACCOUN
 CLUSTER_USER_VALIDATOR = RegexValidator(USER_NAME_RE, f"A cluster user name is {USER_NAME_RULE}.")
 
 
+def model_key(name: str) -> str:
+    """What makes two declared model names the same model: case and spacing do not count.
+
+    Every sum per model (threshold check, usage pages, annual report) groups by this key, so an
+    alert's link opens a page showing exactly what the alert counted.
+    """
+    return " ".join(name.split()).casefold()
+
+
 class Allocation(models.Model):
     """GPU-hours of one partition granted to an organisation, as one Slurm account."""
 
@@ -47,8 +56,14 @@ class Allocation(models.Model):
         "declared model",
         max_length=120,
         blank=True,
-        db_index=True,
         help_text="The model lineage this allocation trains; compute is summed per model.",
+    )
+    model_key = models.CharField(
+        max_length=120,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="The declared model as compared: see model_key().",
     )
     access_mode = models.ForeignKey(
         AccessMode, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
@@ -71,6 +86,13 @@ class Allocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster.name}:{self.account}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.model_key = model_key(self.model_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "model_name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "model_key"}
+        super().save(*args, **kwargs)
 
     def clean(self) -> None:
         if self.partition_id and self.cluster_id and self.partition.cluster_id != self.cluster_id:

@@ -6,8 +6,7 @@ from datetime import date, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,8 +24,9 @@ from core.mail import mail_each, site_url
 from core.tasks import publish
 from organisations.groups import organisation_groups_current
 from organisations.models import Membership
-from systems.estimates import significant
+from systems.estimates import SECONDS_PER_HOUR, grant_compute, significant
 from systems.models import ThresholdPolicy
+from usage.selectors import TERA, used_compute_annotations
 
 # Art. 52(1): notify the Commission within two weeks.
 NOTIFICATION_DAYS = 14
@@ -73,31 +73,35 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
 
     One query, whatever the number of allocations or usage records.
     """
-    utilisation = policy.default_utilisation
     allocations = list(
         Allocation.objects.select_related(
             "cluster", "partition", "organisation", "access_mode__call"
-        ).annotate(used_gpu_seconds=Coalesce(Sum("usage_records__gpu_seconds"), 0))
+        ).annotate(**used_compute_annotations())
     )
     for allocation in allocations:
-        peak = allocation.partition.peak_flops
-        granted_seconds = allocation.gpu_hours * 3600
+        granted_seconds = allocation.gpu_hours * SECONDS_PER_HOUR
         used = allocation.used_gpu_seconds
         allocation.used_share = used / granted_seconds if granted_seconds else 0.0
-        allocation.used_flop = used * peak * utilisation
-        remaining = max(granted_seconds - used, 0) if allocation.state in LIVE_STATES else 0
-        allocation.projected_flop = (used + remaining) * peak * utilisation
+        allocation.used_flop, allocation.projected_flop = grant_compute(
+            used_peak_flop=allocation.used_peak_tflop_seconds * TERA,
+            used_gpu_seconds=used,
+            granted_gpu_hours=allocation.gpu_hours,
+            peak_flops=allocation.partition.peak_flops,
+            utilisation=policy.default_utilisation,
+            live=allocation.state in LIVE_STATES,
+        )
     return allocations
 
 
 def efforts_by_model(allocations: list[Allocation]) -> list[Effort]:
     efforts: dict[str, Effort] = {}
     for allocation in allocations:
-        name = allocation.model_name.strip()
-        if not name:
+        if not allocation.model_key:
             continue
-        key = name.casefold()
-        efforts.setdefault(key, Effort(Scope.MODEL, name, key)).add(allocation)
+        name = allocation.model_name.strip()
+        efforts.setdefault(
+            allocation.model_key, Effort(Scope.MODEL, name, allocation.model_key)
+        ).add(allocation)
     return list(efforts.values())
 
 
@@ -431,8 +435,6 @@ def large_run_reminder(*, entry_id: int, owed: int) -> int:
         {**context, "for_staff": True, "url": site_url(entry_link)},
         staff,
     )
-    sent += mail_each(
-        "compliance/email/reminder", {**context, "url": site_url(usage_link)}, owners
-    )
+    sent += mail_each("compliance/email/reminder", {**context, "url": site_url(usage_link)}, owners)
     LargeRunEntry.objects.filter(pk=entry.pk).update(reminders_sent=owed)
     return sent

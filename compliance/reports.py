@@ -4,13 +4,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Case, F, FloatField, Q, Sum, When
-from django.db.models.functions import Cast
+from django.db.models import Q, Sum
 
 from allocations.models import Allocation
-from systems.estimates import BELOW_GPAI, classify
+from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
 from systems.models import ThresholdPolicy
 from usage.models import UsageRecord
+from usage.selectors import JOULES_PER_KWH, TERA, it_joules, peak_tflop_seconds
 
 TOP_EFFORTS = 10
 
@@ -78,38 +78,32 @@ def annual_report(*, year: int, anonymise: bool = False) -> AnnualReport | None:
         return None
     utilisation = policy.default_utilisation
     in_year = Q(start__year=year) & Q(allocation__isnull=False)
-    measured_or_estimated_kwh = Case(
-        When(energy_joules__isnull=False, then=Cast("energy_joules", FloatField()) / 3.6e6),
-        default=Cast(F("gpu_seconds") * F("allocation__partition__power_watts"), FloatField())
-        / 3.6e6,
-        output_field=FloatField(),
-    )
     rows = (
         UsageRecord.objects.filter(in_year)
         .values(
             "allocation__cluster__name",
             "allocation__cluster__display_name",
             "allocation__access_mode__kind",
-            "allocation__partition__peak_tflops",
             "allocation__cluster__site__pue",
             "allocation__cluster__site__grid_kg_co2e_per_kwh",
         )
-        .annotate(total_gpu_seconds=Sum("gpu_seconds"), it_kwh=Sum(measured_or_estimated_kwh))
+        .annotate(
+            total_gpu_seconds=Sum("gpu_seconds"),
+            peak_tflop_seconds=Sum(peak_tflop_seconds()),
+            it_joules=Sum(it_joules()),
+        )
         .order_by()
     )
     total = Row("All systems")
     systems: dict[str, Row] = {}
     modes: dict[str, Row] = {}
     for r in rows:
-        it_kwh = r["it_kwh"] or 0.0
+        it_kwh = (r["it_joules"] or 0.0) / JOULES_PER_KWH
         facility = it_kwh * float(r["allocation__cluster__site__pue"])
         row = Row(
             label="",
-            gpu_hours=r["total_gpu_seconds"] / 3600,
-            flop=r["total_gpu_seconds"]
-            * float(r["allocation__partition__peak_tflops"])
-            * 1e12
-            * utilisation,
+            gpu_hours=r["total_gpu_seconds"] / SECONDS_PER_HOUR,
+            flop=(r["peak_tflop_seconds"] or 0.0) * TERA * utilisation,
             energy_kwh=it_kwh,
             facility_kwh=facility,
             co2e_kg=facility * float(r["allocation__cluster__site__grid_kg_co2e_per_kwh"]),
@@ -144,15 +138,10 @@ def _efforts(*, year: int, policy: ThresholdPolicy, anonymise: bool):
     per_allocation = (
         UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
         .values("allocation")
-        .annotate(
-            flop=Sum(
-                Cast(F("gpu_seconds"), FloatField())
-                * Cast(F("allocation__partition__peak_tflops"), FloatField())
-            )
-        )
+        .annotate(flop=Sum(peak_tflop_seconds()))
         .order_by()
     )
-    flop_by_allocation = {r["allocation"]: r["flop"] * 1e12 * utilisation for r in per_allocation}
+    flop_by_allocation = {r["allocation"]: r["flop"] * TERA * utilisation for r in per_allocation}
     allocations = Allocation.objects.filter(pk__in=flop_by_allocation).select_related(
         "organisation", "cluster"
     )
@@ -160,7 +149,7 @@ def _efforts(*, year: int, policy: ThresholdPolicy, anonymise: bool):
         lambda: {"flop": 0.0, "organisations": set(), "systems": set()}
     )
     for allocation in allocations:
-        key = allocation.model_name.strip() or f"{allocation.cluster.name}:{allocation.account}"
+        key = allocation.model_key or f"{allocation.cluster.name}:{allocation.account}"
         effort = efforts[key]
         effort["flop"] += flop_by_allocation[allocation.pk]
         effort["organisations"].add(allocation.organisation.legal_name)

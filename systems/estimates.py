@@ -95,6 +95,30 @@ def hardware_flop(*, gpu_hours: float, peak_flops: float, utilisation: float) ->
     return gpu_hours * SECONDS_PER_HOUR * peak_flops * utilisation
 
 
+def grant_compute(
+    *,
+    used_peak_flop: float,
+    used_gpu_seconds: float,
+    granted_gpu_hours: float,
+    peak_flops: float,
+    utilisation: float,
+    live: bool,
+) -> tuple[float, float]:
+    """Used and projected hardware-based compute of one grant, in FLOP.
+
+    `used_peak_flop` is what the accounting shows at utilisation 1: each job's GPU-seconds at the
+    peak of the partition it ran on (usage.selectors sums it in SQL). A live grant is projected
+    as used in full: the rest of it, at its own partition's peak, adds to what was used. Compute
+    is foreseeable from the grant (AI Act recital 112), so the projection is what the art. 52
+    notification watches.
+    """
+    used = used_peak_flop * utilisation
+    if not live:
+        return used, used
+    remaining_seconds = max(granted_gpu_hours * SECONDS_PER_HOUR - used_gpu_seconds, 0.0)
+    return used, used + remaining_seconds * peak_flops * utilisation
+
+
 def architecture_flop(*, parameters: float, tokens: float) -> float:
     """Architecture-based compute of a dense transformer: 6 x parameters x training tokens."""
     _check_amount(parameters, "The number of parameters")

@@ -155,9 +155,21 @@ def test_list_queries_do_not_grow_with_rows(
 
 
 def test_detail_links_to_the_usage_of_the_allocation_and_its_model(client, applicant, allocation):
-    Allocation.objects.filter(pk=allocation.pk).update(model_name="acme/legal-7b")
+    allocation.model_name = "acme/legal-7b"
+    allocation.save(update_fields=["model_name"])
     page = client_for(client, applicant).get(detail(allocation)).content.decode()
     assert reverse("usage:allocation", args=[allocation.pk]) in page
     model_page = reverse("usage:model", args=["acme/legal-7b"])
     assert model_page in page
     assert client.get(model_page).status_code == 200
+
+
+def test_model_page_counts_the_names_the_threshold_check_counts_as_one_model(
+    client, applicant, allocation
+):
+    allocation.model_name = "  Acme/Legal-7B "
+    allocation.save(update_fields=["model_name"])
+    for spelling in ("acme/legal-7b", "ACME/LEGAL-7B", "Acme/Legal-7B"):
+        page = client_for(client, applicant).get(reverse("usage:model", args=[spelling]))
+        assert page.status_code == 200
+        assert [a.pk for a in page.context["scope"].allocations] == [allocation.pk]

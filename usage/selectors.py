@@ -29,12 +29,13 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, Coalesce, TruncDate
 
-from allocations.models import Allocation
+from allocations.models import Allocation, model_key
 from systems.estimates import SECONDS_PER_HOUR
 from systems.selectors import policy_utilisation
 from usage.models import UsageRecord
 
 JOULES_PER_KWH = 3.6e6
+TERA = 1e12
 
 
 MEASURED = "measured"
@@ -53,21 +54,44 @@ def _float(expression) -> Cast:
     return Cast(expression, _FLOAT)
 
 
-# Per-record expressions (the joins are LEFT OUTER: a record may lack a partition or allocation).
-_PEAK_FLOPS = _float(Coalesce(F("partition__peak_tflops"), F("allocation__partition__peak_tflops")))
+def peak_tflop_seconds(prefix: str = "") -> ExpressionWrapper:
+    """Per usage record: its GPU-seconds x the peak TFLOP/s of the partition the job ran on, or
+    of its allocation's partition when the record names none; summed and x 1e12, the compute at
+    utilisation 1. `prefix` reaches the record from another model, e.g. "usage_records__".
+
+    Every compute figure taken from accounting (usage pages, the threshold check, screening, the
+    annual report) is a sum of this expression.
+    """
+    peak = _float(
+        Coalesce(
+            F(f"{prefix}partition__peak_tflops"), F(f"{prefix}allocation__partition__peak_tflops")
+        )
+    )
+    return ExpressionWrapper(_float(F(f"{prefix}gpu_seconds")) * peak, _FLOAT)
 
 
-_POWER_WATTS = _float(
-    Coalesce(F("partition__power_watts"), F("allocation__partition__power_watts"))
-)
+def it_joules() -> Coalesce:
+    """Per usage record: measured energy when the scheduler reported it, else GPU-seconds x the
+    power of the partition the job ran on (DOMAIN.md: measured wins over the estimate)."""
+    power = _float(Coalesce(F("partition__power_watts"), F("allocation__partition__power_watts")))
+    return Coalesce(
+        _float(F("energy_joules")), ExpressionWrapper(_float(F("gpu_seconds")) * power, _FLOAT)
+    )
 
 
-_IT_JOULES = Coalesce(
-    _float(F("energy_joules")), ExpressionWrapper(_float(F("gpu_seconds")) * _POWER_WATTS, _FLOAT)
-)
+_IT_JOULES = it_joules()
 
 
 _FACILITY_JOULES = ExpressionWrapper(_IT_JOULES * _float(F("cluster__site__pue")), _FLOAT)
+
+
+def used_compute_annotations() -> dict:
+    """Annotations for an Allocation queryset: `used_gpu_seconds` and `used_peak_tflop_seconds`
+    (see peak_tflop_seconds), in the query that lists the allocations."""
+    return {
+        "used_gpu_seconds": Coalesce(Sum("usage_records__gpu_seconds"), 0),
+        "used_peak_tflop_seconds": Coalesce(Sum(peak_tflop_seconds("usage_records__")), Value(0.0)),
+    }
 
 
 def _aggregates() -> dict:
@@ -75,9 +99,7 @@ def _aggregates() -> dict:
         "jobs": Count("id"),
         "sum_gpu_seconds": Coalesce(Sum("gpu_seconds"), 0),
         # TFLOP/s x GPU-seconds; x 1e12 in Python keeps the SQL sums in a comfortable range
-        "tflop": Coalesce(
-            Sum(ExpressionWrapper(_float(F("gpu_seconds")) * _PEAK_FLOPS, _FLOAT)), Value(0.0)
-        ),
+        "tflop": Coalesce(Sum(peak_tflop_seconds()), Value(0.0)),
         "it_joules": Coalesce(Sum(_IT_JOULES), Value(0.0)),
         "facility_joules": Coalesce(Sum(_FACILITY_JOULES), Value(0.0)),
         "co2e_joule_kg": Coalesce(
@@ -141,7 +163,7 @@ def _energy_source(measured: int, estimated: int) -> str:
 
 
 def _totals(row: dict, utilisation: float) -> UsageTotals:
-    upper = float(row["tflop"] or 0.0) * 1e12
+    upper = float(row["tflop"] or 0.0) * TERA
     return UsageTotals(
         jobs=row["jobs"],
         running_jobs=row["running_jobs"],
@@ -215,7 +237,7 @@ _EMPTY_ROW = {
 def model_usage(*, model_name: str, utilisation: float | None = None) -> UsageTotals:
     """Totals of a declared model: every allocation whose `model_name` it is, on any cluster."""
     return usage_totals(
-        records=UsageRecord.objects.filter(allocation__model_name=model_name),
+        records=UsageRecord.objects.filter(allocation__model_key=model_key(model_name)),
         utilisation=utilisation,
     )
 
@@ -226,13 +248,11 @@ def models_usage(
     """Totals per declared model (all models with usage, or those named), in one query."""
     if utilisation is None:
         utilisation = policy_utilisation()
-    records = UsageRecord.objects.exclude(allocation__model_name="").filter(
-        allocation__isnull=False
-    )
+    records = UsageRecord.objects.exclude(allocation__model_key="").filter(allocation__isnull=False)
     if model_names is not None:
-        records = records.filter(allocation__model_name__in=list(model_names))
-    rows = records.order_by().values("allocation__model_name").annotate(**_aggregates())
-    return {row["allocation__model_name"]: _totals(row, utilisation) for row in rows}
+        records = records.filter(allocation__model_key__in=[model_key(n) for n in model_names])
+    rows = records.order_by().values("allocation__model_key").annotate(**_aggregates())
+    return {row["allocation__model_key"]: _totals(row, utilisation) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -262,7 +282,7 @@ def usage_series(*, records: QuerySet, utilisation: float | None = None) -> list
         .annotate(
             sum_gpu_seconds=Coalesce(Sum("gpu_seconds"), 0),
             tflop=Coalesce(
-                Sum(ExpressionWrapper(_float(F("gpu_seconds")) * _PEAK_FLOPS, _FLOAT)),
+                Sum(peak_tflop_seconds()),
                 Value(0.0),
             ),
         )

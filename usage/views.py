@@ -14,7 +14,7 @@ from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from allocations.models import Allocation
+from allocations.models import Allocation, model_key
 from allocations.selectors import allocations_visible_to
 from systems.estimates import significant
 from systems.models import ThresholdPolicy
@@ -58,7 +58,10 @@ def _allocation_scope(request, pk: int) -> Scope:
 
 def _model_scope(request, model_name: str) -> Scope:
     allocations = list(
-        _visible_allocations(request.user).filter(model_name=model_name).order_by("id").distinct()
+        _visible_allocations(request.user)
+        .filter(model_key=model_key(model_name))
+        .order_by("id")
+        .distinct()
     )
     if not model_name or not allocations:
         raise Http404("No such model.")

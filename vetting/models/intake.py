@@ -74,9 +74,7 @@ class Application(models.Model):
     organisation = models.ForeignKey(
         "organisations.Organisation", on_delete=models.PROTECT, related_name="applications"
     )
-    call = models.ForeignKey(
-        "systems.Call", on_delete=models.PROTECT, related_name="applications"
-    )
+    call = models.ForeignKey("systems.Call", on_delete=models.PROTECT, related_name="applications")
     access_mode = models.ForeignKey(
         "systems.AccessMode", on_delete=models.PROTECT, related_name="applications"
     )
@@ -211,9 +209,7 @@ class ApplicationResource(models.Model):
     """GPU-hours asked for on one eligible partition."""
 
     application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="resources")
-    partition = models.ForeignKey(
-        "systems.Partition", on_delete=models.PROTECT, related_name="+"
-    )
+    partition = models.ForeignKey("systems.Partition", on_delete=models.PROTECT, related_name="+")
     gpu_hours = models.PositiveBigIntegerField()
 
     class Meta:

@@ -302,9 +302,7 @@ class Decision(models.Model):
 
 class DecisionGrant(models.Model):
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="grants")
-    partition = models.ForeignKey(
-        "systems.Partition", on_delete=models.PROTECT, related_name="+"
-    )
+    partition = models.ForeignKey("systems.Partition", on_delete=models.PROTECT, related_name="+")
     gpu_hours = models.PositiveBigIntegerField(validators=[MinValueValidator(1)])
 
     class Meta:

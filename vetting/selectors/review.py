@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
 
 from allocations.models import Allocation
 from core import roles
 from organisations.groups import organisation_groups_current
 from organisations.models import Country, Membership, Organisation
+from systems.estimates import grant_compute
 from systems.models import AccessMode, AccessModePartition, ThresholdPolicy
 from systems.selectors import policy_utilisation
+from usage.selectors import TERA, used_compute_annotations
 from vetting import aggregation, screening
 from vetting.models import (
     Application,
@@ -78,7 +79,7 @@ def related_holdings(
     allocations = (
         Allocation.objects.filter(organisation_id__in=member_ids, state__in=LIVE_ALLOCATION_STATES)
         .select_related("organisation", "partition")
-        .annotate(used_seconds=Coalesce(Sum("usage_records__gpu_seconds"), 0))
+        .annotate(**used_compute_annotations())
     )
     per_organisation: dict[int, list[Allocation]] = defaultdict(list)
     for allocation in allocations:
@@ -87,7 +88,14 @@ def related_holdings(
     for allocs in per_organisation.values():
         other = allocs[0].organisation
         flop = sum(
-            max(a.used_seconds, a.gpu_hours * 3600) * a.partition.peak_flops * utilisation
+            grant_compute(
+                used_peak_flop=a.used_peak_tflop_seconds * TERA,
+                used_gpu_seconds=a.used_gpu_seconds,
+                granted_gpu_hours=a.gpu_hours,
+                peak_flops=a.partition.peak_flops,
+                utilisation=utilisation,
+                live=True,
+            )[1]
             for a in allocs
         )
         holdings.append(
