@@ -31,6 +31,9 @@ class Allocation(models.Model):
         EXPIRED = "expired", "Expired"
         CLOSED = "closed", "Closed"
 
+    # Granted and not over: what the scheduler may still run, and what projections count in full.
+    LIVE_STATES = (State.SCHEDULED, State.ACTIVE, State.SUSPENDED)
+
     organisation = models.ForeignKey(
         "organisations.Organisation", on_delete=models.PROTECT, related_name="allocations"
     )

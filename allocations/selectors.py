@@ -76,8 +76,3 @@ def slurm_account_from(allocation: Allocation) -> SlurmAccount:
         users=tuple(user.username for user in allocation.users.all()),
         blocked=allocation.is_blocked,
     )
-
-
-def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
-    """The Slurm accounts of ``cluster``: blocked unless active and not exhausted."""
-    return [slurm_account_from(allocation) for allocation in allocations_for_scheduler(cluster)]

@@ -438,7 +438,7 @@ def allocation_dates_apply(*, today: date | None = None) -> dict[str, int]:
     today = today or timezone.localdate()
     counts = {"activated": 0, "expired": 0}
     to_expire = Allocation.objects.filter(
-        state__in=[State.SCHEDULED, State.ACTIVE, State.SUSPENDED], end__lt=today
+        state__in=Allocation.LIVE_STATES, end__lt=today
     ).values_list("pk", flat=True)
     for pk in list(to_expire):
         try:

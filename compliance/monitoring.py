@@ -39,9 +39,6 @@ REMINDER_DAYS_BEFORE_DEADLINE = (7, 2)
 MAIL_LOST_AFTER = timedelta(minutes=10)
 
 
-LIVE_STATES = {Allocation.State.SCHEDULED, Allocation.State.ACTIVE, Allocation.State.SUSPENDED}
-
-
 @dataclass
 class Effort:
     """Compute of one subject: an allocation, a declared model or an organisation group."""
@@ -88,7 +85,7 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
             granted_gpu_hours=allocation.gpu_hours,
             peak_flops=allocation.partition.peak_flops,
             utilisation=policy.default_utilisation,
-            live=allocation.state in LIVE_STATES,
+            live=allocation.state in Allocation.LIVE_STATES,
         )
     return allocations
 

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from core import roles
@@ -125,10 +124,6 @@ def demo_users_seed() -> list[str]:
         )
         names.append(username)
     return names
-
-
-def role_members(role: str) -> list[str]:
-    return list(Group.objects.get(name=role).user_set.values_list("username", flat=True))
 
 
 def demo_extras_seed() -> list[str]:

@@ -2,9 +2,9 @@ from django.apps import AppConfig
 
 
 def _attribute_unmatched(sender, *, allocation, **kwargs) -> None:
-    from usage.services import usage_attribute_unmatched
+    from usage.services import usage_attribute
 
-    usage_attribute_unmatched(allocation)
+    usage_attribute(allocation=allocation)
 
 
 class UsageConfig(AppConfig):

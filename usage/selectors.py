@@ -299,14 +299,3 @@ def usage_series(*, records: QuerySet, utilisation: float | None = None) -> list
 def usage_jobs(*, records: QuerySet) -> QuerySet:
     """Records for a job table, newest first; energy source per row from `energy_joules`."""
     return records.select_related("partition", "cluster").order_by("-start", "-id")
-
-
-def allocation_records(allocation: Allocation) -> QuerySet:
-    return UsageRecord.objects.filter(allocation=allocation)
-
-
-def model_records(model_name: str, *, organisation_ids: Iterable[int] | None = None) -> QuerySet:
-    records = UsageRecord.objects.filter(allocation__model_name=model_name)
-    if organisation_ids is not None:
-        records = records.filter(allocation__organisation_id__in=list(organisation_ids))
-    return records

@@ -169,10 +169,6 @@ class Application(models.Model):
     def can_withdraw(self) -> bool:
         return self.state in self.WITHDRAWABLE_STATES
 
-    @property
-    def requested_gpu_hours(self) -> int:
-        return sum(r.gpu_hours for r in self.resources.all())
-
 
 # Fields a draft save may set, in form order.
 DRAFT_FIELDS = (

@@ -29,11 +29,6 @@ from vetting.models import (
 )
 from vetting.selectors import intake as selectors
 
-LIVE_ALLOCATION_STATES = (
-    Allocation.State.SCHEDULED,
-    Allocation.State.ACTIVE,
-    Allocation.State.SUSPENDED,
-)
 ACTIVE_ASSIGNMENT_STATES = (
     ReviewAssignment.State.PENDING,
     ReviewAssignment.State.ACCEPTED,
@@ -77,7 +72,7 @@ def related_holdings(
     }
     utilisation = policy_utilisation(policy)
     allocations = (
-        Allocation.objects.filter(organisation_id__in=member_ids, state__in=LIVE_ALLOCATION_STATES)
+        Allocation.objects.filter(organisation_id__in=member_ids, state__in=Allocation.LIVE_STATES)
         .select_related("organisation", "partition")
         .annotate(**used_compute_annotations())
     )
