@@ -18,7 +18,11 @@ from systems.models import AccessMode, ThresholdPolicy
 from vetting import rules
 from vetting.models import DRAFT_FIELDS, Application, ApplicationResource
 from vetting.selectors import intake as selectors
-from vetting.services.transitions import TransitionError, _locked, _record
+from vetting.services.transitions import (
+    TransitionError,
+    application_event_record,
+    application_locked,
+)
 
 
 class ApplicationInvalid(Exception):
@@ -46,7 +50,7 @@ def application_create(
             pi_name=user.get_full_name(),
             pi_email=user.email,
         )
-        _record(
+        application_event_record(
             application=application,
             from_state="",
             to_state=Application.State.DRAFT,
@@ -80,7 +84,7 @@ def application_save_draft(
         if problem:
             raise ApplicationInvalid({"technical_annex": [problem]})
     with transaction.atomic():
-        current = _locked(application, [Application.State.DRAFT], "changed")
+        current = application_locked(application, [Application.State.DRAFT], "changed")
         if access_mode is not None and access_mode.pk != current.access_mode_id:
             if access_mode.call_id != current.call_id:
                 raise ApplicationInvalid(
@@ -129,7 +133,7 @@ def application_submit(*, application: Application, actor: AbstractBaseUser) -> 
     """Submit a complete draft and freeze its compute estimate with the policy used."""
     today = timezone.localdate()
     with transaction.atomic():
-        current = _locked(application, [Application.State.DRAFT], "submitted")
+        current = application_locked(application, [Application.State.DRAFT], "submitted")
         policy = ThresholdPolicy.objects.in_force(today)
         estimate = selectors.application_estimate(current, policy=policy)
         errors = selectors.application_submit_errors(current, today=today, estimate_=estimate)
@@ -149,7 +153,7 @@ def application_submit(*, application: Application, actor: AbstractBaseUser) -> 
         )
         if not updated:
             raise TransitionError("This application was submitted in the meantime.")
-        _record(
+        application_event_record(
             application=current,
             from_state=Application.State.DRAFT,
             to_state=Application.State.SUBMITTED,
@@ -168,11 +172,11 @@ def application_withdraw(
 ) -> Application:
     """The applicant takes the application back; possible until a decision is taken."""
     with transaction.atomic():
-        current = _locked(application, Application.WITHDRAWABLE_STATES, "withdrawn")
+        current = application_locked(application, Application.WITHDRAWABLE_STATES, "withdrawn")
         Application.objects.filter(pk=current.pk, state=current.state).update(
             state=Application.State.WITHDRAWN, updated_at=timezone.now()
         )
-        _record(
+        application_event_record(
             application=current,
             from_state=current.state,
             to_state=Application.State.WITHDRAWN,

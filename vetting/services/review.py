@@ -33,7 +33,11 @@ from vetting.models import (
     ScreeningFlag,
 )
 from vetting.selectors import review as review_selectors
-from vetting.services.transitions import TransitionError, _locked, _record
+from vetting.services.transitions import (
+    TransitionError,
+    application_event_record,
+    application_locked,
+)
 
 State = Application.State
 AssignmentState = ReviewAssignment.State
@@ -90,7 +94,7 @@ def _move(
     public_note: str = "",
 ) -> Application:
     """Inside a transaction: lock, check, move, record. Returns the locked row, moved."""
-    current = _locked(application, allowed, doing)
+    current = application_locked(application, allowed, doing)
     from_state = current.state
     moved = Application.objects.filter(pk=current.pk, state=from_state).update(
         state=to, updated_at=timezone.now()
@@ -98,7 +102,7 @@ def _move(
     if not moved:
         raise TransitionError(f"This application changed in the meantime, so it cannot be {doing}.")
     current.state = to
-    _record(
+    application_event_record(
         application=current,
         from_state=from_state,
         to_state=to,
@@ -111,7 +115,7 @@ def _move(
 
 def _note(application: Application, *, actor, reason: str, public_note: str) -> None:
     """An event that changes no state (assignments, reviews), still in the audit trail."""
-    _record(
+    application_event_record(
         application=application,
         from_state=application.state,
         to_state=application.state,
@@ -270,7 +274,7 @@ def reviewer_assign(
 ) -> ReviewAssignment:
     """Assign one reviewer to an application in review; refuses conflicts and overload."""
     with transaction.atomic():
-        current = _locked(application, [State.IN_REVIEW], "assigned to a reviewer")
+        current = application_locked(application, [State.IN_REVIEW], "assigned to a reviewer")
         problem = assignment_problem(current, reviewer)
         if problem:
             raise TransitionError(problem)
@@ -343,7 +347,7 @@ def conflict_confirm_none(
         current = _locked_assignment(
             assignment, reviewer, [AssignmentState.PENDING], "confirm having no conflict"
         )
-        application = _locked(current.application, [State.IN_REVIEW], "reviewed")
+        application = application_locked(current.application, [State.IN_REVIEW], "reviewed")
         ConflictDeclaration.objects.update_or_create(
             reviewer=reviewer,
             application=application,
@@ -442,7 +446,7 @@ def review_save(
         current = _locked_assignment(
             assignment, reviewer, [AssignmentState.ACCEPTED], "change this review"
         )
-        application = _locked(current.application, [State.IN_REVIEW], "reviewed")
+        application = application_locked(current.application, [State.IN_REVIEW], "reviewed")
         rubric = rubric_ensure(application.call)
         criteria = _scores_check(rubric, scores, complete=submit)
         if submit and not recommendation:
@@ -524,7 +528,7 @@ def application_mark_reviewed(
 ) -> Application:
     """in_review -> reviewed, when every active assignment has a submitted review."""
     with transaction.atomic():
-        current = _locked(application, [State.IN_REVIEW], "marked reviewed")
+        current = application_locked(application, [State.IN_REVIEW], "marked reviewed")
         if not _all_reviews_in(current):
             raise TransitionError(
                 f"This application needs {current.call.reviewers_per_application} submitted "
@@ -608,7 +612,7 @@ def application_approve(
     if not grants:
         raise ValidationError("Grant GPU-hours on at least one partition.")
     with transaction.atomic():
-        current = _locked(application, [State.REVIEWED, State.WAITLISTED], "approved")
+        current = application_locked(application, [State.REVIEWED, State.WAITLISTED], "approved")
         requested = {r.partition_id: r.gpu_hours for r in current.resources.all()}
         partitions = Partition.objects.select_related("cluster").in_bulk(list(grants))
         errors = []

@@ -1,3 +1,9 @@
+"""What every application transition shares: the guard under a row lock and the audit event.
+
+Intake (vetting.services.intake) and review (vetting.services.review) move applications only
+through these two, so each transition is guarded and recorded the same way.
+"""
+
 from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -9,7 +15,7 @@ class TransitionError(Exception):
     """The application is not in a state that allows this; the message says why."""
 
 
-def _record(
+def application_event_record(
     *,
     application: Application,
     from_state: str,
@@ -28,7 +34,7 @@ def _record(
     )
 
 
-def _locked(application: Application, allowed: Iterable[str], doing: str) -> Application:
+def application_locked(application: Application, allowed: Iterable[str], doing: str) -> Application:
     """Re-read the application under a row lock and check that `doing` is allowed now."""
     current = Application.objects.select_for_update().get(pk=application.pk)
     if current.state not in allowed:
