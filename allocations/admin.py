@@ -129,8 +129,8 @@ class AllocationAdmin(admin.ModelAdmin):
         fields = [name for name in form.changed_data if name != "account"]
         if fields:
             obj.save(update_fields=[*fields, "updated_at"])
-            AllocationEvent.objects.create(
-                allocation=obj, action="edited", actor=request.user, reason=", ".join(fields)
+            services.allocation_event_record(
+                obj, "edited", actor=request.user, reason=", ".join(fields)
             )
 
     def get_form(self, request, obj=None, **kwargs):

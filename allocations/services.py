@@ -59,7 +59,7 @@ def _locked(allocation: Allocation) -> Allocation:
     return Allocation.objects.select_for_update().get(pk=allocation.pk)
 
 
-def _event(
+def allocation_event_record(
     allocation: Allocation,
     action: str,
     *,
@@ -108,7 +108,7 @@ def _transition(
         from_state = locked.state
         locked.state = rule.to
         locked.save(update_fields=["state", "updated_at"])
-        _event(
+        allocation_event_record(
             locked, rule.action, actor=actor, reason=reason, from_state=from_state, to_state=rule.to
         )
     allocation.refresh_from_db()
@@ -130,15 +130,23 @@ def allocation_create(
     actor=None,
     reason: str = "",
     today: date | None = None,
+    state: str | None = None,
+    action: str = "created",
 ) -> Allocation:
-    """Create one allocation; it is active at once when its start date has come."""
+    """Create one allocation, the one way every allocation comes to exist.
+
+    A new grant (no `state`) is active at once when its start date has come, and may not end in
+    the past. An allocation brought over from another tool (`import_allocations`) keeps the
+    `state` it had there, whatever its dates.
+    """
     today = today or timezone.localdate()
     account_name_check(account)
     _grant_check(gpu_hours=gpu_hours, start=start, end=end)
-    if end < today:
+    if state is None and end < today:
         raise ValidationError(f"The allocation would end on {end:%Y-%m-%d}, before today.")
     usernames = sorted({cluster_user_check(name) for name in users})
-    state = State.ACTIVE if start <= today else State.SCHEDULED
+    if state is None:
+        state = State.ACTIVE if start <= today else State.SCHEDULED
     with transaction.atomic():
         if Allocation.objects.filter(cluster_id=partition.cluster_id, account=account).exists():
             raise AccountTakenError(
@@ -161,7 +169,7 @@ def allocation_create(
             AllocationUser(allocation=allocation, username=name, added_by=actor)
             for name in usernames
         )
-        _event(allocation, "created", actor=actor, reason=reason, to_state=state)
+        allocation_event_record(allocation, action, actor=actor, reason=reason, to_state=state)
         allocation_account_assigned.send(sender=Allocation, allocation=allocation)
     return allocation
 
@@ -331,7 +339,7 @@ def allocation_mark_exhausted(
             raise TransitionError(f"Allocation {locked.account} is closed.")
         locked.exhausted_at = timezone.now()
         locked.save(update_fields=["exhausted_at", "updated_at"])
-        _event(locked, "exhausted", actor=actor, reason=reason)
+        allocation_event_record(locked, "exhausted", actor=actor, reason=reason)
     allocation.refresh_from_db()
     return allocation
 
@@ -339,7 +347,7 @@ def allocation_mark_exhausted(
 def _exhausted_clear(locked: Allocation, *, actor, reason: str) -> None:
     locked.exhausted_at = None
     locked.save(update_fields=["exhausted_at", "updated_at"])
-    _event(locked, "exhausted_cleared", actor=actor, reason=reason)
+    allocation_event_record(locked, "exhausted_cleared", actor=actor, reason=reason)
 
 
 def allocation_clear_exhausted(
@@ -374,7 +382,9 @@ def allocation_rename_account(
         old = locked.account
         locked.account = account
         locked.save(update_fields=["account", "updated_at"])
-        _event(locked, "renamed", actor=actor, reason=reason or f"{old} -> {account}")
+        allocation_event_record(
+            locked, "renamed", actor=actor, reason=reason or f"{old} -> {account}"
+        )
         allocation_account_assigned.send(sender=Allocation, allocation=locked)
     allocation.refresh_from_db()
     return allocation
@@ -401,9 +411,9 @@ def allocation_users_set(
             AllocationUser(allocation=locked, username=name, added_by=actor) for name in added
         )
         for name in added:
-            _event(locked, "user_added", actor=actor, reason=reason or name)
+            allocation_event_record(locked, "user_added", actor=actor, reason=reason or name)
         for name in removed:
-            _event(locked, "user_removed", actor=actor, reason=reason or name)
+            allocation_event_record(locked, "user_removed", actor=actor, reason=reason or name)
     return added, removed
 
 
@@ -417,7 +427,7 @@ def allocation_user_add(
         if locked.users.filter(username=username).exists():
             raise ValidationError(f"'{username}' is already a user of {locked.account}.")
         user = AllocationUser.objects.create(allocation=locked, username=username, added_by=actor)
-        _event(locked, "user_added", actor=actor, reason=reason or username)
+        allocation_event_record(locked, "user_added", actor=actor, reason=reason or username)
     return user
 
 
@@ -430,7 +440,7 @@ def allocation_user_remove(
         deleted, _ = locked.users.filter(username=username).delete()
         if not deleted:
             raise ValidationError(f"'{username}' is not a user of {locked.account}.")
-        _event(locked, "user_removed", actor=actor, reason=reason or username)
+        allocation_event_record(locked, "user_removed", actor=actor, reason=reason or username)
 
 
 def allocation_dates_apply(*, today: date | None = None) -> dict[str, int]:
@@ -509,7 +519,9 @@ def change_request_submit(
             justification=justification,
             requested_by=requested_by,
         )
-        _event(locked, f"{kind}_requested", actor=requested_by, reason=justification)
+        allocation_event_record(
+            locked, f"{kind}_requested", actor=requested_by, reason=justification
+        )
     return change
 
 
@@ -549,7 +561,7 @@ def change_request_approve(
         change.decided_at = timezone.now()
         change.decision_reason = reason
         change.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
-        _event(
+        allocation_event_record(
             allocation,
             f"{change.kind}_approved",
             actor=actor,
@@ -570,6 +582,8 @@ def change_request_deny(*, change_request: ChangeRequest, actor, reason: str) ->
         change.decided_at = timezone.now()
         change.decision_reason = reason
         change.save(update_fields=["state", "decided_by", "decided_at", "decision_reason"])
-        _event(change.allocation, f"{change.kind}_denied", actor=actor, reason=reason)
+        allocation_event_record(
+            change.allocation, f"{change.kind}_denied", actor=actor, reason=reason
+        )
     change_request.refresh_from_db()
     return change_request

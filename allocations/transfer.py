@@ -15,9 +15,9 @@ from datetime import date
 from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
-from allocations.models import Allocation, AllocationEvent, AllocationUser
+from allocations.models import Allocation, AllocationUser
 from allocations.names import account_name_problem, user_name_problem
-from allocations.signals import allocation_account_assigned
+from allocations.services import allocation_create, allocation_event_record
 from organisations.models import Organisation
 from systems.models import Cluster, Partition
 
@@ -320,17 +320,20 @@ def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, 
         "model_name": entry.model,
     }
     if existing is None:
-        allocation = Allocation.objects.create(
-            cluster=entry.partition.cluster, account=entry.account, **fields
+        allocation_create(
+            organisation=organisation,
+            project=entry.project,
+            partition=entry.partition,
+            account=entry.account,
+            gpu_hours=entry.gpu_hours,
+            start=entry.start,
+            end=entry.end,
+            model_name=entry.model,
+            users=entry.users,
+            actor=actor,
+            state=entry.state,
+            action="imported",
         )
-        AllocationUser.objects.bulk_create(
-            AllocationUser(allocation=allocation, username=name, added_by=actor)
-            for name in entry.users
-        )
-        AllocationEvent.objects.create(
-            allocation=allocation, action="imported", to_state=entry.state, actor=actor
-        )
-        allocation_account_assigned.send(sender=Allocation, allocation=allocation)
         return "created"
     changed = [name for name, value in fields.items() if getattr(existing, name) != value]
     current_users = {user.username for user in existing.users.all()}
@@ -347,9 +350,9 @@ def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, 
     for name, value in fields.items():
         setattr(existing, name, value)
     existing.save()
-    AllocationEvent.objects.create(
-        allocation=existing,
-        action="imported",
+    allocation_event_record(
+        existing,
+        "imported",
         from_state=from_state if from_state != entry.state else "",
         to_state=entry.state if from_state != entry.state else "",
         actor=actor,
