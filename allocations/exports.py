@@ -1,4 +1,4 @@
-"""Scheduler exports: render allocations in the four formats of CONTRACT.md and keep the history.
+"""Scheduler exports: render allocations in the four formats of the README and keep the history.
 
 ``slurm`` and ``commands`` are what reach the scheduler, so only they set ``first_exported_at``
 (freezing the account name) and store a snapshot: the baseline the next ``commands`` export diffs

@@ -1,4 +1,4 @@
-"""The Allocation JSON of CONTRACT.md: export, and import from hpcgate or another tool.
+"""The Allocation JSON (see the README): export, and import from hpcgate or another tool.
 
 Export then import then export gives the same bytes: entries sorted by cluster and account, keys in
 the contract's order, users sorted, no timestamps. Import checks every entry first and writes

@@ -13,7 +13,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Roles and shared plumbing"
 
     def ready(self) -> None:
-        from config.celery import broker_folders_ensure
+        from core.tasks import broker_folders_ensure
 
         # The web process enqueues tasks too: the embedded broker's folders must exist.
         broker_folders_ensure()

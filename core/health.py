@@ -25,10 +25,10 @@ def _database_problem() -> str | None:
 def _broker_problem() -> str | None:
     if not settings.CELERY_BROKER_CONFIGURED:
         return None
-    from config.celery import app
+    from celery import current_app
 
     try:
-        with app.connection_for_write() as conn:
+        with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
     except Exception as exc:  # noqa: BLE001
         logger.exception("health check: the broker does not answer")

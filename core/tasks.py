@@ -1,9 +1,30 @@
+"""What every Celery task of hpcgate shares: queuing that survives a broker outage, the retry
+policy of e-mail tasks, and the lock that keeps a periodic task from overlapping itself."""
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from smtplib import SMTPException
+
+from celery import current_app, shared_task
+from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerError
 
-from config.celery import logger
+from core.locks import task_lock
+
+logger = logging.getLogger(__name__)
 
 # Publishing retries for a moment; after that a periodic sweep takes over, so nothing is lost.
 PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 3}
+
+
+def broker_folders_ensure() -> None:
+    """The file-system transport needs its folders before the first message is sent."""
+    options = current_app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            os.makedirs(options[key], exist_ok=True)
 
 
 def publish(task, *args) -> bool:
@@ -18,3 +39,30 @@ def publish(task, *args) -> bool:
         logger.exception("Could not queue %s%r; the periodic sweep will retry", task.name, args)
         return False
     return True
+
+
+def mail_task(func: Callable) -> Callable:
+    """A task that sends e-mail: retried with back-off while the mail server does not answer.
+    The function it wraps marks what it sent, so a retry never sends twice."""
+    return shared_task(
+        acks_late=True,
+        autoretry_for=(SMTPException, ConnectionError, TimeoutError),
+        retry_backoff=True,
+        max_retries=8,
+    )(func)
+
+
+def periodic_task(lock_name: str) -> Callable[[Callable[[], str]], Callable]:
+    """A scheduled task that never runs twice at once: a second copy returns at once."""
+
+    def decorate(func: Callable[[], str]) -> Callable:
+        @functools.wraps(func)
+        def run() -> str:
+            with task_lock(lock_name, timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
+                if not acquired:
+                    return f"skipped: another {lock_name} run is in progress"
+                return func()
+
+        return shared_task(acks_late=True)(run)
+
+    return decorate

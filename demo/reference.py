@@ -1,4 +1,4 @@
-"""Reference data (DOMAIN.md systems table, the default threshold policy) and the demo call."""
+"""Reference data (the reference systems, the default threshold policy) and the demo call."""
 
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,4 @@
-"""Demo data for the review workflow (CONTRACT.md): applications under review, one assigned to
+"""Demo data for the review workflow: applications under review, one assigned to
 `reviewer` only and one to `reviewer2` only, and one approved with its allocations. The intake
 seed's own applications are left as they are.
 

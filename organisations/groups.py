@@ -20,7 +20,7 @@ def organisation_groups(
 
     Organisations belong to one group when they share a registration id, when one controls the
     other (directly or through a chain), or when they share a member: splitting one training
-    effort over related companies must not hide it (DOMAIN.md, "Evading thresholds by splitting").
+    effort over related companies must not hide it (docs/domain-rules.md).
     """
     nodes = {node.id: node for node in organisations}
     parent = {node_id: node_id for node_id in nodes}

@@ -3,7 +3,7 @@
 Pure functions over plain numbers: the threshold policy and the partition come in as frozen
 dataclasses, so the rules can be tested without a database. Sources: EU AI Act, Regulation
 (EU) 2024/1689, Art. 51-53 and Annex XI; Commission guidelines for GPAI providers,
-C(2025) 5045 (see DOMAIN.md).
+C(2025) 5045 (see docs/domain-rules.md).
 """
 
 from __future__ import annotations

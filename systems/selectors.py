@@ -13,6 +13,6 @@ def access_modes_by_size() -> QuerySet[AccessMode]:
 
 
 def policy_utilisation(policy: ThresholdPolicy | None = None) -> float:
-    """Utilisation the estimates assume: the policy in force (DOMAIN.md default 0.4)."""
+    """Utilisation the estimates assume: the policy in force's (docs/domain-rules.md), else 0.4."""
     policy = policy or ThresholdPolicy.objects.in_force()
     return policy.default_utilisation if policy else 0.4

@@ -432,7 +432,7 @@ def test_the_hourly_task_skips_while_another_check_holds_the_lock(split_model):
 
     with task_lock("thresholds_check", timeout=60) as held:
         assert held
-        assert task.apply().get() == "skipped: another check is running"
+        assert task.apply().get() == "skipped: another thresholds_check run is in progress"
         assert not Alert.objects.exists()
 
     # Once the other run is over, the next hour's check does its work.

@@ -72,7 +72,8 @@ def peak_tflop_seconds(prefix: str = "") -> ExpressionWrapper:
 
 def it_joules() -> Coalesce:
     """Per usage record: measured energy when the scheduler reported it, else GPU-seconds x the
-    power of the partition the job ran on (DOMAIN.md: measured wins over the estimate)."""
+    power of the partition the job ran on: measured wins over the estimate (docs/domain-rules.md).
+    """
     power = _float(Coalesce(F("partition__power_watts"), F("allocation__partition__power_watts")))
     return Coalesce(
         _float(F("energy_joules")), ExpressionWrapper(_float(F("gpu_seconds")) * power, _FLOAT)

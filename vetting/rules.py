@@ -14,7 +14,8 @@ from datetime import date
 
 from systems.estimates import BELOW_GPAI, GPAI, SYSTEMIC_RISK, PartitionFigures
 
-# Horizon Europe ethics self-assessment (categories) and its security section (DOMAIN.md).
+# Horizon Europe ethics self-assessment (categories) and its security section
+# (docs/domain-rules.md).
 # `explain_if` is the answer that needs an explanation: for the civilian-purpose question it is
 # "no", for every other question "yes".
 ETHICS_QUESTIONS: tuple[tuple[str, str, bool], ...] = (
@@ -57,7 +58,7 @@ ETHICS_TOPICS = {
     "civilian_purpose": "civilian purpose",
 }
 
-# AI Act commitments an applicant can make (DOMAIN.md).
+# AI Act commitments an applicant can make (docs/domain-rules.md).
 COMMITMENTS: tuple[tuple[str, str], ...] = (
     ("annex_xi", "Keep Annex XI technical documentation (incl. compute and energy)"),
     ("annex_xii", "Provide Annex XII documentation to downstream providers"),

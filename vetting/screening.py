@@ -1,9 +1,9 @@
 """Automatic eligibility screening, as pure functions over plain data.
 
 Each rule returns flags (code, blocking or warning, message). Blocking flags make the application
-ineligible; warnings are shown to reviewers. The sources are DOMAIN.md's eligibility list: EU
-Recommendation 2003/361 (SME), Regulation 2021/1173 art. 16 (civilian use), guidelines
-C(2025) 5045 (estimates within 30 %) and the AI Act commitments of vetting.rules.
+ineligible; warnings are shown to reviewers. The sources are the eligibility rules in
+docs/domain-rules.md: EU Recommendation 2003/361 (SME), Regulation 2021/1173 art. 16 (civilian
+use), guidelines C(2025) 5045 (estimates within 30 %) and the AI Act commitments of vetting.rules.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ SME_MAX_STAFF = 250
 SME_MAX_TURNOVER_EUR = Decimal(50_000_000)
 SME_MAX_BALANCE_SHEET_EUR = Decimal(43_000_000)
 
-# The PI must stay at least this long after the allocation ends (DOMAIN.md).
+# The PI must stay at least this long after the allocation ends (docs/domain-rules.md).
 PI_MONTHS_AFTER_END = 3
 
 
@@ -287,7 +287,8 @@ def commitment_flags(data: ScreeningInput) -> list[Flag]:
 
 
 def related_flags(data: ScreeningInput) -> list[Flag]:
-    """Splitting one training effort over related companies must not hide it (DOMAIN.md)."""
+    """Splitting one training effort over related companies must not hide it
+    (docs/domain-rules.md)."""
     holders = [h for h in data.related if h.allocations]
     if not holders:
         return []

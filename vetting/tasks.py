@@ -1,16 +1,13 @@
 """Celery tasks of the vetting workflow: each takes an id, fetches, and calls the workflow."""
 
 from datetime import timedelta
-from smtplib import SMTPException
 
 from celery import shared_task
-from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q
 from django.utils import timezone
 
-from core.locks import task_lock
-from core.tasks import publish
+from core.tasks import mail_task, periodic_task, publish
 
 # A submission younger than this may still have its own task on the way; older ones are swept.
 SWEEP_SUBMITTED_AFTER = timedelta(minutes=2)
@@ -41,67 +38,51 @@ def application_screen(application_id: int) -> str:
     return f"{application.state}" if application else "skipped: not waiting for screening"
 
 
-@shared_task(acks_late=True)
+@periodic_task("screening_sweep")
 def screening_sweep() -> str:
     """Every few minutes: re-queue applications a lost message or a dead worker left behind."""
     from vetting.models import Application
 
-    with task_lock("screening_sweep", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
-        if not acquired:
-            return "skipped: another sweep is running"
-        now = timezone.now()
-        stuck = list(
-            Application.objects.filter(
-                Q(state=Application.State.SUBMITTED, submitted_at__lt=now - SWEEP_SUBMITTED_AFTER)
-                | Q(state=Application.State.SCREENING, updated_at__lt=now - SWEEP_SCREENING_AFTER)
-            )
-            .order_by("submitted_at", "pk")
-            .values_list("pk", flat=True)[:SWEEP_BATCH]
+    now = timezone.now()
+    stuck = list(
+        Application.objects.filter(
+            Q(state=Application.State.SUBMITTED, submitted_at__lt=now - SWEEP_SUBMITTED_AFTER)
+            | Q(state=Application.State.SCREENING, updated_at__lt=now - SWEEP_SCREENING_AFTER)
         )
-        queued = sum(screening_enqueue(pk) for pk in stuck)
+        .order_by("submitted_at", "pk")
+        .values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    queued = sum(screening_enqueue(pk) for pk in stuck)
     return f"queued={queued} stuck={len(stuck)}"
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
+@mail_task
 def assignment_notify(assignment_id: int) -> int:
     from vetting.notifications import assignment_mail
 
     return assignment_mail(assignment_id=assignment_id)
 
 
-@shared_task(
-    acks_late=True,
-    autoretry_for=(SMTPException, ConnectionError, TimeoutError),
-    retry_backoff=True,
-    max_retries=8,
-)
+@mail_task
 def decision_notify(decision_id: int) -> int:
     from vetting.notifications import decision_mail
 
     return decision_mail(decision_id=decision_id)
 
 
-@shared_task(acks_late=True)
+@periodic_task("vetting_mail_sweep")
 def mail_sweep() -> str:
     """Every few minutes: queue again the assignment and decision e-mails whose message was
     lost (broker down at commit, worker gone). The mail functions send each one once."""
     from vetting.models import Decision, ReviewAssignment
 
-    with task_lock("vetting_mail_sweep", timeout=settings.CELERY_TASK_TIME_LIMIT) as acquired:
-        if not acquired:
-            return "skipped: another sweep is running"
-        before = timezone.now() - SWEEP_MAIL_AFTER
-        assignments = ReviewAssignment.objects.filter(
-            notified_at=None, state=ReviewAssignment.State.PENDING, assigned_at__lt=before
-        ).values_list("pk", flat=True)[:SWEEP_BATCH]
-        decisions = Decision.objects.filter(notified_at=None, decided_at__lt=before).values_list(
-            "pk", flat=True
-        )[:SWEEP_BATCH]
-        queued = sum(publish(assignment_notify, pk) for pk in assignments)
-        queued += sum(publish(decision_notify, pk) for pk in decisions)
+    before = timezone.now() - SWEEP_MAIL_AFTER
+    assignments = ReviewAssignment.objects.filter(
+        notified_at=None, state=ReviewAssignment.State.PENDING, assigned_at__lt=before
+    ).values_list("pk", flat=True)[:SWEEP_BATCH]
+    decisions = Decision.objects.filter(notified_at=None, decided_at__lt=before).values_list(
+        "pk", flat=True
+    )[:SWEEP_BATCH]
+    queued = sum(publish(assignment_notify, pk) for pk in assignments)
+    queued += sum(publish(decision_notify, pk) for pk in decisions)
     return f"queued={queued}"

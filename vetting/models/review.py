@@ -167,7 +167,7 @@ class ReviewAssignment(models.Model):
 
 
 class Rubric(models.Model):
-    """How the reviewers of one call score; DOMAIN.md's rubric is the default."""
+    """How the reviewers of one call score; the default rubric is in docs/domain-rules.md."""
 
     call = models.OneToOneField("systems.Call", on_delete=models.CASCADE, related_name="rubric")
     scale_max = models.PositiveSmallIntegerField(

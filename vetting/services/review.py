@@ -42,7 +42,7 @@ from vetting.services.transitions import (
 State = Application.State
 AssignmentState = ReviewAssignment.State
 
-# DOMAIN.md's default rubric: key, name, guidance, weight (%), minimum score.
+# the default rubric (docs/domain-rules.md): key, name, guidance, weight (%), minimum score.
 DEFAULT_RUBRIC = (
     (
         "technical",
@@ -234,7 +234,7 @@ def ineligibility_override(
 
 
 def rubric_ensure(call) -> Rubric:
-    """The call's rubric, created from DOMAIN.md's default the first time it is needed."""
+    """The call's rubric, made from the default (docs/domain-rules.md) when first needed."""
     rubric, created = Rubric.objects.get_or_create(call=call)
     if created or not rubric.criteria.exists():
         RubricCriterion.objects.bulk_create(

@@ -8,7 +8,7 @@ from allocations.transfer import allocations_import
 
 class Command(BaseCommand):
     help = (
-        "Create or update organisations and allocations from Allocation JSON (CONTRACT.md). "
+        "Create or update organisations and allocations from Allocation JSON (see the README). "
         "Idempotent on (cluster, account); nothing is written when any entry is invalid."
     )
 
