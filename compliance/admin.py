@@ -1,5 +1,3 @@
-import csv
-
 from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
@@ -8,7 +6,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from compliance.models import Alert, LargeRunEntry
 from compliance.monitoring import alerts_acknowledge
-from core.csv import csv_cell
+from compliance.selectors import figure, register_csv
 
 
 class AcknowledgeForm(forms.Form):
@@ -50,11 +48,11 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.display(description="value")
     def shown_value(self, obj: Alert) -> str:
-        return _figure(obj.level, obj.value)
+        return figure(obj.level, obj.value)
 
     @admin.display(description="threshold")
     def shown_threshold(self, obj: Alert) -> str:
-        return _figure(obj.level, obj.threshold)
+        return figure(obj.level, obj.threshold)
 
     @admin.display(boolean=True)
     def acknowledged(self, obj: Alert) -> bool:
@@ -92,61 +90,6 @@ class AlertAdmin(admin.ModelAdmin):
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
             },
         )
-
-
-def _figure(level: str, value: float) -> str:
-    return f"{value:.0%}" if level.startswith("allocation_") else f"{value:.2g} FLOP"
-
-
-REGISTER_COLUMNS = [
-    "scope",
-    "subject",
-    "category",
-    "compute_flop",
-    "basis",
-    "projected_flop",
-    "method",
-    "policy_version",
-    "first_crossed_on",
-    "notification_deadline",
-    "notified_on",
-    "allocations",
-    "systems",
-]
-
-
-def register_rows(entries):
-    for entry in entries:
-        allocations = sorted(entry.allocations.all(), key=lambda a: (a.cluster.name, a.account))
-        yield {
-            "scope": entry.scope,
-            "subject": entry.subject,
-            "category": entry.category,
-            "compute_flop": f"{entry.compute_flop:.2g}",
-            "basis": entry.basis,
-            "projected_flop": f"{entry.projected_flop:.2g}",
-            "method": entry.method,
-            "policy_version": entry.policy.version,
-            "first_crossed_on": entry.first_crossed_on.isoformat(),
-            "notification_deadline": (
-                entry.notification_deadline.isoformat() if entry.notification_deadline else ""
-            ),
-            "notified_on": entry.notified_on.isoformat() if entry.notified_on else "",
-            "allocations": " ".join(f"{a.cluster.name}:{a.account}" for a in allocations),
-            "systems": " ".join(sorted({a.cluster.name for a in allocations})),
-        }
-
-
-def register_csv(entries) -> str:
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=REGISTER_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(
-        {key: csv_cell(value) for key, value in row.items()} for row in register_rows(entries)
-    )
-    return buffer.getvalue()
 
 
 @admin.register(LargeRunEntry)

@@ -5,9 +5,9 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from compliance.admin import register_csv
 from compliance.models import LargeRunEntry
 from compliance.reports import annual_report
+from compliance.selectors import register_csv
 
 CHART_WIDTH = 560
 
