@@ -1,13 +1,30 @@
 import hashlib
+import logging
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+DATABASE_DOWN = "The database does not answer; nothing was changed. Try again in a moment."
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus a JSON 503 when the database is down instead of an HTML 500."""
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        logger.exception("API request failed: the database does not answer")
+        response = Response({"detail": DATABASE_DOWN}, status=503)
+        response["Retry-After"] = "30"
+        return response
+    return drf_exception_handler(exc, context)
 
 
 class LoginAddressThrottle(AnonRateThrottle):

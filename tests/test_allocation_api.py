@@ -188,3 +188,23 @@ def test_operator_reads_the_export_over_the_api_and_in_the_admin(
     assert download.status_code == 200
     assert download.content.decode() == export.content
     assert download["X-Checksum-SHA256"] == export.checksum
+
+
+def test_api_answers_json_503_when_the_database_does_not_answer(
+    api_client, operator, allocation, monkeypatch
+):
+    from django.db import OperationalError
+
+    from allocations import api
+
+    def down(*args, **kwargs):
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(api, "allocations_visible_to", down)
+    api_client.force_authenticate(operator)
+
+    response = api_client.get(ALLOCATIONS)
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    assert "database does not answer" in response.json()["detail"]

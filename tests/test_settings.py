@@ -114,3 +114,14 @@ def test_wsgi_and_celery_refuse_to_start_without_a_secret_key_even_from_a_checko
         result = _run_unset([sys.executable, "-c", code])
         assert result.returncode != 0, module
         assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_a_command_with_the_database_down_prints_one_line_and_exits_1():
+    result = _run_unset(
+        [sys.executable, "manage.py", "check_thresholds"],
+        DEBUG="1",
+        DATABASE_URL="postgres://nobody@127.0.0.1:9/hpcgate",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert result.stderr.startswith("The database does not answer")
