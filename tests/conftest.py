@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from allocations import roles
 from allocations.seed import demo_call_seed, reference_data_seed
+from tests.oidc_fixtures import oidc_provider, oidc_provider_process  # noqa: F401
 
 PASSWORD = "correct-horse-battery-staple"
 
