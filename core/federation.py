@@ -11,6 +11,7 @@ provider named in ``OIDC_PROVIDERS`` becomes one app of allauth's ``openid_conne
     OIDC_MYACCESSID_NAME=MyAccessID                                      (optional)
     OIDC_MYACCESSID_ENTITLEMENT_ROLES=urn:...:hpcgate:reviewer=reviewer  (optional)
     OIDC_MYACCESSID_ENTITLEMENT_CLAIM=eduperson_entitlement              (optional)
+    OIDC_MYACCESSID_LINK_BY_EMAIL=on                                     (optional)
 
 A provider id becomes part of the callback URL, ``/accounts/oidc/<id>/login/callback/``, and of
 the variable names (upper case, ``-`` as ``_``).
@@ -31,6 +32,7 @@ FIELDS = (
     "NAME",
     "ENTITLEMENT_CLAIM",
     "ENTITLEMENT_ROLES",
+    "LINK_BY_EMAIL",
 )
 REQUIRED = ("ISSUER", "CLIENT_ID", "SECRET")
 DEFAULT_SCOPES = ("openid", "email", "profile")
@@ -76,6 +78,16 @@ def scopes_parse(name: str, value: str) -> list[str]:
     if "openid" not in scopes:
         raise ImproperlyConfigured(f"{name} must include the scope 'openid', got {value!r}.")
     return list(dict.fromkeys(scopes))
+
+
+def switch_parse(name: str, value: str, *, default: bool) -> bool:
+    if not value:
+        return default
+    if value.lower() in ("on", "true", "yes", "1"):
+        return True
+    if value.lower() in ("off", "false", "no", "0"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be on or off, not {value!r}.")
 
 
 def entitlement_roles_parse(name: str, value: str) -> dict[str, str]:
@@ -130,6 +142,10 @@ def oidc_apps_from_env(environ: Mapping[str, str]) -> list[dict]:
                     "server_url": issuer_check(prefix + "ISSUER", values["ISSUER"]),
                     "scope": scopes_parse(prefix + "SCOPES", values["SCOPES"]),
                     "oauth_pkce_enabled": True,
+                    # allauth: may a verified address log into the account that verified it?
+                    "email_authentication": switch_parse(
+                        prefix + "LINK_BY_EMAIL", values["LINK_BY_EMAIL"], default=True
+                    ),
                     "entitlement_claim": values["ENTITLEMENT_CLAIM"] or DEFAULT_ENTITLEMENT_CLAIM,
                     "entitlement_roles": entitlement_roles_parse(
                         prefix + "ENTITLEMENT_ROLES", values["ENTITLEMENT_ROLES"]

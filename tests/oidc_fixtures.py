@@ -110,7 +110,9 @@ class TestProvider:
         """Replace the provider's people: log-in name -> person(...)."""
         self.people_file.write_text(json.dumps(people))
 
-    def configure(self, *, entitlement_roles: dict[str, str] | None = None) -> None:
+    def configure(
+        self, *, entitlement_roles: dict[str, str] | None = None, link_by_email: bool = True
+    ) -> None:
         """Point hpcgate's settings at this provider, as the environment would."""
         prefix = f"OIDC_{PROVIDER_ID.upper()}_"
         environ = {
@@ -120,6 +122,7 @@ class TestProvider:
             prefix + "SECRET": CLIENT_SECRET,
             prefix + "NAME": PROVIDER_NAME,
             prefix + "SCOPES": "openid email profile eduperson_entitlement orcid",
+            prefix + "LINK_BY_EMAIL": "on" if link_by_email else "off",
             prefix + "ENTITLEMENT_ROLES": ",".join(
                 f"{entitlement}={role}" for entitlement, role in (entitlement_roles or {}).items()
             ),
@@ -154,12 +157,12 @@ def oidc_provider(oidc_provider_process, settings) -> TestProvider:
 
 
 def log_in_through_provider(
-    client, *, login: str, password: str = PASSWORD, next_url: str = "/apply/"
+    client, *, login: str, password: str = PASSWORD, next_url: str = "/apply/", process="login"
 ):
     """The whole code flow with Django's test client: hpcgate sends the browser to the provider,
     the person signs in on its form, the provider sends them back with a code, and hpcgate
     exchanges it over HTTP. Returns hpcgate's answer to the callback."""
-    start = client.post(f"/accounts/oidc/{PROVIDER_ID}/login/?next={next_url}")
+    start = client.post(f"/accounts/oidc/{PROVIDER_ID}/login/?process={process}&next={next_url}")
     assert start.status_code == 302, start.content.decode()[:2000]
     at_provider = requests.Session()
     form = at_provider.get(start["Location"], timeout=10)

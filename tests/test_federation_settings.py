@@ -44,6 +44,13 @@ def test_each_listed_provider_becomes_an_openid_connect_app():
     assert keycloak["name"] == "keycloak"
     assert keycloak["settings"]["scope"] == ["openid", "email", "profile"]
     assert keycloak["settings"]["entitlement_roles"] == {}
+    assert myaccessid["settings"]["email_authentication"] is True
+
+
+def test_linking_by_email_can_be_turned_off_per_provider():
+    apps = oidc_apps_from_env({**MYACCESSID, "OIDC_MYACCESSID_LINK_BY_EMAIL": "off"})
+    assert apps[0]["settings"]["email_authentication"] is False
+    assert apps[1]["settings"]["email_authentication"] is True
 
 
 def test_no_providers_configured_means_no_apps():
@@ -62,6 +69,7 @@ def test_no_providers_configured_means_no_apps():
         ({"OIDC_KEYCLOAK_SCOPES": "email profile"}, "OIDC_KEYCLOAK_SCOPES must include"),
         ({"OIDC_KEYCLOAK_ENTITLEMENT_ROLES": "reviewer"}, "is not 'entitlement=role'"),
         ({"OIDC_KEYCLOAK_ENTITLEMENT_ROLES": "a=reviewer,a=operator"}, "maps 'a' to two roles"),
+        ({"OIDC_KEYCLOAK_LINK_BY_EMAIL": "never"}, "OIDC_KEYCLOAK_LINK_BY_EMAIL must be on or off"),
     ],
 )
 def test_incomplete_or_malformed_provider_settings_are_refused(change, message):

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 
 from allocations import roles
 from tests.conftest import PASSWORD as LOCAL_PASSWORD
+from tests.conftest import client_for
 from tests.oidc_fixtures import PROVIDER_ID, REVIEWER_ENTITLEMENT, log_in_through_provider, person
 
 pytestmark = pytest.mark.django_db
@@ -65,6 +66,19 @@ def test_verified_address_from_the_provider_logs_into_the_account_that_verified_
     applicant.refresh_from_db()
     assert applicant.check_password(LOCAL_PASSWORD)
     assert User.objects.count() == 1
+
+
+def test_provider_whose_linking_by_email_is_off_never_logs_into_an_existing_account(
+    client, oidc_provider, applicant, mailoutbox
+):
+    oidc_provider.configure(link_by_email=False)
+    oidc_provider.people_set(founder=person("founder-at-uni", applicant.email))
+
+    log_in_through_provider(client, login="founder")
+
+    assert "_auth_user_id" not in client.session
+    assert not SocialAccount.objects.exists()
+    assert mailoutbox[-1].to == [applicant.email]
 
 
 def test_unverified_address_from_the_provider_never_logs_into_an_existing_account(
@@ -160,6 +174,33 @@ def test_orcid_and_unique_id_from_the_provider_are_shown_on_the_linked_log_ins_p
     assert "ada-7f3e@myaccessid.example" in page
     assert "Test IdP" in page
     assert 'href="/accounts/3rdparty/"' in client.get("/accounts/email/").content.decode()
+
+
+def test_logged_in_applicant_links_a_provider_with_another_address_and_then_uses_it(
+    client, oidc_provider, applicant
+):
+    oidc_provider.configure(entitlement_roles={REVIEWER_ENTITLEMENT: roles.REVIEWER})
+    oidc_provider.people_set(
+        founder=person(
+            "founder-at-uni", "f.ounder@uni.example", eduperson_entitlement=[REVIEWER_ENTITLEMENT]
+        )
+    )
+    page = client_for(client, applicant).get("/accounts/3rdparty/").content.decode()
+    assert "Link Test IdP" in page
+
+    response = log_in_through_provider(
+        client, login="founder", process="connect", next_url="/accounts/3rdparty/"
+    )
+
+    assert response.status_code == 302
+    assert SocialAccount.objects.get().user == applicant
+    applicant.refresh_from_db()
+    assert not applicant.is_staff, "linking is not a log-in: no roles from it"
+    client.logout()
+    log_in_through_provider(client, login="founder")
+    assert _logged_in_user(client) == applicant
+    applicant.refresh_from_db()
+    assert applicant.is_staff and applicant.groups.filter(name=roles.REVIEWER).exists()
 
 
 def test_admin_log_in_page_offers_the_provider_and_comes_back_to_the_admin(
