@@ -2,7 +2,14 @@
 Django's test client: accounts, linking by verified e-mail, roles from entitlements, the log-in
 pages under each policy."""
 
+import base64
+import hashlib
+import secrets
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
 import pytest
+import requests
 from allauth.account.models import EmailAddress
 from allauth.socialaccount.models import SocialAccount
 from django.contrib.auth import get_user_model
@@ -10,7 +17,15 @@ from django.contrib.auth import get_user_model
 from allocations import roles
 from tests.conftest import PASSWORD as LOCAL_PASSWORD
 from tests.conftest import client_for
-from tests.oidc_fixtures import PROVIDER_ID, REVIEWER_ENTITLEMENT, log_in_through_provider, person
+from tests.oidc_fixtures import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    PASSWORD,
+    PROVIDER_ID,
+    REVIEWER_ENTITLEMENT,
+    log_in_through_provider,
+    person,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -304,3 +319,52 @@ def test_new_person_with_an_unverified_address_verifies_it_before_logging_in(
     assert "_auth_user_id" not in client.session
     assert mailoutbox[-1].to == ["bob@startup.example"]
     assert not EmailAddress.objects.get(email="bob@startup.example").verified
+
+
+def test_the_test_provider_is_a_real_one_discovery_jwks_and_signed_id_tokens(oidc_provider):
+    config = requests.get(f"{oidc_provider.issuer}/.well-known/openid-configuration").json()
+    assert config["issuer"] == oidc_provider.issuer
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    redirect_uri = "http://127.0.0.1:9/callback"
+    session = requests.Session()
+    form = session.get(
+        config["authorization_endpoint"],
+        params={
+            "client_id": CLIENT_ID,
+            "response_type": "code",
+            "scope": "openid email",
+            "redirect_uri": redirect_uri,
+            "state": "s1",
+            "code_challenge": challenge.rstrip(b"=").decode(),
+            "code_challenge_method": "S256",
+        },
+    )
+    back = session.post(form.url, {"username": "ada", "password": PASSWORD}, allow_redirects=False)
+    query = parse_qs(urlsplit(back.headers["Location"]).query)
+    assert query["state"] == ["s1"]
+    token = requests.post(
+        config["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": query["code"][0],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+        },
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    ).json()
+
+    keys = jwt.PyJWKClient(config["jwks_uri"])
+    claims = jwt.decode(
+        token["id_token"],
+        keys.get_signing_key_from_jwt(token["id_token"]).key,
+        algorithms=["RS256"],
+        audience=CLIENT_ID,
+        issuer=oidc_provider.issuer,
+    )
+    assert claims["sub"] == "ada-7f3e" and claims["email_verified"] is True
+    userinfo = requests.get(
+        config["userinfo_endpoint"], headers={"Authorization": f"Bearer {token['access_token']}"}
+    )
+    assert userinfo.json()["email"] == "ada@uni.example"
+    assert requests.get(config["userinfo_endpoint"]).status_code == 401
