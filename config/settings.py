@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from core.federation import login_policy_check, oidc_apps_from_env
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -72,6 +74,8 @@ INSTALLED_APPS = [
     "simple_history",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
     "core",
     "organisations",
     "systems",
@@ -109,6 +113,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.login_policy.login_options",
             ],
         },
     },
@@ -140,10 +145,9 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
-]
+# allauth's backend (e-mail or user name), refusing passwords where the login policy below
+# sends people to an OpenID Connect provider.
+AUTHENTICATION_BACKENDS = ["core.login_policy.PasswordPolicyBackend"]
 
 LANGUAGE_CODE = "en"
 TIME_ZONE = "UTC"
@@ -179,6 +183,26 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mand
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[hpcgate] "
+
+# Federated log-in through OpenID Connect providers (core/federation.py, README "Federated
+# log-in"). LOCAL_ACCOUNTS off: no local sign-up, and applicants log in only through a provider.
+# OIDC_REQUIRED_FOR_STAFF on: staff never log in with a local password.
+LOCAL_ACCOUNTS = env.bool("LOCAL_ACCOUNTS", default=True)
+OIDC_REQUIRED_FOR_STAFF = env.bool("OIDC_REQUIRED_FOR_STAFF", default=False)
+SOCIALACCOUNT_PROVIDERS = {"openid_connect": {"APPS": oidc_apps_from_env(os.environ)}}
+login_policy_check(
+    apps=SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"],
+    local_accounts=LOCAL_ACCOUNTS,
+    staff_oidc_only=OIDC_REQUIRED_FOR_STAFF,
+)
+ACCOUNT_SIGNUP_ENABLED = LOCAL_ACCOUNTS
+SOCIALACCOUNT_ADAPTER = "core.identity.SocialAccountAdapter"
+# A provider's verified address logs into the account that has verified the same address, and
+# links the provider to it; the provider's subject (sub) is what the link keys on afterwards.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_STORE_TOKENS = False
 
 EMAIL_CONFIG = env.email_url(
     "EMAIL_URL", default="consolemail://" if DEBUG or TESTING else "smtp://localhost:25"

@@ -13,9 +13,11 @@ class CoreConfig(AppConfig):
     verbose_name = "Roles and shared plumbing"
 
     def ready(self) -> None:
+        from core.identity import role_maps_check
         from core.tasks import broker_folders_ensure
 
         # The web process enqueues tasks too: the embedded broker's folders must exist.
         broker_folders_ensure()
-
+        # A misspelt role in OIDC_<ID>_ENTITLEMENT_ROLES stops every process at start-up.
+        role_maps_check()
         post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")

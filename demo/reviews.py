@@ -3,7 +3,7 @@
 seed's own applications are left as they are.
 
 Runs after the intake and allocation seeds and is safe to run again: every step goes through
-vetting.workflow and is taken only when the application is in the state before it.
+vetting.services.review and is taken only when the application is in the state before it.
 """
 
 from django.contrib.auth import get_user_model

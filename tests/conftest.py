@@ -7,6 +7,7 @@ from rest_framework.test import APIClient
 from core import roles
 from demo.reference import demo_call_seed
 from systems.reference import reference_data_seed
+from tests.oidc_fixtures import oidc_provider, oidc_provider_process  # noqa: F401
 
 PASSWORD = "correct-horse-battery-staple"
 

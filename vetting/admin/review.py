@@ -4,7 +4,7 @@ Reviewers reach applications only through their own assignments: first the confl
 statement, then a read-only application page with the score form. Other reviewers' scores stay
 hidden until one's own review is submitted. Call managers see every assignment and review, assign
 reviewers by hand or with "auto-assign", and edit the rubric of each call. Every change calls
-vetting.workflow.
+vetting.services.review.
 """
 
 from django import forms

@@ -1,7 +1,7 @@
 """Models of the vetting workflow after submission: screening flags, reviewers and their conflicts,
 assignments, the rubric of a call, reviews with criterion scores, and the call manager's decisions.
 
-Every write goes through vetting.workflow; the admin and the ranking page only call it.
+Every write goes through vetting.services.review; the admin and the ranking page only call it.
 """
 
 from decimal import Decimal
