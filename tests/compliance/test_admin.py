@@ -1,8 +1,8 @@
 import pytest
 
 from compliance.models import Alert, LargeRunEntry
+from tests.compliance.test_check_thresholds import check, split_model  # noqa: F401  (fixture)
 from tests.conftest import client_for
-from tests.test_check_thresholds import check, split_model  # noqa: F401  (fixture)
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from compliance.models import LargeRunEntry
-from tests.conftest import client_for
-from tests.test_check_thresholds import (
+from tests.compliance.test_check_thresholds import (
     TODAY,
     allocation,
     check,
@@ -16,6 +15,7 @@ from tests.test_check_thresholds import (
     seconds_for,
     use,
 )
+from tests.conftest import client_for
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from django.conf import settings
 from django.db import connection
 
 from compliance.models import Alert
-from tests.test_check_thresholds import split_model  # noqa: F401  (fixture)
+from tests.compliance.test_check_thresholds import split_model  # noqa: F401  (fixture)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.worker,
