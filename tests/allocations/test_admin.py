@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from allocations.models import Allocation, ChangeRequest, SchedulerExport
 from allocations.services import change_request_submit
-from tests.allocation_factories import make_allocation
 from tests.conftest import client_for
+from tests.factories import make_allocation
 
 pytestmark = pytest.mark.django_db
 

@@ -12,8 +12,8 @@ from allocations.exports import export_create
 from allocations.models import SchedulerExport
 from allocations.slurm import parse_load_file
 from systems.models import Cluster
-from tests.allocation_factories import make_allocation, make_organisation
 from tests.conftest import client_for
+from tests.factories import make_allocation, make_organisation
 
 pytestmark = pytest.mark.django_db
 
@@ -23,12 +23,15 @@ EXPORTS = "/api/v1/exports/"
 
 @pytest.fixture
 def allocation(reference_data, applicant):
-    return make_allocation(make_organisation(owner=applicant), model_name="acme-7b")
+    return make_allocation(organisation=make_organisation(owner=applicant), model_name="acme-7b")
 
 
 @pytest.fixture
 def rival_allocation(reference_data, other_applicant):
-    return make_allocation(make_organisation("Rival SL", owner=other_applicant), account="rival")
+    return make_allocation(
+        organisation=make_organisation(legal_name="Rival SL", owner=other_applicant),
+        account="rival",
+    )
 
 
 def test_applicant_sees_only_own_organisations_allocations(

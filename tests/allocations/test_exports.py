@@ -14,7 +14,7 @@ from allocations.exports import ExportError, export_build, export_create
 from allocations.models import Allocation, SchedulerExport
 from allocations.slurm import parse_load_file
 from systems.models import Cluster
-from tests.allocation_factories import days, make_allocation, make_organisation
+from tests.factories import days, make_allocation, make_organisation
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +39,18 @@ def modify(account, *settings):
 
 
 def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
-    organisation = make_organisation("Acme AI Oy")
-    make_allocation(organisation, account="acme_llm", gpu_hours=50_000)
-    make_allocation(organisation, account="acme_next", gpu_hours=1, users=(), start=days(5))
-    paused = make_allocation(organisation, account="acme_paused", gpu_hours=7, users=("carol",))
+    organisation = make_organisation(legal_name="Acme AI Oy")
+    make_allocation(organisation=organisation, account="acme_llm", gpu_hours=50_000)
+    make_allocation(
+        organisation=organisation, account="acme_next", gpu_hours=1, users=(), start=days(5)
+    )
+    paused = make_allocation(
+        organisation=organisation, account="acme_paused", gpu_hours=7, users=("carol",)
+    )
     services.allocation_suspend(allocation=paused)
-    used_up = make_allocation(organisation, account="acme_used", gpu_hours=2, users=())
+    used_up = make_allocation(organisation=organisation, account="acme_used", gpu_hours=2, users=())
     services.allocation_mark_exhausted(allocation=used_up)
-    make_allocation(organisation, account="elsewhere", cluster="leonardo")
+    make_allocation(organisation=organisation, account="elsewhere", cluster="leonardo")
 
     parsed = parse_load_file(export_create(fmt="slurm", cluster=lumi).content)
 
@@ -82,8 +86,8 @@ def test_closed_allocation_stays_blocked_once_exported_and_is_left_out_otherwise
 
 def test_hostile_names_from_the_database_cannot_inject_a_spec_or_a_command(lumi):
     hostile = "Evil':GrpTRESMins=gres/gpu=999999999:Description='x # $(reboot)\nAccount - 'z'"
-    organisation = make_organisation(hostile)
-    make_allocation(organisation, account="victim", gpu_hours=1, project=hostile)
+    organisation = make_organisation(legal_name=hostile)
+    make_allocation(organisation=organisation, account="victim", gpu_hours=1, project=hostile)
 
     flat = export_create(fmt="slurm", cluster=lumi).content
     parsed = parse_load_file(flat)
@@ -93,7 +97,7 @@ def test_hostile_names_from_the_database_cannot_inject_a_spec_or_a_command(lumi)
     assert "'" not in victim["Description"] and "#" not in victim["Organization"]
     assert len(flat.splitlines()) == 6  # Cluster, Parent, Account, Parent, 2 x User
 
-    make_allocation(organisation, account="second", gpu_hours=2, project=hostile)
+    make_allocation(organisation=organisation, account="second", gpu_hours=2, project=hostile)
     script = export_create(fmt="commands", cluster=lumi).content
     [add] = [argv for argv in (shlex.split(line) for line in script.splitlines()[3:])
              if argv[:4] == ["sacctmgr", "-i", "add", "account"]]  # fmt: skip
@@ -261,7 +265,11 @@ def test_only_scheduler_exports_freeze_account_names(lumi):
 
 
 def test_csv_has_one_row_per_allocation_and_defuses_formulas(lumi):
-    make_allocation(make_organisation('=HYPERLINK("x")'), account="acme_llm", model_name="m-7b")
+    make_allocation(
+        organisation=make_organisation(legal_name='=HYPERLINK("x")'),
+        account="acme_llm",
+        model_name="m-7b",
+    )
 
     rows = list(csv.DictReader(io.StringIO(export_create(fmt="csv", cluster=None).content)))
 

@@ -11,7 +11,7 @@ from allocations import services
 from allocations.models import Allocation, ChangeRequest
 from allocations.services import TransitionError
 from allocations.tasks import allocation_dates_apply as allocation_dates_apply_task
-from tests.allocation_factories import days, make_allocation, make_organisation, partition
+from tests.factories import days, make_allocation, make_organisation, partition
 from usage.models import UsageRecord
 
 State = Allocation.State
@@ -88,7 +88,7 @@ def test_creating_an_allocation_attributes_usage_imported_before_it(reference_da
 
 
 def test_grant_generates_safe_unique_account_names_per_partition(reference_data, call_manager):
-    organisation = make_organisation("Ångström Vision GmbH & Co. KG", country="DE")
+    organisation = make_organisation(legal_name="Ångström Vision GmbH & Co. KG", country="DE")
     make_allocation(account="angstrom_vision_gmbh_co_kg_1")
 
     granted = services.allocations_grant(
@@ -111,7 +111,7 @@ def test_grant_generates_safe_unique_account_names_per_partition(reference_data,
 
 
 def test_grant_names_an_organisation_without_letters(reference_data):
-    organisation = make_organisation("42 !!!")
+    organisation = make_organisation(legal_name="42 !!!")
 
     [allocation] = services.allocations_grant(
         organisation=organisation, project="p", model_name="", access_mode=None,

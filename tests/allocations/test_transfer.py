@@ -11,7 +11,7 @@ from allocations import services
 from allocations.models import Allocation, AllocationEvent
 from allocations.transfer import allocations_import, allocations_to_json
 from organisations.models import Organisation
-from tests.allocation_factories import make_allocation, make_organisation
+from tests.factories import make_allocation, make_organisation
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -55,12 +55,14 @@ def test_contract_example_creates_organisation_allocation_users_and_model(refere
 
 
 def test_json_export_import_export_gives_identical_bytes(reference_data):
-    parent = make_organisation("Holding Oy", registration_id="FI00000001")
-    child = make_organisation("Ääkkönen & Søn – AI", country="DK", registration_id="DK7")
+    parent = make_organisation(legal_name="Holding Oy", registration_id="FI00000001")
+    child = make_organisation(legal_name="Ääkkönen & Søn – AI", country="DK", registration_id="DK7")
     child.controlled_by_registration_id = parent.registration_id
     child.save()
-    make_allocation(child, account="aak_1", model_name="aak-13b", users=("zed", "_svc"))
-    second = make_allocation(parent, account="hold_1", cluster="leonardo", users=())
+    make_allocation(
+        organisation=child, account="aak_1", model_name="aak-13b", users=("zed", "_svc")
+    )
+    second = make_allocation(organisation=parent, account="hold_1", cluster="leonardo", users=())
     services.allocation_suspend(allocation=second)
     exported, _ = allocations_to_json()
 
@@ -73,10 +75,10 @@ def test_json_export_import_export_gives_identical_bytes(reference_data):
 
 
 def test_export_speaks_the_three_exchange_states_and_keeps_its_own_beside_them(reference_data):
-    org = make_organisation("Later Oy", registration_id="FI00000077")
-    make_allocation(org, account="later_1")
+    org = make_organisation(legal_name="Later Oy", registration_id="FI00000077")
+    make_allocation(organisation=org, account="later_1")
     Allocation.objects.update(state=Allocation.State.SCHEDULED)
-    closed = make_allocation(org, account="done_1", cluster="leonardo")
+    closed = make_allocation(organisation=org, account="done_1", cluster="leonardo")
     Allocation.objects.filter(pk=closed.pk).update(state=Allocation.State.CLOSED)
     exported, _ = allocations_to_json()
     states = {

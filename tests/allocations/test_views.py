@@ -7,22 +7,22 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from allocations.models import Allocation, ChangeRequest
-from tests.allocation_factories import days, make_allocation, make_organisation
 from tests.conftest import client_for
+from tests.factories import days, make_allocation, make_organisation
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def member(db):
-    from tests.conftest import _person
+    from tests.factories import make_user
 
-    return _person("colleague")
+    return make_user(username="colleague")
 
 
 @pytest.fixture
 def allocation(reference_data, applicant, member):
-    return make_allocation(make_organisation(owner=applicant, member=member))
+    return make_allocation(organisation=make_organisation(owner=applicant, member=member))
 
 
 def detail(allocation):
@@ -45,7 +45,10 @@ def test_applicant_sees_own_allocations_with_amount_dates_account_state_and_user
 def test_other_applicants_allocations_are_not_listed_and_404(
     client, other_applicant, outsider, allocation
 ):
-    make_allocation(make_organisation("Rival Oy", owner=other_applicant), account="rival_1")
+    make_allocation(
+        organisation=make_organisation(legal_name="Rival Oy", owner=other_applicant),
+        account="rival_1",
+    )
     for person in (other_applicant, outsider):
         client_for(client, person)
         assert "acme_llm" not in client.get(reverse("allocations:list")).content.decode()
@@ -141,12 +144,12 @@ def test_list_queries_do_not_grow_with_rows(
     client, applicant, reference_data, django_assert_max_num_queries
 ):
     organisation = make_organisation(owner=applicant)
-    make_allocation(organisation, account="a_0")
+    make_allocation(organisation=organisation, account="a_0")
     client_for(client, applicant)
     with CaptureQueriesContext(connection) as one_row:
         client.get(reverse("allocations:list"))
     for number in range(1, 12):
-        make_allocation(organisation, account=f"a_{number}", cluster="leonardo")
+        make_allocation(organisation=organisation, account=f"a_{number}", cluster="leonardo")
 
     with django_assert_max_num_queries(len(one_row)):
         response = client.get(reverse("allocations:list"))

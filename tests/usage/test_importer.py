@@ -8,12 +8,12 @@ from django.db import connection
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
+from allocations.models import Allocation
 from systems.models import Cluster
-from tests.usage_factories import (
+from tests.factories import days, make_allocation, make_cluster, make_organisation
+from tests.usage.sacct import (
     FOX_FIELDS,
     XDMOD_FIELDS,
-    allocation_for,
-    fox_cluster,
     import_text,
     run_command,
     sacct_line,
@@ -31,15 +31,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def fox(reference_data):
-    cluster = fox_cluster()
+    cluster = make_cluster()
     for account in ("ec313", "ec35", "ec395"):
-        allocation_for(cluster, account)
+        make_allocation(cluster=cluster, account=account)
     return cluster
 
 
 @pytest.fixture
 def leonardo(reference_data):
-    allocation_for("leonardo", "acme_llm")
+    make_allocation(cluster="leonardo", account="acme_llm")
     return Cluster.objects.get(name="leonardo")
 
 
@@ -78,7 +78,7 @@ def test_typed_gres_entry_is_not_added_to_the_gpu_total(fox):
 
 
 def test_cancelled_by_uid_is_state_cancelled(reference_data):
-    fox_cluster()
+    make_cluster()
     import_sample("xdmod-slurm-accounting-logs.log", "--fields", XDMOD_FIELDS)
     assert UsageRecord.objects.get(job_id="4107166").state == "CANCELLED"
 
@@ -100,8 +100,8 @@ def test_reimporting_the_same_sample_changes_nothing(fox):
 
 
 def test_xdmod_samples_import_with_their_field_list(reference_data):
-    cluster = fox_cluster()
-    allocation_for(cluster, "anonacct")
+    cluster = make_cluster()
+    make_allocation(cluster=cluster, account="anonacct")
     counts = import_sample("xdmod-slurm-accounting-logs.log", "--fields", XDMOD_FIELDS)
     assert counts["imported"] == 1 and counts["unmatched"] == 3 and counts["rejected"] == 0
     # Elapsed as D-HH:MM:SS: 3-00:00:00 on 32 nodes with no GPU is 0 GPU-seconds
@@ -112,7 +112,7 @@ def test_xdmod_samples_import_with_their_field_list(reference_data):
 
 
 def test_running_and_pending_samples(reference_data):
-    fox_cluster()
+    make_cluster()
     counts = import_sample("xdmod-slurm-non-ended-job-state.log", "--fields", XDMOD_FIELDS)
     assert counts["unmatched"] == 2 and counts["rejected"] == 0
     running = UsageRecord.objects.get(job_id="3451067")
@@ -126,21 +126,21 @@ def test_running_and_pending_samples(reference_data):
 
 
 def test_unknown_state_names_are_kept_not_rejected(reference_data):
-    fox_cluster()
+    make_cluster()
     counts = import_sample("xdmod-slurm-unknown-job-state.log", "--fields", XDMOD_FIELDS)
     assert counts["rejected"] == 0
     assert set(UsageRecord.objects.values_list("state", flat=True)) == {"FOO", "BAR"}
 
 
 def test_multibyte_job_names_survive(reference_data):
-    fox_cluster()
+    make_cluster()
     import_sample("xdmod-slurm-utf8-multibyte-chars.log", "--fields", XDMOD_FIELDS)
     assert UsageRecord.objects.get().job_name == "aàb"
 
 
 def test_pbs_sample(reference_data):
-    cluster = fox_cluster()
-    allocation_for(cluster, "caste")
+    cluster = make_cluster()
+    make_allocation(cluster=cluster, account="caste")
     counts = import_sample("xdmod-pbs-accounting-logs.log", "--format", "pbs")
     # nine E records; job 6 is written twice (with and without the server suffix): one run
     assert counts == {
@@ -283,7 +283,19 @@ def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_p
     assert counts["unmatched"] == 1
     record = UsageRecord.objects.get()
     assert record.allocation is None
-    allocation = allocation_for("leonardo", "newco")
+    # made another way than allocation_create (the ORM, a migration of data): nothing attributed
+    # its usage yet
+    allocation = Allocation.objects.create(
+        organisation=make_organisation(),
+        project="Project newco",
+        cluster=leonardo,
+        partition=leonardo.partitions.get(),
+        account="newco",
+        gpu_hours=1000,
+        start=days(-1),
+        end=days(90),
+        state=Allocation.State.ACTIVE,
+    )
     # the next import (of anything) or report attributes it
     assert usage_attribute(cluster=leonardo) == 1
     record.refresh_from_db()
@@ -293,7 +305,7 @@ def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_p
 
 
 def test_an_allocation_on_another_cluster_does_not_match(tmp_path, leonardo):
-    allocation_for("lumi", "lumi_only")
+    make_allocation(cluster="lumi", account="lumi_only")
     counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="lumi_only")))[0])
     assert counts["unmatched"] == 1
     usage_attribute()

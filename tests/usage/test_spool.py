@@ -7,7 +7,8 @@ import time
 import pytest
 from django.core.cache import cache
 
-from tests.usage_factories import allocation_for, fox_cluster, sacct_line, sacct_text, sample
+from tests.factories import make_allocation, make_cluster
+from tests.usage.sacct import sacct_line, sacct_text, sample
 from usage.models import UsageImport, UsageRecord
 from usage.tasks import usage_spool_import
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def spool(tmp_path, settings, reference_data):
     settings.USAGE_SPOOL_DIR = tmp_path / "spool"
-    allocation_for("leonardo", "acme_llm")
+    make_allocation(cluster="leonardo", account="acme_llm")
     folder = settings.USAGE_SPOOL_DIR / "leonardo"
     folder.mkdir(parents=True)
     cache.delete("hpcgate:lock:usage_spool_import")
@@ -64,7 +65,7 @@ def test_unreadable_file_goes_to_failed_with_the_reason(spool):
 
 
 def test_pbs_files_by_suffix(spool, reference_data):
-    fox = fox_cluster()
+    fox = make_cluster()
     folder = spool.parent / fox.name
     folder.mkdir()
     drop(folder, "accounting.pbs", sample("xdmod-pbs-accounting-logs.log").read_text())

@@ -4,23 +4,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.usage_factories import (
-    allocation_for,
-    import_text,
-    organisation_for,
-    sacct_line,
-    sacct_text,
-)
+from tests.factories import make_allocation, make_organisation
+from tests.usage.sacct import import_text, sacct_line, sacct_text
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def allocation(reference_data, applicant, tmp_path):
-    allocation = allocation_for(
-        "leonardo",
-        "acme_llm",
-        organisation=organisation_for(applicant),
+    allocation = make_allocation(
+        cluster="leonardo",
+        account="acme_llm",
+        organisation=make_organisation(owner=applicant),
         gpu_hours=100,
         model_name="acme-7b",
     )
@@ -136,7 +131,9 @@ def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference
     from tests.conftest import client_for
     from usage.models import UsageRecord
 
-    allocation = allocation_for("vega", "acme_small", organisation=organisation_for(applicant))
+    allocation = make_allocation(
+        cluster="vega", account="acme_small", organisation=make_organisation(owner=applicant)
+    )
     UsageRecord.objects.create(
         cluster=allocation.cluster,
         job_key="77",
@@ -160,10 +157,10 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
     client, applicant, other_applicant, allocation, tmp_path
 ):
     """Another company declaring the same model name sees, and shows, nothing of the other."""
-    allocation_for(
-        "leonardo",
-        "rival_llm",
-        organisation=organisation_for(other_applicant, name="Rival AI SL"),
+    make_allocation(
+        cluster="leonardo",
+        account="rival_llm",
+        organisation=make_organisation(owner=other_applicant, legal_name="Rival AI SL"),
         gpu_hours=5000,
         model_name="acme-7b",
     )

@@ -1,14 +1,15 @@
 import pytest
 from django.urls import reverse
 
-from demo.builders import application_for, complete_fields, organisation_for, pdf_upload
+from demo.builders import complete_fields, pdf_upload
 from systems.models import Partition
+from tests.factories import make_application, make_organisation
 from vetting.models import Application
 
 
 @pytest.fixture
 def application(applicant, open_call):
-    return application_for(applicant, open_call)
+    return make_application(applicant=applicant, call=open_call)
 
 
 def url(application=None, action=None):
@@ -52,7 +53,7 @@ def test_member_reads_the_application_with_estimate_and_history(api_client, appl
 
 
 def test_create_update_and_submit_a_draft(api_client, applicant, open_call):
-    organisation = organisation_for(applicant)
+    organisation = make_organisation(owner=applicant)
     mode = open_call.access_modes.get(kind="fast_lane")
     leonardo = Partition.objects.get(cluster__name="leonardo")
     api_client.force_authenticate(applicant)
@@ -86,7 +87,7 @@ def test_create_update_and_submit_a_draft(api_client, applicant, open_call):
 def test_submit_returns_the_same_messages_as_the_form(api_client, applicant, open_call):
     from vetting.rules import REQUIRED_TEXT
 
-    application = application_for(applicant, open_call, complete=False)
+    application = make_application(applicant=applicant, call=open_call, complete=False)
     api_client.force_authenticate(applicant)
     response = api_client.post(url(application, "submit"))
     assert response.status_code == 400
@@ -147,7 +148,7 @@ def test_a_fake_pdf_is_refused_through_the_api(api_client, applicant, applicatio
 
 
 def test_cannot_create_for_another_organisation(api_client, applicant, other_applicant, open_call):
-    theirs = organisation_for(other_applicant, legal_name="Lince Labs SL")
+    theirs = make_organisation(owner=other_applicant, legal_name="Lince Labs SL")
     api_client.force_authenticate(applicant)
     response = api_client.post(
         url(),
@@ -161,15 +162,15 @@ def test_cannot_create_for_another_organisation(api_client, applicant, other_app
 def test_list_query_count_does_not_grow(
     api_client, applicant, open_call, django_assert_max_num_queries
 ):
-    organisation = organisation_for(applicant)
+    organisation = make_organisation(owner=applicant)
     for _ in range(3):
-        application_for(applicant, open_call, organisation=organisation)
+        make_application(applicant=applicant, call=open_call, organisation=organisation)
     api_client.force_authenticate(applicant)
     with django_assert_max_num_queries(30) as captured:
         api_client.get(url())
     few = len(captured.captured_queries)
     for _ in range(3):
-        application_for(applicant, open_call, organisation=organisation)
+        make_application(applicant=applicant, call=open_call, organisation=organisation)
     with django_assert_max_num_queries(few):
         api_client.get(url())
 

@@ -1,11 +1,11 @@
-from demo.builders import application_for
 from tests.conftest import client_for
+from tests.factories import make_application
 
 
 def test_call_manager_reads_applications_in_the_admin_but_cannot_edit(
     client, applicant, call_manager, open_call
 ):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     client_for(client, call_manager)
     listing = client.get("/admin/vetting/application/")
     assert listing.status_code == 200
@@ -21,6 +21,6 @@ def test_call_manager_reads_applications_in_the_admin_but_cannot_edit(
 
 
 def test_applicants_have_no_admin_access_to_applications(client, applicant, open_call):
-    application_for(applicant, open_call)
+    make_application(applicant=applicant, call=open_call)
     response = client_for(client, applicant).get("/admin/vetting/application/")
     assert response.status_code == 302

@@ -3,8 +3,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from demo.builders import application_for, complete_fields, organisation_for, pdf_upload
+from demo.builders import complete_fields, pdf_upload
 from systems.models import Partition, ThresholdPolicy
+from tests.factories import make_application, make_organisation
 from vetting.models import Application, ApplicationEvent
 from vetting.services import intake as services
 
@@ -15,7 +16,7 @@ def leonardo(open_call):
 
 
 def test_complete_draft_is_submitted_with_an_estimate_snapshot(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     application.refresh_from_db()
     assert application.state == Application.State.SUBMITTED
@@ -33,14 +34,14 @@ def test_complete_draft_is_submitted_with_an_estimate_snapshot(applicant, open_c
 
 
 def test_submit_records_who_and_when(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     event = application.events.last()
     assert (event.from_state, event.to_state, event.actor) == ("draft", "submitted", applicant)
 
 
 def test_incomplete_draft_cannot_be_submitted_and_keeps_its_state(applicant, open_call):
-    application = application_for(applicant, open_call, complete=False)
+    application = make_application(applicant=applicant, call=open_call, complete=False)
     with pytest.raises(services.ApplicationInvalid) as caught:
         services.application_submit(application=application, actor=applicant)
     assert "title" in caught.value.errors
@@ -50,7 +51,7 @@ def test_incomplete_draft_cannot_be_submitted_and_keeps_its_state(applicant, ope
 
 
 def test_submitted_application_cannot_be_submitted_again(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     with pytest.raises(services.TransitionError, match="submitted, so it cannot be submitted"):
         services.application_submit(application=application, actor=applicant)
@@ -58,7 +59,7 @@ def test_submitted_application_cannot_be_submitted_again(applicant, open_call):
 
 
 def test_submitted_application_cannot_be_changed(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     with pytest.raises(services.TransitionError, match="cannot be changed"):
         services.application_save_draft(
@@ -69,7 +70,7 @@ def test_submitted_application_cannot_be_changed(applicant, open_call):
 
 
 def test_withdraw_after_submission(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     services.application_withdraw(application=application, actor=applicant, reason="Funding")
     application.refresh_from_db()
@@ -80,14 +81,14 @@ def test_withdraw_after_submission(applicant, open_call):
 
 @pytest.mark.parametrize("state", ["approved", "rejected", "ineligible", "withdrawn"])
 def test_no_withdrawal_after_a_decision(applicant, open_call, state):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     Application.objects.filter(pk=application.pk).update(state=state)
     with pytest.raises(services.TransitionError, match="cannot be withdrawn"):
         services.application_withdraw(application=application, actor=applicant)
 
 
 def test_only_members_can_start_an_application(applicant, outsider, open_call):
-    organisation = organisation_for(applicant)
+    organisation = make_organisation(owner=applicant)
     with pytest.raises(PermissionError):
         services.application_create(
             user=outsider,
@@ -97,7 +98,7 @@ def test_only_members_can_start_an_application(applicant, outsider, open_call):
 
 
 def test_draft_keeps_unreadable_input_and_submit_reports_it(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_save_draft(
         application=application,
         actor=applicant,
@@ -112,7 +113,7 @@ def test_draft_keeps_unreadable_input_and_submit_reports_it(applicant, open_call
 
 
 def test_a_later_readable_value_clears_the_unreadable_one(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_save_draft(
         application=application,
         actor=applicant,
@@ -127,7 +128,7 @@ def test_a_later_readable_value_clears_the_unreadable_one(applicant, open_call):
 
 
 def test_resources_are_replaced_per_partition(applicant, open_call, leonardo):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     lumi = Partition.objects.get(cluster__name="lumi")
     services.application_save_draft(
         application=application,
@@ -141,7 +142,7 @@ def test_resources_are_replaced_per_partition(applicant, open_call, leonardo):
 def test_annex_that_is_not_a_pdf_is_refused(applicant, open_call):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    application = application_for(applicant, open_call, complete=False)
+    application = make_application(applicant=applicant, call=open_call, complete=False)
     fake = SimpleUploadedFile("annex.pdf", b"PK\x03\x04 a word file", "application/pdf")
     with pytest.raises(services.ApplicationInvalid) as caught:
         services.application_save_draft(
@@ -151,7 +152,7 @@ def test_annex_that_is_not_a_pdf_is_refused(applicant, open_call):
 
 
 def test_annex_is_stored_under_a_generated_name(applicant, open_call):
-    application = application_for(applicant, open_call, complete=False)
+    application = make_application(applicant=applicant, call=open_call, complete=False)
     services.application_save_draft(
         application=application,
         actor=applicant,
@@ -165,7 +166,7 @@ def test_annex_is_stored_under_a_generated_name(applicant, open_call):
 
 
 def test_changing_the_access_mode_drops_partitions_it_does_not_offer(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     playground = open_call.access_modes.get(kind="playground")
     playground.accessmodepartition_set.exclude(partition__cluster__name="lumi").delete()
     services.application_save_draft(
@@ -178,7 +179,9 @@ def test_changing_the_access_mode_drops_partitions_it_does_not_offer(applicant, 
 
 def test_gpai_plan_requires_the_article_53_commitments(applicant, open_call):
     # 300,000 H100-hours at 0.4: ~4.3e23 FLOP, a GPAI model.
-    application = application_for(applicant, open_call, kind="large_scale", gpu_hours=300_000)
+    application = make_application(
+        applicant=applicant, call=open_call, kind="large_scale", gpu_hours=300_000
+    )
     mn5 = Partition.objects.get(cluster__name="marenostrum5")
     leonardo = Partition.objects.get(cluster__name="leonardo")
     services.application_save_draft(
@@ -201,8 +204,8 @@ def test_gpai_plan_requires_the_article_53_commitments(applicant, open_call):
 
 
 def test_start_in_the_past_is_refused_at_submit(applicant, open_call):
-    application = application_for(
-        applicant, open_call, start=timezone.localdate() - timedelta(days=1)
+    application = make_application(
+        applicant=applicant, call=open_call, start=timezone.localdate() - timedelta(days=1)
     )
     with pytest.raises(services.ApplicationInvalid) as caught:
         services.application_submit(application=application, actor=applicant)
@@ -210,7 +213,7 @@ def test_start_in_the_past_is_refused_at_submit(applicant, open_call):
 
 
 def test_every_transition_leaves_an_event(applicant, open_call):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     services.application_submit(application=application, actor=applicant)
     services.application_withdraw(application=application, actor=applicant)
     assert list(

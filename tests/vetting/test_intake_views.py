@@ -3,16 +3,17 @@ import re
 import pytest
 from django.urls import reverse
 
-from demo.builders import application_for, organisation_for, pdf_upload
+from demo.builders import pdf_upload
 from systems.models import Partition
 from tests.conftest import client_for
+from tests.factories import make_application, make_organisation
 from vetting.models import Application
 from vetting.services import intake as services
 
 
 @pytest.fixture
 def application(applicant, open_call):
-    return application_for(applicant, open_call)
+    return make_application(applicant=applicant, call=open_call)
 
 
 def _pages(application):
@@ -42,7 +43,7 @@ def test_members_open_every_page_of_their_application(client, applicant, applica
 def test_people_outside_the_organisation_get_not_found(client, application, who, request):
     person = request.getfixturevalue(who)
     if who == "other_applicant":
-        organisation_for(person, legal_name="Lince Labs SL", country="ES")
+        make_organisation(owner=person, legal_name="Lince Labs SL", country="ES")
     client_for(client, person)
     for url in _pages(application):
         assert client.get(url).status_code == 404, url
@@ -93,7 +94,7 @@ def test_apply_without_an_organisation_leads_to_registering_one(client, applican
 
 
 def test_apply_starts_a_draft_and_opens_the_form(client, applicant, open_call):
-    organisation = organisation_for(applicant)
+    organisation = make_organisation(owner=applicant)
     mode = open_call.access_modes.get(kind="fast_lane")
     client_for(client, applicant)
     page = client.get(reverse("vetting:apply")).content.decode()
@@ -111,8 +112,8 @@ def test_apply_starts_a_draft_and_opens_the_form(client, applicant, open_call):
 
 
 def test_apply_refuses_another_organisation(client, applicant, other_applicant, open_call):
-    theirs = organisation_for(other_applicant, legal_name="Lince Labs SL")
-    organisation_for(applicant)
+    theirs = make_organisation(owner=other_applicant, legal_name="Lince Labs SL")
+    make_organisation(owner=applicant)
     mode = open_call.access_modes.first()
     client_for(client, applicant).post(
         reverse("vetting:apply"), {"organisation": theirs.pk, "access_mode": mode.pk}
@@ -234,7 +235,7 @@ def test_form_shows_the_estimate_of_the_saved_draft(client, applicant, applicati
 
 
 def test_form_uploads_a_valid_annex_and_refuses_a_renamed_image(client, applicant, open_call):
-    application = application_for(applicant, open_call, complete=False)
+    application = make_application(applicant=applicant, call=open_call, complete=False)
     client_for(client, applicant)
     url = reverse("vetting:edit", args=[application.pk])
     from django.core.files.uploadedfile import SimpleUploadedFile

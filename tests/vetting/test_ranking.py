@@ -6,7 +6,7 @@ from django.urls import reverse
 from allocations.models import Allocation
 from systems.models import Partition
 from tests.conftest import client_for
-from tests.review_factories import GOOD_SCORES, in_review, reviewed
+from tests.factories import GOOD_SCORES, make_application
 from vetting.models import Application, Decision
 
 pytestmark = pytest.mark.django_db
@@ -44,23 +44,31 @@ def test_ranking_orders_by_score_and_proposes_grants_within_capacity(
     leonardo,
 ):
     panel = [reviewer, other_reviewer]
-    weak = reviewed(
-        applicant,
-        open_call,
-        panel,
-        call_manager,
+    weak = make_application(
+        applicant=applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
         scores=({**GOOD_SCORES, "technical": 2}, None),
         title="Weaker project",
     )
-    strong = reviewed(
-        other_applicant,
-        open_call,
-        panel,
-        call_manager,
+    strong = make_application(
+        applicant=other_applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
         scores=({**GOOD_SCORES, "technical": 5}, None),
         title="Stronger project",
     )
-    waiting = in_review(applicant, open_call, organisation=weak.organisation, title="Unreviewed")
+    waiting = make_application(
+        applicant=applicant,
+        call=open_call,
+        state="in_review",
+        organisation=weak.organisation,
+        title="Unreviewed",
+    )
     response = client_for(client, call_manager).get(url(fast_lane))
     content = response.content.decode()
     assert content.index("Stronger project") < content.index("Weaker project")
@@ -75,13 +83,19 @@ def test_ranking_page_queries_do_not_grow_with_applications(
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    in_review(applicant, open_call)
+    make_application(applicant=applicant, call=open_call, state="in_review")
     client_for(client, call_manager)
     with CaptureQueriesContext(connection) as one:
         client.get(url(fast_lane))
     organisation = Application.objects.get().organisation
     for number in range(4):
-        in_review(applicant, open_call, organisation=organisation, title=f"Project {number}")
+        make_application(
+            applicant=applicant,
+            call=open_call,
+            state="in_review",
+            organisation=organisation,
+            title=f"Project {number}",
+        )
     with django_assert_max_num_queries(len(one)):
         client.get(url(fast_lane))
 
@@ -98,8 +112,16 @@ def test_bulk_approve_from_the_ranking_creates_allocations(
     leonardo,
 ):
     panel = [reviewer, other_reviewer]
-    first = reviewed(applicant, open_call, panel, call_manager)
-    second = reviewed(other_applicant, open_call, panel, call_manager)
+    first = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
+    second = make_application(
+        applicant=other_applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
+    )
     client_for(client, call_manager).post(
         url(fast_lane),
         {
@@ -118,7 +140,13 @@ def test_bulk_approve_from_the_ranking_creates_allocations(
 def test_one_by_one_reject_needs_a_reason_and_reports_errors(
     client, applicant, open_call, fast_lane, reviewer, other_reviewer, call_manager
 ):
-    application = reviewed(applicant, open_call, [reviewer, other_reviewer], call_manager)
+    application = make_application(
+        applicant=applicant,
+        call=open_call,
+        reviewers=[reviewer, other_reviewer],
+        manager=call_manager,
+        state="reviewed",
+    )
     client_for(client, call_manager)
     response = client.post(
         url(fast_lane),

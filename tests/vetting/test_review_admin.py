@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import client_for
-from tests.review_factories import GOOD_SCORES, in_review, review
+from tests.factories import GOOD_SCORES, make_application, make_review
 from vetting.models import Application, Review, ReviewAssignment, Rubric
 from vetting.services import review as workflow
 
@@ -19,7 +19,12 @@ def page(assignment):
 
 @pytest.fixture
 def application(applicant, open_call):
-    return in_review(applicant, open_call, abstract="A SECRET abstract about Finnish law.")
+    return make_application(
+        applicant=applicant,
+        call=open_call,
+        state="in_review",
+        abstract="A SECRET abstract about Finnish law.",
+    )
 
 
 @pytest.fixture
@@ -42,7 +47,9 @@ def test_applicant_has_no_admin_access(client, applicant, assignment):
 def test_reviewer_sees_only_their_assignments(
     client, application, assignment, other_applicant, open_call, other_reviewer, call_manager
 ):
-    other = in_review(other_applicant, open_call, title="Someone else's project")
+    other = make_application(
+        applicant=other_applicant, call=open_call, state="in_review", title="Someone else's project"
+    )
     workflow.reviewer_assign(application=other, reviewer=other_reviewer, actor=call_manager)
     content = client_for(client, assignment.reviewer).get(reverse(LIST)).content.decode()
     assert application.title in content
@@ -108,7 +115,12 @@ def test_reviewer_scores_and_submitting_locks_the_review(client, assignment, rev
 def test_other_reviewers_scores_stay_hidden_until_ones_own_is_submitted(
     client, application, reviewer, other_reviewer, call_manager
 ):
-    review(application, other_reviewer, call_manager, scores={**GOOD_SCORES, "technical": 1})
+    make_review(
+        application=application,
+        reviewer=other_reviewer,
+        manager=call_manager,
+        scores={**GOOD_SCORES, "technical": 1},
+    )
     mine = workflow.reviewer_assign(application=application, reviewer=reviewer, actor=call_manager)
     workflow.conflict_confirm_none(assignment=mine, reviewer=reviewer)
     client_for(client, reviewer)
@@ -124,7 +136,7 @@ def test_other_reviewers_scores_stay_hidden_until_ones_own_is_submitted(
 def test_call_manager_sees_every_assignment_and_reviewer_names(
     client, application, assignment, call_manager, other_reviewer
 ):
-    review(application, other_reviewer, call_manager)
+    make_review(application=application, reviewer=other_reviewer, manager=call_manager)
     client_for(client, call_manager)
     content = client.get(reverse(LIST)).content.decode()
     assert "expert" in content and "expert2" in content
@@ -144,7 +156,12 @@ def test_call_manager_assigns_by_hand_and_conflicts_are_refused(
     assert ReviewAssignment.objects.filter(application=application, reviewer=reviewer).exists()
     reviewer.email = "other@founder.example"
     reviewer.save()
-    second = in_review(applicant, application.call, organisation=application.organisation)
+    second = make_application(
+        applicant=applicant,
+        call=application.call,
+        state="in_review",
+        organisation=application.organisation,
+    )
     content = client.post(add, {"application": second.pk, "reviewer": reviewer.pk}).content
     assert b"shares the e-mail domain" in content
 

@@ -10,17 +10,16 @@ from django.db import connection
 from django.utils import timezone
 
 from allocations.models import Allocation
-from demo.builders import application_for, organisation_for
+from core import roles
 from organisations.models import Country, Membership
 from systems.models import AccessModePartition, Partition
-from tests.review_factories import (
+from tests.factories import (
     GOOD_SCORES,
-    accepted,
-    in_review,
-    review,
-    reviewed,
-    reviewer_person,
-    submitted,
+    make_application,
+    make_assignment,
+    make_organisation,
+    make_review,
+    make_user,
 )
 from vetting import tasks
 from vetting.models import Application, Decision, ReviewAssignment, ReviewerProfile
@@ -47,7 +46,7 @@ def panel(reviewer, other_reviewer):
 def test_submission_queues_screening_on_commit(
     applicant, open_call, django_capture_on_commit_callbacks
 ):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     with django_capture_on_commit_callbacks(execute=True):
         application_submit(application=application, actor=applicant)
     application.refresh_from_db()
@@ -58,7 +57,7 @@ def test_submission_is_kept_when_the_broker_is_down_and_the_sweep_requeues_it(
     applicant, open_call, django_capture_on_commit_callbacks, monkeypatch, broker_down
 ):
     broker_down(tasks.application_screen)
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     with django_capture_on_commit_callbacks(execute=True):
         application_submit(application=application, actor=applicant)
     application.refresh_from_db()
@@ -81,14 +80,14 @@ def test_screening_task_retries_on_a_database_outage():
 
 
 def test_screening_cannot_start_twice(applicant, open_call):
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     workflow.screening_start(application=application)
     with pytest.raises(TransitionError, match="eligibility screening, so it cannot be screened"):
         workflow.screening_start(application=application)
 
 
 def test_screening_cannot_finish_before_it_started(applicant, open_call):
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     with pytest.raises(TransitionError, match="submitted, so it cannot be sent to review"):
         workflow.screening_finish(application=application, flags=[])
 
@@ -97,8 +96,10 @@ def test_call_manager_overrides_ineligibility_with_a_reason(applicant, open_call
     Country.objects.update_or_create(
         code="US", defaults={"name": "United States", "status": "other"}
     )
-    organisation = organisation_for(applicant, country="US")
-    application = submitted(applicant, open_call, organisation=organisation)
+    organisation = make_organisation(owner=applicant, country="US")
+    application = make_application(
+        applicant=applicant, call=open_call, state="submitted", organisation=organisation
+    )
     workflow.application_screen(application_id=application.pk)
     application.refresh_from_db()
     assert application.state == State.INELIGIBLE
@@ -116,7 +117,7 @@ def test_call_manager_overrides_ineligibility_with_a_reason(applicant, open_call
 
 
 def test_only_an_ineligible_application_can_be_overridden(applicant, open_call, call_manager):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     with pytest.raises(TransitionError, match="in review, so it cannot be sent to review"):
         workflow.ineligibility_override(application=application, actor=call_manager, reason="x")
 
@@ -127,10 +128,12 @@ def test_only_an_ineligible_application_can_be_overridden(applicant, open_call, 
 def test_auto_assign_fills_the_panel_least_loaded_first_and_mails_reviewers(
     applicant, other_applicant, open_call, call_manager, django_capture_on_commit_callbacks
 ):
-    first, second, third = (reviewer_person(n) for n in ("ana", "ben", "cy"))
-    busy = in_review(other_applicant, open_call)
+    first, second, third = (
+        make_user(username=n, role=roles.REVIEWER) for n in ("ana", "ben", "cy")
+    )
+    busy = make_application(applicant=other_applicant, call=open_call, state="in_review")
     workflow.reviewer_assign(application=busy, reviewer=first, actor=call_manager)
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     with django_capture_on_commit_callbacks(execute=True):
         made = workflow.reviewers_auto_assign(application=application, actor=call_manager)
     assert sorted(a.reviewer.username for a in made) == ["ben", "cy"]
@@ -144,8 +147,8 @@ def test_assignment_mail_lost_with_the_broker_is_sent_by_the_sweep_once(
 ):
     from vetting.models import ReviewAssignment
 
-    reviewer = reviewer_person("dee")
-    application = in_review(applicant, open_call)
+    reviewer = make_user(username="dee", role=roles.REVIEWER)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     broker_down(tasks.assignment_notify)
     with django_capture_on_commit_callbacks(execute=True):
         workflow.reviewer_assign(application=application, reviewer=reviewer, actor=call_manager)
@@ -163,14 +166,17 @@ def test_assignment_mail_lost_with_the_broker_is_sent_by_the_sweep_once(
 def test_auto_assign_skips_members_same_domain_affiliations_and_declared_conflicts(
     applicant, open_call, call_manager
 ):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     member, same_domain, affiliated, fine = (
-        reviewer_person(n) for n in ("member", "domain", "affiliated", "fine")
+        make_user(username=n, role=roles.REVIEWER)
+        for n in ("member", "domain", "affiliated", "fine")
     )
     Membership.objects.create(organisation=application.organisation, user=member)
     same_domain.email = "someone@founder.example"  # the applicant's domain
     same_domain.save()
-    ReviewerProfile.objects.create(user=affiliated, affiliations="FI12345678")
+    ReviewerProfile.objects.create(
+        user=affiliated, affiliations=application.organisation.registration_id
+    )
     with pytest.raises(TransitionError, match="1 more could not be found"):
         workflow.reviewers_auto_assign(application=application, actor=call_manager)
     assert [a.reviewer for a in application.assignments.all()] == [fine]
@@ -180,25 +186,31 @@ def test_auto_assign_skips_members_same_domain_affiliations_and_declared_conflic
 
 
 def test_reviewer_at_maximum_load_is_refused(applicant, other_applicant, open_call, call_manager):
-    person = reviewer_person("solo")
+    person = make_user(username="solo", role=roles.REVIEWER)
     ReviewerProfile.objects.create(user=person, max_load_per_call=1)
     workflow.reviewer_assign(
-        application=in_review(applicant, open_call), reviewer=person, actor=call_manager
+        application=make_application(applicant=applicant, call=open_call, state="in_review"),
+        reviewer=person,
+        actor=call_manager,
     )
     with pytest.raises(TransitionError, match="maximum"):
         workflow.reviewer_assign(
-            application=in_review(other_applicant, open_call), reviewer=person, actor=call_manager
+            application=make_application(
+                applicant=other_applicant, call=open_call, state="in_review"
+            ),
+            reviewer=person,
+            actor=call_manager,
         )
 
 
 def test_only_reviewers_can_be_assigned(applicant, open_call, call_manager, outsider):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     with pytest.raises(TransitionError, match="not a reviewer"):
         workflow.reviewer_assign(application=application, reviewer=outsider, actor=call_manager)
 
 
 def test_assignment_needs_an_application_in_review(applicant, open_call, reviewer, call_manager):
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     with pytest.raises(TransitionError, match="submitted, so it cannot be assigned"):
         workflow.reviewer_assign(application=application, reviewer=reviewer, actor=call_manager)
 
@@ -206,7 +218,7 @@ def test_assignment_needs_an_application_in_review(applicant, open_call, reviewe
 def test_declared_conflict_releases_the_assignment_and_blocks_the_organisation(
     applicant, open_call, reviewer, call_manager
 ):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     assignment = workflow.reviewer_assign(
         application=application, reviewer=reviewer, actor=call_manager
     )
@@ -218,7 +230,9 @@ def test_declared_conflict_releases_the_assignment_and_blocks_the_organisation(
     assert assignment.state == ReviewAssignment.State.RELEASED
     with pytest.raises(TransitionError, match="released"):
         workflow.conflict_confirm_none(assignment=assignment, reviewer=reviewer)
-    second = application_for(applicant, open_call, organisation=application.organisation)
+    second = make_application(
+        applicant=applicant, call=open_call, organisation=application.organisation
+    )
     application_submit(application=second, actor=applicant)
     workflow.application_screen(application_id=second.pk)
     with pytest.raises(TransitionError, match="declared a conflict"):
@@ -231,7 +245,7 @@ def test_declared_conflict_releases_the_assignment_and_blocks_the_organisation(
 def test_only_the_assigned_reviewer_answers_the_conflict_question(
     applicant, open_call, reviewer, other_reviewer, call_manager
 ):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     assignment = workflow.reviewer_assign(
         application=application, reviewer=reviewer, actor=call_manager
     )
@@ -243,7 +257,7 @@ def test_only_the_assigned_reviewer_answers_the_conflict_question(
 
 
 def test_review_needs_the_conflict_statement_first(applicant, open_call, reviewer, call_manager):
-    application = in_review(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
     assignment = workflow.reviewer_assign(
         application=application, reviewer=reviewer, actor=call_manager
     )
@@ -254,8 +268,8 @@ def test_review_needs_the_conflict_statement_first(applicant, open_call, reviewe
 
 
 def test_a_submitted_review_is_locked(applicant, open_call, reviewer, call_manager):
-    application = in_review(applicant, open_call)
-    assignment = accepted(application, reviewer, call_manager)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
+    assignment = make_assignment(application=application, reviewer=reviewer, manager=call_manager)
     workflow.review_submit(
         assignment=assignment, reviewer=reviewer, scores=GOOD_SCORES, recommendation="approve"
     )
@@ -266,8 +280,8 @@ def test_a_submitted_review_is_locked(applicant, open_call, reviewer, call_manag
 
 
 def test_review_scores_are_checked(applicant, open_call, reviewer, call_manager):
-    application = in_review(applicant, open_call)
-    assignment = accepted(application, reviewer, call_manager)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
+    assignment = make_assignment(application=application, reviewer=reviewer, manager=call_manager)
     with pytest.raises(ValidationError, match="scored from 0 to 5"):
         workflow.review_save(assignment=assignment, reviewer=reviewer, scores={"ethics": 6})
     with pytest.raises(ValidationError, match="Score"):
@@ -283,13 +297,13 @@ def test_review_scores_are_checked(applicant, open_call, reviewer, call_manager)
 
 
 def test_application_is_reviewed_when_all_reviews_are_in(applicant, open_call, panel, call_manager):
-    application = in_review(applicant, open_call)
-    review(application, panel[0], call_manager)
+    application = make_application(applicant=applicant, call=open_call, state="in_review")
+    make_review(application=application, reviewer=panel[0], manager=call_manager)
     application.refresh_from_db()
     assert application.state == State.IN_REVIEW
     with pytest.raises(TransitionError, match="needs 2 submitted reviews"):
         workflow.application_mark_reviewed(application=application, actor=call_manager)
-    review(application, panel[1], call_manager)
+    make_review(application=application, reviewer=panel[1], manager=call_manager)
     application.refresh_from_db()
     assert application.state == State.REVIEWED
     assert application.assignments.get(reviewer=panel[0]).review.weighted_score == 4.0
@@ -301,7 +315,9 @@ def test_application_is_reviewed_when_all_reviews_are_in(applicant, open_call, p
 def test_approval_grants_up_to_the_request_and_creates_allocations(
     applicant, open_call, panel, call_manager, leonardo, django_capture_on_commit_callbacks
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     with pytest.raises(ValidationError, match="Grant between 1 and the 20,000"):
         workflow.application_approve(
             application=application, actor=call_manager, reason="ok", grants={leonardo.pk: 20_001}
@@ -347,7 +363,9 @@ def test_decision_mail_lost_with_the_broker_is_sent_by_the_sweep(
     monkeypatch,
     broker_down,
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     broker_down(tasks.decision_notify)
     with django_capture_on_commit_callbacks(execute=True):
         decision = workflow.application_reject(
@@ -369,8 +387,16 @@ def test_approval_cannot_exceed_remaining_capacity(
     AccessModePartition.objects.filter(
         access_mode=open_call.access_modes.get(kind="fast_lane"), partition=leonardo
     ).update(capacity_gpu_hours=30_000)
-    first = reviewed(applicant, open_call, panel, call_manager)
-    second = reviewed(other_applicant, open_call, panel, call_manager)
+    first = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
+    second = make_application(
+        applicant=other_applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
+    )
     workflow.application_approve(
         application=first, actor=call_manager, reason="ok", grants={leonardo.pk: 20_000}
     )
@@ -399,7 +425,9 @@ def test_reject_and_waitlist_need_a_reason_and_mail_the_applicant(
     template_word,
     django_capture_on_commit_callbacks,
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     with pytest.raises(ValidationError):
         decide(application=application, actor=call_manager, reason="")
     with django_capture_on_commit_callbacks(execute=True):
@@ -412,7 +440,9 @@ def test_reject_and_waitlist_need_a_reason_and_mail_the_applicant(
 def test_waitlisted_application_is_approved_when_capacity_frees(
     applicant, open_call, panel, call_manager, leonardo
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     workflow.application_waitlist(application=application, actor=call_manager, reason="Full")
     with pytest.raises(TransitionError, match="waitlisted, so it cannot be waitlisted"):
         workflow.application_waitlist(application=application, actor=call_manager, reason="x")
@@ -429,7 +459,7 @@ def test_waitlisted_application_is_approved_when_capacity_frees(
 def test_decisions_refused_outside_reviewed_or_waitlisted(
     applicant, open_call, call_manager, leonardo, state
 ):
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     Application.objects.filter(pk=application.pk).update(state=state)
     label = dict(State.choices)[state].lower()
     with pytest.raises(TransitionError, match=f"{label}, so it cannot be approved"):
@@ -441,7 +471,9 @@ def test_decisions_refused_outside_reviewed_or_waitlisted(
 
 
 def test_decided_application_cannot_be_withdrawn(applicant, open_call, panel, call_manager):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     workflow.application_reject(application=application, actor=call_manager, reason="No")
     with pytest.raises(TransitionError, match="rejected, so it cannot be withdrawn"):
         application_withdraw(application=application, actor=applicant)
@@ -450,7 +482,9 @@ def test_decided_application_cannot_be_withdrawn(applicant, open_call, panel, ca
 def test_two_call_managers_deciding_at_once_yield_one_decision(
     applicant, open_call, panel, call_manager, leonardo
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     other_manager = Application.objects.get(pk=application.pk)  # a second, stale copy
     workflow.application_approve(
         application=application, actor=call_manager, reason="Yes", grants={leonardo.pk: 5_000}
@@ -470,7 +504,9 @@ def test_two_call_managers_deciding_at_once_yield_one_decision(
 def test_two_call_managers_in_parallel_yield_one_decision(
     applicant, open_call, panel, call_manager, leonardo
 ):
-    application = reviewed(applicant, open_call, panel, call_manager)
+    application = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
     barrier = threading.Barrier(2)
     outcomes = []
 
@@ -510,7 +546,7 @@ def test_two_call_managers_in_parallel_yield_one_decision(
 def test_one_application_from_submission_through_two_reviews_to_a_decision(
     applicant, open_call, panel, call_manager, leonardo, django_capture_on_commit_callbacks
 ):
-    application = application_for(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call)
     with django_capture_on_commit_callbacks(execute=True):
         application_submit(application=application, actor=applicant)
     workflow.reviewers_auto_assign(application=application, actor=call_manager)

@@ -6,10 +6,9 @@ from decimal import Decimal
 import pytest
 
 from allocations.services import allocation_create
-from demo.builders import organisation_for
 from organisations.models import Country, Membership
 from systems.models import Partition
-from tests.review_factories import submitted
+from tests.factories import make_application, make_organisation
 from vetting import rules, screening
 from vetting.models import Application
 from vetting.selectors.review import screening_input
@@ -164,8 +163,10 @@ def test_blocking_flags_come_first_and_decide_eligibility():
 
 
 def test_eligible_application_goes_to_review_with_its_warnings(applicant, open_call):
-    organisation = organisation_for(applicant, staff_headcount=None)
-    application = submitted(applicant, open_call, organisation=organisation)
+    organisation = make_organisation(owner=applicant, staff_headcount=None)
+    application = make_application(
+        applicant=applicant, call=open_call, state="submitted", organisation=organisation
+    )
     workflow.application_screen(application_id=application.pk)
     application.refresh_from_db()
     assert application.state == Application.State.IN_REVIEW
@@ -180,8 +181,10 @@ def test_ineligible_country_makes_the_application_ineligible(applicant, open_cal
     Country.objects.update_or_create(
         code="US", defaults={"name": "United States", "status": "other"}
     )
-    organisation = organisation_for(applicant)
-    application = submitted(applicant, open_call, organisation=organisation)
+    organisation = make_organisation(owner=applicant)
+    application = make_application(
+        applicant=applicant, call=open_call, state="submitted", organisation=organisation
+    )
     # The country changes after submission (e.g. a corrected registration).
     type(organisation).objects.filter(pk=organisation.pk).update(country="US")
     workflow.application_screen(application_id=application.pk)
@@ -193,7 +196,7 @@ def test_ineligible_country_makes_the_application_ineligible(applicant, open_cal
 
 
 def test_screening_twice_does_nothing_the_second_time(applicant, open_call):
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     workflow.application_screen(application_id=application.pk)
     assert workflow.application_screen(application_id=application.pk) is None
     assert application.events.filter(to_state="in_review").count() == 1
@@ -202,7 +205,9 @@ def test_screening_twice_does_nothing_the_second_time(applicant, open_call):
 def test_related_organisation_with_shared_member_and_allocations_is_flagged(
     applicant, other_applicant, open_call
 ):
-    sister = organisation_for(other_applicant, legal_name="Sister Oy", registration_id="FI999")
+    sister = make_organisation(
+        owner=other_applicant, legal_name="Sister Oy", registration_id="FI999"
+    )
     Membership.objects.create(organisation=sister, user=applicant)
     partition = Partition.objects.get(cluster__name="leonardo")
     allocation_create(
@@ -214,7 +219,7 @@ def test_related_organisation_with_shared_member_and_allocations_is_flagged(
         start=date.today(),
         end=date(2099, 1, 1),
     )
-    application = submitted(applicant, open_call)
+    application = make_application(applicant=applicant, call=open_call, state="submitted")
     data_ = screening_input(application)
     assert [(h.organisation, h.relation, h.gpu_hours) for h in data_.related] == [
         ("Sister Oy", "shares members", 100_000)

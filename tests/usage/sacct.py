@@ -1,18 +1,12 @@
-"""Builders shared by the usage tests: a cluster for the real samples, allocations, sacct text."""
+"""Accounting input for the usage tests: the shared samples, sacct text, import_usage run on it."""
 
-from datetime import date
-from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from allocations.models import Allocation
-from organisations.models import Membership, Organisation
-from systems.models import Cluster, Partition, Site
-
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"
 
 # Field lists from samples/README.md (what was passed to `sacct --format`).
 FOX_FIELDS = (
@@ -65,68 +59,6 @@ def sacct_line(
 
 def sacct_text(*lines: str, header: bool = True) -> str:
     return "\n".join(([HEADER] if header else []) + list(lines)) + "\n"
-
-
-def fox_cluster() -> Cluster:
-    """The Fox cluster (University of Oslo) of the sonar sample, with its GPU partition."""
-    site, _ = Site.objects.get_or_create(
-        name="University of Oslo",
-        defaults={
-            "country": "NO",
-            "time_zone": "Europe/Oslo",
-            "pue": Decimal("1.25"),
-            "grid_kg_co2e_per_kwh": Decimal("0.0200"),
-        },
-    )
-    cluster, _ = Cluster.objects.get_or_create(
-        name="fox", defaults={"site": site, "display_name": "Fox"}
-    )
-    Partition.objects.get_or_create(
-        cluster=cluster,
-        name="accel",
-        defaults={
-            "accelerator": "NVIDIA A100 40 GB",
-            "gpus_per_node": 4,
-            "nodes": 10,
-            "peak_tflops": Decimal("312.00"),
-            "power_watts": 400,
-        },
-    )
-    return cluster
-
-
-def organisation_for(user=None, name: str = "Acme AI Oy") -> Organisation:
-    organisation = Organisation.objects.create(
-        legal_name=name, country="FI", registration_id=f"FI{abs(hash(name)) % 10**8:08d}"
-    )
-    if user is not None:
-        Membership.objects.create(organisation=organisation, user=user, role="owner")
-    return organisation
-
-
-def allocation_for(
-    cluster: Cluster | str,
-    account: str,
-    *,
-    organisation: Organisation | None = None,
-    gpu_hours: int = 1000,
-    model_name: str = "",
-    partition: Partition | None = None,
-) -> Allocation:
-    if isinstance(cluster, str):
-        cluster = Cluster.objects.get(name=cluster)
-    return Allocation.objects.create(
-        organisation=organisation or organisation_for(name=f"Org of {account}"),
-        project=f"Project {account}",
-        cluster=cluster,
-        partition=partition or cluster.partitions.order_by("id").first(),
-        account=account,
-        gpu_hours=gpu_hours,
-        start=date(2024, 1, 1),
-        end=date(2026, 12, 31),
-        state="active",
-        model_name=model_name,
-    )
 
 
 def run_command(name: str, *args: str) -> tuple[str, str]:
