@@ -1,71 +1,53 @@
 """Shared fixtures: the people of DOMAIN.md, one of each, and the seeded reference data."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from core import roles
 from demo.reference import demo_call_seed
 from systems.reference import reference_data_seed
-from tests.oidc_fixtures import oidc_provider, oidc_provider_process  # noqa: F401
-
-PASSWORD = "correct-horse-battery-staple"
-
-
-def _person(username: str, role: str | None = None, *, staff: bool = False):
-    from allauth.account.models import EmailAddress
-
-    user = get_user_model().objects.create_user(
-        username=username,
-        email=f"{username}@{username}.example",
-        password=PASSWORD,
-        is_staff=staff,
-    )
-    EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
-    if role:
-        groups = roles.roles_ensure()
-        user.groups.add(groups[role])
-    return user
+from tests.core.oidc_fixtures import oidc_provider, oidc_provider_process  # noqa: F401
+from tests.factories import make_user
 
 
 @pytest.fixture
 def applicant(db):
-    return _person("founder")
+    return make_user(username="founder")
 
 
 @pytest.fixture
 def other_applicant(db):
-    return _person("rival")
+    return make_user(username="rival")
 
 
 @pytest.fixture
 def outsider(db):
-    return _person("outsider")
+    return make_user(username="outsider")
 
 
 @pytest.fixture
 def reviewer(db):
-    return _person("expert", roles.REVIEWER, staff=True)
+    return make_user(username="expert", role=roles.REVIEWER)
 
 
 @pytest.fixture
 def other_reviewer(db):
-    return _person("expert2", roles.REVIEWER, staff=True)
+    return make_user(username="expert2", role=roles.REVIEWER)
 
 
 @pytest.fixture
 def call_manager(db):
-    return _person("chair", roles.CALL_MANAGER, staff=True)
+    return make_user(username="chair", role=roles.CALL_MANAGER)
 
 
 @pytest.fixture
 def operator(db):
-    return _person("ops", roles.OPERATOR, staff=True)
+    return make_user(username="ops", role=roles.OPERATOR)
 
 
 @pytest.fixture
 def governance_officer(db):
-    return _person("gov", roles.GOVERNANCE_OFFICER, staff=True)
+    return make_user(username="gov", role=roles.GOVERNANCE_OFFICER)
 
 
 @pytest.fixture

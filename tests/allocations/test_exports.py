@@ -1,0 +1,341 @@
+"""Scheduler exports from the database: flat file, incremental commands, CSV, history, command."""
+
+import csv
+import hashlib
+import io
+import shlex
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from allocations import services
+from allocations.exports import ExportError, export_build, export_create
+from allocations.models import Allocation, SchedulerExport
+from allocations.slurm import parse_load_file
+from systems.models import Cluster
+from tests.factories import days, make_allocation, make_organisation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def lumi(reference_data):
+    return Cluster.objects.get(name="lumi")
+
+
+def commands_of(export):
+    return [
+        shlex.split(line) for line in export.content.splitlines() if line.startswith("sacctmgr")
+    ]
+
+
+def modify(account, *settings):
+    return ["sacctmgr", "-i", "modify", "account", "where", f"name={account}", "cluster=lumi",
+            "set", *settings]  # fmt: skip
+
+
+# Flat file
+
+
+def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
+    organisation = make_organisation(legal_name="Acme AI Oy")
+    make_allocation(organisation=organisation, account="acme_llm", gpu_hours=50_000)
+    make_allocation(
+        organisation=organisation, account="acme_next", gpu_hours=1, users=(), start=days(5)
+    )
+    paused = make_allocation(
+        organisation=organisation, account="acme_paused", gpu_hours=7, users=("carol",)
+    )
+    services.allocation_suspend(allocation=paused)
+    used_up = make_allocation(organisation=organisation, account="acme_used", gpu_hours=2, users=())
+    services.allocation_mark_exhausted(allocation=used_up)
+    make_allocation(organisation=organisation, account="elsewhere", cluster="leonardo")
+
+    parsed = parse_load_file(export_create(fmt="slurm", cluster=lumi).content)
+
+    assert parsed["cluster"] == "lumi"
+    accounts = parsed["accounts"]
+    assert sorted(accounts) == ["acme_llm", "acme_next", "acme_paused", "acme_used"]
+    assert accounts["acme_llm"] == {
+        "Description": "Finnish legal LLM",
+        "Organization": "Acme AI Oy",
+        "GrpTRESMins": "gres/gpu=3000000",
+        "GrpSubmitJobs": None,
+        "parent": "root",
+        "users": ["alice", "bob"],
+    }
+    assert accounts["acme_next"]["GrpSubmitJobs"] == "0"  # scheduled: exists, but blocked
+    assert accounts["acme_paused"]["GrpSubmitJobs"] == "0"
+    assert accounts["acme_paused"]["GrpTRESMins"] == "gres/gpu=420"
+    assert accounts["acme_used"]["GrpSubmitJobs"] == "0"
+
+
+def test_closed_allocation_stays_blocked_once_exported_and_is_left_out_otherwise(lumi):
+    exported = make_allocation(account="exported")
+    export_create(fmt="slurm", cluster=lumi)
+    never = make_allocation(account="never")
+    services.allocation_close(allocation=exported)
+    services.allocation_close(allocation=never)
+
+    accounts = parse_load_file(export_build(fmt="slurm", cluster=lumi).content)["accounts"]
+
+    assert list(accounts) == ["exported"]
+    assert accounts["exported"]["GrpSubmitJobs"] == "0"
+
+
+def test_hostile_names_from_the_database_cannot_inject_a_spec_or_a_command(lumi):
+    hostile = "Evil':GrpTRESMins=gres/gpu=999999999:Description='x # $(reboot)\nAccount - 'z'"
+    organisation = make_organisation(legal_name=hostile)
+    make_allocation(organisation=organisation, account="victim", gpu_hours=1, project=hostile)
+
+    flat = export_create(fmt="slurm", cluster=lumi).content
+    parsed = parse_load_file(flat)
+    assert list(parsed["accounts"]) == ["victim"]
+    victim = parsed["accounts"]["victim"]
+    assert victim["GrpTRESMins"] == "gres/gpu=60"
+    assert "'" not in victim["Description"] and "#" not in victim["Organization"]
+    assert len(flat.splitlines()) == 6  # Cluster, Parent, Account, Parent, 2 x User
+
+    make_allocation(organisation=organisation, account="second", gpu_hours=2, project=hostile)
+    script = export_create(fmt="commands", cluster=lumi).content
+    [add] = [argv for argv in (shlex.split(line) for line in script.splitlines()[3:])
+             if argv[:4] == ["sacctmgr", "-i", "add", "account"]]  # fmt: skip
+    assert add[-1] == "GrpTRESMins=gres/gpu=120"
+    assert all(line.startswith(("sacctmgr ", "#", "set -e")) for line in script.splitlines())
+
+
+def test_same_data_gives_the_same_bytes(lumi):
+    make_allocation(account="b_acct", users=("zed", "amy"))
+    make_allocation(account="a_acct")
+
+    for fmt in ("slurm", "json", "csv"):
+        first, second = export_create(fmt=fmt, cluster=lumi), export_create(fmt=fmt, cluster=lumi)
+        assert first.content == second.content
+        assert first.checksum == hashlib.sha256(first.content.encode()).hexdigest()
+        assert first.checksum == second.checksum
+
+
+def test_scheduler_formats_need_a_cluster():
+    with pytest.raises(ExportError, match="per cluster"):
+        export_build(fmt="commands", cluster=None)
+    with pytest.raises(ExportError, match="Unknown format"):
+        export_build(fmt="xml", cluster=None)
+
+
+# Incremental commands
+
+
+def test_first_commands_export_adds_everything_then_nothing_changes(lumi, operator):
+    make_allocation(account="acme_llm", users=("alice",))
+
+    first = export_create(fmt="commands", cluster=lumi, actor=operator)
+    second = export_create(fmt="commands", cluster=lumi, actor=operator)
+
+    assert commands_of(first) == [
+        ["sacctmgr", "-i", "add", "account", "name=acme_llm", "cluster=lumi", "parent=root",
+         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+         "GrpTRESMins=gres/gpu=3000000"],
+        ["sacctmgr", "-i", "add", "user", "name=alice", "account=acme_llm", "cluster=lumi"],
+    ]  # fmt: skip
+    assert first.content.startswith("#!/bin/sh\n")
+    assert commands_of(second) == []
+    assert "# no changes" in second.content
+    assert (first.created_by, first.allocations, first.snapshot["version"]) == (operator, 1, 1)
+
+
+def test_new_allocation_appears_as_an_add_only(lumi):
+    make_allocation(account="old")
+    export_create(fmt="commands", cluster=lumi)
+    make_allocation(account="new", users=())
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        ["sacctmgr", "-i", "add", "account", "name=new", "cluster=lumi", "parent=root",
+         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+         "GrpTRESMins=gres/gpu=3000000"],
+    ]  # fmt: skip
+
+
+def test_suspending_blocks_exactly_that_account_and_reactivating_lifts_it(lumi):
+    make_allocation(account="keeps")
+    paused = make_allocation(account="paused")
+    export_create(fmt="commands", cluster=lumi)
+
+    services.allocation_suspend(allocation=paused)
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        modify("paused", "GrpSubmitJobs=0")
+    ]
+
+    services.allocation_reactivate(allocation=paused)
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        modify("paused", "GrpSubmitJobs=-1")
+    ]
+
+
+def test_expiry_and_exhaustion_block_the_account(lumi):
+    ending = make_allocation(account="ending")
+    used_up = make_allocation(account="used_up")
+    export_create(fmt="commands", cluster=lumi)
+
+    services.allocation_expire(allocation=ending)
+    services.allocation_mark_exhausted(allocation=used_up)
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        modify("ending", "GrpSubmitJobs=0"),
+        modify("used_up", "GrpSubmitJobs=0"),
+    ]
+
+
+def test_top_up_changes_the_limit(lumi, applicant):
+    allocation = make_allocation(gpu_hours=100)
+    export_create(fmt="commands", cluster=lumi)
+    change = services.change_request_submit(
+        allocation=allocation, kind="top_up", justification="more", requested_by=applicant,
+        extra_gpu_hours=50,
+    )  # fmt: skip
+    services.change_request_approve(change_request=change, actor=None)
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        modify("acme_llm", "GrpTRESMins=gres/gpu=9000")
+    ]
+
+
+def test_user_removal_and_addition(lumi):
+    allocation = make_allocation(users=("alice", "bob"))
+    export_create(fmt="commands", cluster=lumi)
+
+    services.allocation_users_set(allocation=allocation, usernames=["bob", "carol"])
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        ["sacctmgr", "-i", "remove", "user", "where", "name=alice", "account=acme_llm",
+         "cluster=lumi"],
+        ["sacctmgr", "-i", "add", "user", "name=carol", "account=acme_llm", "cluster=lumi"],
+    ]  # fmt: skip
+
+
+def test_after_a_load_file_the_next_commands_remove_what_load_could_not(lumi):
+    allocation = make_allocation(users=("alice", "bob"))
+    services.allocation_suspend(allocation=allocation)
+    export_create(fmt="slurm", cluster=lumi)
+    services.allocation_users_set(allocation=allocation, usernames=["bob"])
+    services.allocation_reactivate(allocation=allocation)
+    # sacctmgr load neither removes alice nor lifts the block: the baseline must know that.
+    export_create(fmt="slurm", cluster=lumi)
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        ["sacctmgr", "-i", "remove", "user", "where", "name=alice", "account=acme_llm",
+         "cluster=lumi"],
+        modify("acme_llm", "GrpSubmitJobs=-1"),
+    ]  # fmt: skip
+
+
+def test_baselines_are_per_cluster(lumi):
+    make_allocation(account="on_lumi")
+    make_allocation(account="on_leo", cluster="leonardo")
+    export_create(fmt="commands", cluster=lumi)
+
+    leonardo = Cluster.objects.get(name="leonardo")
+    # The lumi export is no baseline for leonardo: its account and users are added in full.
+    assert commands_of(export_create(fmt="commands", cluster=leonardo)) == [
+        ["sacctmgr", "-i", "add", "account", "name=on_leo", "cluster=leonardo", "parent=root",
+         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+         "GrpTRESMins=gres/gpu=3000000"],
+        ["sacctmgr", "-i", "add", "user", "name=alice", "account=on_leo", "cluster=leonardo"],
+        ["sacctmgr", "-i", "add", "user", "name=bob", "account=on_leo", "cluster=leonardo"],
+    ]  # fmt: skip
+    # ... and the leonardo export is no baseline for lumi, which has not changed.
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
+
+
+# What an export records
+
+
+def test_only_scheduler_exports_freeze_account_names(lumi):
+    allocation = make_allocation()
+    export_create(fmt="json", cluster=None)
+    export_create(fmt="csv", cluster=lumi)
+    allocation.refresh_from_db()
+    assert allocation.first_exported_at is None
+
+    export = export_create(fmt="commands", cluster=lumi)
+
+    allocation.refresh_from_db()
+    assert allocation.first_exported_at == export.created_at
+    assert SchedulerExport.objects.filter(snapshot__isnull=False).count() == 1
+
+
+def test_csv_has_one_row_per_allocation_and_defuses_formulas(lumi):
+    make_allocation(
+        organisation=make_organisation(legal_name='=HYPERLINK("x")'),
+        account="acme_llm",
+        model_name="m-7b",
+    )
+
+    rows = list(csv.DictReader(io.StringIO(export_create(fmt="csv", cluster=None).content)))
+
+    assert len(rows) == 1
+    assert rows[0]["organisation"] == '\'=HYPERLINK("x")'
+    assert (rows[0]["cluster"], rows[0]["partition"], rows[0]["gpu_minutes"]) == (
+        "lumi", "standard-g", "3000000"
+    )  # fmt: skip
+    assert rows[0]["users"] == "alice bob"
+
+
+# Management command
+
+
+def test_command_writes_the_file_atomically_and_prints_a_summary(lumi, tmp_path, capsys):
+    make_allocation()
+    target = tmp_path / "lumi.cfg"
+
+    call_command("export_allocations", "--format", "slurm", "--cluster", "lumi", "-o", target)
+
+    out = capsys.readouterr().out
+    assert "Exported 1 allocation as slurm for cluster lumi" in out
+    assert target.read_text() == SchedulerExport.objects.get().content
+    assert [p.name for p in tmp_path.iterdir()] == ["lumi.cfg"]
+
+
+def test_command_prints_the_export_on_stdout_and_the_summary_on_stderr(lumi, capsys):
+    make_allocation()
+
+    call_command("export_allocations", "--format", "json")
+
+    captured = capsys.readouterr()
+    assert captured.out.startswith('{\n  "allocations": [')
+    assert "Exported 1 allocation as json" in captured.err
+
+
+def test_command_dry_run_does_not_move_the_baseline(lumi, capsys):
+    make_allocation()
+
+    call_command("export_allocations", "--format", "commands", "--cluster", "lumi", "--dry-run")
+
+    assert "add account" in capsys.readouterr().out
+    assert not SchedulerExport.objects.exists()
+    assert Allocation.objects.get().first_exported_at is None
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--format", "slurm"], "--cluster is required"),
+        (["--format", "commands", "--cluster", "nowhere"], "Unknown cluster 'nowhere'"),
+    ],
+)
+def test_command_refuses_bad_arguments(reference_data, arguments, message):
+    with pytest.raises(CommandError, match=message):
+        call_command("export_allocations", *arguments)
+    assert not SchedulerExport.objects.exists()
+
+
+def test_command_that_cannot_write_records_nothing(lumi, tmp_path):
+    make_allocation()
+
+    with pytest.raises(CommandError, match="Cannot write"):
+        call_command(
+            "export_allocations", "--format", "commands", "--cluster", "lumi",
+            "-o", tmp_path / "missing" / "x.sh",
+        )  # fmt: skip
+
+    assert not SchedulerExport.objects.exists()

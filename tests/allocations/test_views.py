@@ -1,0 +1,178 @@
+"""Applicant pages: members see their organisations' allocations, owners manage users and ask
+for changes, everyone else gets 404."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from allocations.models import Allocation, ChangeRequest
+from tests.conftest import client_for
+from tests.factories import days, make_allocation, make_organisation
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def member(db):
+    from tests.factories import make_user
+
+    return make_user(username="colleague")
+
+
+@pytest.fixture
+def allocation(reference_data, applicant, member):
+    return make_allocation(organisation=make_organisation(owner=applicant, member=member))
+
+
+def detail(allocation):
+    return reverse("allocations:detail", args=[allocation.pk])
+
+
+def test_applicant_sees_own_allocations_with_amount_dates_account_state_and_users(
+    client, applicant, allocation
+):
+    client_for(client, applicant)
+
+    listing = client.get(reverse("allocations:list")).content.decode()
+    page = client.get(detail(allocation)).content.decode()
+
+    assert "acme_llm" in listing and "50,000" in listing
+    for text in ("acme_llm", "50,000", "Active", "alice", "bob", "Add user"):
+        assert text in page
+
+
+def test_other_applicants_allocations_are_not_listed_and_404(
+    client, other_applicant, outsider, allocation
+):
+    make_allocation(
+        organisation=make_organisation(legal_name="Rival Oy", owner=other_applicant),
+        account="rival_1",
+    )
+    for person in (other_applicant, outsider):
+        client_for(client, person)
+        assert "acme_llm" not in client.get(reverse("allocations:list")).content.decode()
+        assert client.get(detail(allocation)).status_code == 404
+        response = client.post(
+            reverse("allocations:user-add", args=[allocation.pk]), {"username": "eve"}
+        )
+        assert response.status_code == 404
+    assert not allocation.users.filter(username="eve").exists()
+
+
+def test_anonymous_visitor_is_sent_to_log_in(client, allocation):
+    response = client.get(detail(allocation))
+
+    assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_owner_adds_and_removes_cluster_users(client, applicant, allocation):
+    client_for(client, applicant)
+
+    added = client.post(
+        reverse("allocations:user-add", args=[allocation.pk]), {"username": "carol"}
+    )
+    removed = client.post(
+        reverse("allocations:user-remove", args=[allocation.pk]), {"username": "alice"}
+    )
+
+    assert added.status_code == removed.status_code == 302
+    assert sorted(allocation.users.values_list("username", flat=True)) == ["bob", "carol"]
+    assert allocation.events.filter(action="user_added", actor=applicant).exists()
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [("Carol Smith", "not a valid cluster user name"), ("alice", "already a user")],
+)
+def test_invalid_user_names_are_refused_with_a_message(
+    client, applicant, allocation, username, message
+):
+    client_for(client, applicant)
+
+    response = client.post(
+        reverse("allocations:user-add", args=[allocation.pk]), {"username": username}
+    )
+
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_member_sees_but_cannot_manage(client, member, allocation):
+    client_for(client, member)
+
+    page = client.get(detail(allocation)).content.decode()
+    response = client.post(
+        reverse("allocations:user-remove", args=[allocation.pk]), {"username": "alice"}
+    )
+
+    assert "alice" in page and "Add user" not in page and "Send request" not in page
+    assert response.status_code == 403
+    assert allocation.users.filter(username="alice").exists()
+
+
+def test_owner_requests_an_extension_with_a_justification(client, applicant, allocation):
+    client_for(client, applicant)
+    url = reverse("allocations:change-request", args=[allocation.pk])
+
+    missing = client.post(url, {"kind": "extension", "justification": "later"})
+    response = client.post(
+        url, {"kind": "extension", "new_end": days(200).isoformat(), "justification": "Rerun"}
+    )
+
+    assert missing.status_code == 400 and "Give the new end date" in missing.content.decode()
+    assert response.status_code == 302
+    change = ChangeRequest.objects.get()
+    assert (change.kind, change.new_end, change.requested_by) == ("extension", days(200), applicant)
+    assert "Rerun" in client.get(detail(allocation)).content.decode()
+
+
+def test_owner_cannot_ask_for_an_earlier_end(client, applicant, allocation):
+    client_for(client, applicant)
+
+    response = client.post(
+        reverse("allocations:change-request", args=[allocation.pk]),
+        {"kind": "extension", "new_end": days(1).isoformat(), "justification": "x"},
+    )
+
+    assert response.status_code == 400
+    assert "new end date after" in response.content.decode()
+    assert not ChangeRequest.objects.exists()
+
+
+def test_list_queries_do_not_grow_with_rows(
+    client, applicant, reference_data, django_assert_max_num_queries
+):
+    organisation = make_organisation(owner=applicant)
+    make_allocation(organisation=organisation, account="a_0")
+    client_for(client, applicant)
+    with CaptureQueriesContext(connection) as one_row:
+        client.get(reverse("allocations:list"))
+    for number in range(1, 12):
+        make_allocation(organisation=organisation, account=f"a_{number}", cluster="leonardo")
+
+    with django_assert_max_num_queries(len(one_row)):
+        response = client.get(reverse("allocations:list"))
+
+    assert len(response.context["allocations"]) == Allocation.objects.count() == 12
+
+
+def test_detail_links_to_the_usage_of_the_allocation_and_its_model(client, applicant, allocation):
+    allocation.model_name = "acme/legal-7b"
+    allocation.save(update_fields=["model_name"])
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert reverse("usage:allocation", args=[allocation.pk]) in page
+    model_page = reverse("usage:model", args=["acme/legal-7b"])
+    assert model_page in page
+    assert client.get(model_page).status_code == 200
+
+
+def test_model_page_counts_the_names_the_threshold_check_counts_as_one_model(
+    client, applicant, allocation
+):
+    allocation.model_name = "  Acme/Legal-7B "
+    allocation.save(update_fields=["model_name"])
+    for spelling in ("acme/legal-7b", "ACME/LEGAL-7B", "Acme/Legal-7B"):
+        page = client_for(client, applicant).get(reverse("usage:model", args=[spelling]))
+        assert page.status_code == 200
+        assert [a.pk for a in page.context["scope"].allocations] == [allocation.pk]

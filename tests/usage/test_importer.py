@@ -1,0 +1,589 @@
+"""import_usage and the usage_import service: every GPU-second counted exactly once."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import CommandError
+from django.db import connection
+from django.db.models import Sum
+from django.test.utils import CaptureQueriesContext
+
+from allocations.models import Allocation
+from systems.models import Cluster
+from tests.factories import days, make_allocation, make_cluster, make_organisation
+from tests.usage.sacct import (
+    FOX_FIELDS,
+    XDMOD_FIELDS,
+    import_text,
+    run_command,
+    sacct_line,
+    sacct_text,
+    sample,
+    summary,
+)
+from usage.accounting import parse_sacct
+from usage.importer import DATA_FIELDS, _copy_data, supersedes, usage_import
+from usage.models import UsageImport, UsageRecord
+from usage.services import usage_attribute
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fox(reference_data):
+    cluster = make_cluster()
+    for account in ("ec313", "ec35", "ec395"):
+        make_allocation(cluster=cluster, account=account)
+    return cluster
+
+
+@pytest.fixture
+def leonardo(reference_data):
+    make_allocation(cluster="leonardo", account="acme_llm")
+    return Cluster.objects.get(name="leonardo")
+
+
+def total_gpu_seconds(cluster) -> int:
+    return UsageRecord.objects.filter(cluster=cluster).aggregate(s=Sum("gpu_seconds"))["s"] or 0
+
+
+def import_sample(name: str, *args: str, cluster: str = "fox") -> dict[str, int]:
+    out, _ = run_command("import_usage", "--cluster", cluster, *args, str(sample(name)))
+    return summary(out)
+
+
+# --- the real samples ------------------------------------------------------------------------
+
+
+def test_fox_sample_counts_allocation_lines_once_and_skips_steps(fox):
+    # 96 lines: 29 job allocations and 67 .batch/.extern/.0 steps. Accounts ec313 (12 jobs),
+    # ec35 (3) and ec395 (2) have allocations; ec85 (7), ec201 (3) and ec30 (2) do not.
+    counts = import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
+    assert counts == {
+        "imported": 17,
+        "updated": 0,
+        "unchanged": 0,
+        "steps_skipped": 67,
+        "unmatched": 12,
+        "rejected": 0,
+    }
+    assert UsageRecord.objects.filter(cluster=fox).count() == 29
+
+
+def test_typed_gres_entry_is_not_added_to_the_gpu_total(fox):
+    import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
+    # AllocTRES billing=19,cpu=1,gres/gpu:a100=1,gres/gpu=1,mem=32G,node=1 is one GPU
+    record = UsageRecord.objects.get(cluster=fox, job_id="974804")
+    assert (record.gpus, record.elapsed_seconds, record.gpu_seconds) == (1, 206, 206)
+
+
+def test_cancelled_by_uid_is_state_cancelled(reference_data):
+    make_cluster()
+    import_sample("xdmod-slurm-accounting-logs.log", "--fields", XDMOD_FIELDS)
+    assert UsageRecord.objects.get(job_id="4107166").state == "CANCELLED"
+
+
+def test_reimporting_the_same_sample_changes_nothing(fox):
+    import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
+    before = total_gpu_seconds(fox)
+    counts = import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
+    assert counts == {
+        "imported": 0,
+        "updated": 0,
+        "unchanged": 17,
+        "steps_skipped": 67,
+        "unmatched": 12,
+        "rejected": 0,
+    }
+    assert total_gpu_seconds(fox) == before
+    assert UsageRecord.objects.filter(cluster=fox).count() == 29
+
+
+def test_xdmod_samples_import_with_their_field_list(reference_data):
+    cluster = make_cluster()
+    make_allocation(cluster=cluster, account="anonacct")
+    counts = import_sample("xdmod-slurm-accounting-logs.log", "--fields", XDMOD_FIELDS)
+    assert counts["imported"] == 1 and counts["unmatched"] == 3 and counts["rejected"] == 0
+    # Elapsed as D-HH:MM:SS: 3-00:00:00 on 32 nodes with no GPU is 0 GPU-seconds
+    timeout = UsageRecord.objects.get(job_id="4103947")
+    assert (timeout.elapsed_seconds, timeout.gpu_seconds) == (3 * 86400, 0)
+    # the GPU-only line: gres/gpu=2 for 00:00:00
+    assert UsageRecord.objects.get(job_id="5692623").gpus == 2
+
+
+def test_running_and_pending_samples(reference_data):
+    make_cluster()
+    counts = import_sample("xdmod-slurm-non-ended-job-state.log", "--fields", XDMOD_FIELDS)
+    assert counts["unmatched"] == 2 and counts["rejected"] == 0
+    running = UsageRecord.objects.get(job_id="3451067")
+    assert (
+        running.running
+        and running.end is None
+        and running.elapsed_seconds == 22 * 3600 + 32 * 60 + 22
+    )
+    pending = UsageRecord.objects.get(job_id="3483276")
+    assert pending.start is None and pending.gpu_seconds == 0 and pending.elapsed_seconds == 0
+
+
+def test_unknown_state_names_are_kept_not_rejected(reference_data):
+    make_cluster()
+    counts = import_sample("xdmod-slurm-unknown-job-state.log", "--fields", XDMOD_FIELDS)
+    assert counts["rejected"] == 0
+    assert set(UsageRecord.objects.values_list("state", flat=True)) == {"FOO", "BAR"}
+
+
+def test_multibyte_job_names_survive(reference_data):
+    make_cluster()
+    import_sample("xdmod-slurm-utf8-multibyte-chars.log", "--fields", XDMOD_FIELDS)
+    assert UsageRecord.objects.get().job_name == "aàb"
+
+
+def test_pbs_sample(reference_data):
+    cluster = make_cluster()
+    make_allocation(cluster=cluster, account="caste")
+    counts = import_sample("xdmod-pbs-accounting-logs.log", "--format", "pbs")
+    # nine E records; job 6 is written twice (with and without the server suffix): one run
+    assert counts == {
+        "imported": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "steps_skipped": 0,
+        "unmatched": 6,
+        "rejected": 0,
+    }
+    assert UsageRecord.objects.count() == 8
+    gpu_job = UsageRecord.objects.get(job_id="3073070")
+    assert gpu_job.gpus == 4  # Resource_List.ngpus
+    assert gpu_job.elapsed_seconds == 10 * 3600 + 66  # resources_used.walltime 10:01:06
+    again = import_sample("xdmod-pbs-accounting-logs.log", "--format", "pbs")
+    assert again["imported"] == 0 and again["unchanged"] == 3 and again["unmatched"] == 6
+
+
+# --- re-imports, running jobs, requeues ----------------------------------------------------
+
+
+def test_running_then_completed_updates_the_record(tmp_path, leonardo):
+    running = sacct_line("100", state="RUNNING", end="Unknown", elapsed=3600)
+    assert summary(import_text(tmp_path, sacct_text(running))[0])["imported"] == 1
+    done = sacct_line("100", elapsed=7200)
+    counts = summary(import_text(tmp_path, sacct_text(done))[0])
+    assert (counts["imported"], counts["updated"]) == (0, 1)
+    record = UsageRecord.objects.get()
+    assert (record.running, record.gpu_seconds, record.state) == (False, 4 * 7200, "COMPLETED")
+
+
+def test_older_running_pull_after_completed_changes_nothing(tmp_path, leonardo):
+    import_text(tmp_path, sacct_text(sacct_line("100", elapsed=7200)))
+    stale = sacct_line("100", state="RUNNING", end="Unknown", elapsed=3600)
+    counts = summary(import_text(tmp_path, sacct_text(stale))[0])
+    assert (counts["updated"], counts["unchanged"]) == (0, 1)
+    assert total_gpu_seconds(leonardo) == 4 * 7200
+    assert not UsageRecord.objects.get().running
+
+
+def test_older_running_pull_after_newer_running_pull_changes_nothing(tmp_path, leonardo):
+    import_text(tmp_path, sacct_text(sacct_line("7", state="RUNNING", end="Unknown", elapsed=900)))
+    stale = sacct_line("7", state="RUNNING", end="Unknown", elapsed=300)
+    assert summary(import_text(tmp_path, sacct_text(stale))[0])["unchanged"] == 1
+    assert total_gpu_seconds(leonardo) == 4 * 900
+
+
+def test_pending_job_has_zero_usage_and_is_replaced_when_it_runs(tmp_path, leonardo):
+    pending = sacct_line("5", state="PENDING", start="Unknown", end="Unknown", elapsed=0)
+    import_text(tmp_path, sacct_text(pending))
+    assert UsageRecord.objects.get().gpu_seconds == 0
+    started = sacct_line("5", state="RUNNING", end="Unknown", elapsed=0)
+    assert summary(import_text(tmp_path, sacct_text(started))[0])["updated"] == 1
+    # and a stale pending pull does not undo the start
+    assert summary(import_text(tmp_path, sacct_text(pending))[0])["unchanged"] == 1
+    assert UsageRecord.objects.get().start is not None
+
+
+def test_requeued_runs_are_separate_records(tmp_path, leonardo):
+    first = sacct_line(
+        "300",
+        state="REQUEUED",
+        submit="2026-01-05T08:00:00",
+        start="2026-01-05T09:00:00",
+        end="2026-01-05T10:00:00",
+        elapsed=3600,
+    )
+    second = sacct_line(
+        "300",
+        submit="2026-01-05T10:00:05",
+        start="2026-01-05T10:05:00",
+        end="2026-01-05T12:05:00",
+        elapsed=7200,
+    )
+    counts = summary(import_text(tmp_path, sacct_text(first, second))[0])
+    assert counts["imported"] == 2
+    assert UsageRecord.objects.filter(job_id="300").count() == 2
+    assert total_gpu_seconds(leonardo) == 4 * (3600 + 7200)
+
+
+def test_arrays_and_het_jobs_are_separate_records_and_their_steps_skipped(tmp_path, leonardo):
+    text = sacct_text(
+        sacct_line("400_1", raw="401"),
+        sacct_line("400_1.batch", raw="401.batch"),
+        sacct_line("400_2", raw="402"),
+        sacct_line("500+0", raw="500"),
+        sacct_line("500+1", raw="501"),
+        sacct_line("500+1.0", raw="501.0"),
+    )
+    counts = summary(import_text(tmp_path, text)[0])
+    assert (counts["imported"], counts["steps_skipped"]) == (4, 2)
+    assert sorted(UsageRecord.objects.values_list("job_id", flat=True)) == [
+        "400_1",
+        "400_2",
+        "500+0",
+        "500+1",
+    ]
+
+
+def test_overlapping_windows_count_each_job_once(tmp_path, leonardo):
+    monday = sacct_text(
+        sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown", elapsed=60)
+    )
+    tuesday = sacct_text(sacct_line("2", elapsed=7200), sacct_line("3"))
+    import_text(tmp_path, monday)
+    counts = summary(import_text(tmp_path, tuesday)[0])
+    assert (counts["imported"], counts["updated"], counts["unchanged"]) == (1, 1, 0)
+    assert total_gpu_seconds(leonardo) == 3 * 4 * 7200
+
+
+def test_a_job_twice_in_one_input_is_counted_as_if_imported_twice(tmp_path, leonardo):
+    text = sacct_text(
+        sacct_line("9", state="RUNNING", end="Unknown", elapsed=60),
+        sacct_line("9", elapsed=7200),
+        sacct_line("9", state="RUNNING", end="Unknown", elapsed=60),
+        sacct_line("9", elapsed=7200),
+    )
+    counts = summary(import_text(tmp_path, text)[0])
+    assert (counts["imported"], counts["updated"], counts["unchanged"]) == (1, 1, 2)
+    assert total_gpu_seconds(leonardo) == 4 * 7200
+
+
+def test_counts_do_not_depend_on_the_batch_size(leonardo):
+    lines = [sacct_line(str(n), state="RUNNING", end="Unknown", elapsed=n) for n in range(1, 40)]
+    text = sacct_text(*lines, sacct_line("3", elapsed=99), sacct_line("4"), "garbage|line")
+    small = usage_import(cluster=leonardo, lines=text.splitlines(), source="command", batch_size=7)
+    UsageRecord.objects.all().delete()
+    large = usage_import(cluster=leonardo, lines=text.splitlines(), source="command")
+    assert small.summary == large.summary
+    assert large.summary == (
+        "imported=39 updated=2 unchanged=0 steps_skipped=0 unmatched=0 rejected=1"
+    )
+
+
+# --- unmatched accounts ----------------------------------------------------------------------
+
+
+def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_path, leonardo):
+    counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="newco")))[0])
+    assert counts["unmatched"] == 1
+    record = UsageRecord.objects.get()
+    assert record.allocation is None
+    # made another way than allocation_create (the ORM, a migration of data): nothing attributed
+    # its usage yet
+    allocation = Allocation.objects.create(
+        organisation=make_organisation(),
+        project="Project newco",
+        cluster=leonardo,
+        partition=leonardo.partitions.get(),
+        account="newco",
+        gpu_hours=1000,
+        start=days(-1),
+        end=days(90),
+        state=Allocation.State.ACTIVE,
+    )
+    # the next import (of anything) or report attributes it
+    assert usage_attribute(cluster=leonardo) == 1
+    record.refresh_from_db()
+    assert record.allocation == allocation
+    again = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="newco")))[0])
+    assert (again["unmatched"], again["unchanged"]) == (0, 1)
+
+
+def test_an_allocation_on_another_cluster_does_not_match(tmp_path, leonardo):
+    make_allocation(cluster="lumi", account="lumi_only")
+    counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="lumi_only")))[0])
+    assert counts["unmatched"] == 1
+    usage_attribute()
+    assert UsageRecord.objects.get().allocation is None
+
+
+# --- malformed input ------------------------------------------------------------------------
+
+
+def test_rejected_lines_are_reported_with_their_numbers(tmp_path, leonardo):
+    text = sacct_text(
+        sacct_line("1"),
+        sacct_line("2", start="yesterday"),
+        "only|three|fields",
+        sacct_line("3", tres="gres/gpu=lots"),
+    )
+    out, err = import_text(tmp_path, text)
+    assert summary(out) == {
+        "imported": 1,
+        "updated": 0,
+        "unchanged": 0,
+        "steps_skipped": 0,
+        "unmatched": 0,
+        "rejected": 3,
+    }
+    assert "line 3: rejected: Start 'yesterday' is not a date and time." in err
+    assert "line 4: rejected:" in err and "line 5: rejected:" in err
+    run = UsageImport.objects.get()
+    assert [entry["line"] for entry in run.rejected_lines] == [3, 4, 5]
+    assert run.status == "done" and run.source == "command"
+
+
+def test_header_without_required_fields_writes_nothing(tmp_path, leonardo):
+    with pytest.raises(CommandError, match="lacks required sacct fields: AllocTRES"):
+        import_text(tmp_path, "JobID|Account|Start|End|State\n1|acme_llm|x|y|COMPLETED\n")
+    assert not UsageImport.objects.exists() and not UsageRecord.objects.exists()
+
+
+def test_missing_file_is_an_error(leonardo):
+    with pytest.raises(CommandError, match="Cannot read"):
+        run_command("import_usage", "--cluster", "leonardo", "/no/such/file")
+
+
+def test_unknown_cluster_is_an_error(tmp_path, reference_data):
+    with pytest.raises(CommandError, match="Unknown cluster 'nowhere'"):
+        import_text(tmp_path, sacct_text(sacct_line("1")), cluster="nowhere")
+
+
+def test_unknown_time_zone_is_an_error(tmp_path, leonardo):
+    with pytest.raises(CommandError, match="not a known IANA time zone"):
+        import_text(tmp_path, sacct_text(sacct_line("1")), "--timezone", "Mars/Olympus")
+
+
+# --- field order, header-less input, time zones -------------------------------------------------
+
+
+def test_fields_in_any_order_with_a_header(tmp_path, leonardo):
+    text = (
+        "State|AllocTRES|End|Start|Account|JobIDRaw|Submit\n"
+        "COMPLETED|gres/gpu=2|2026-01-05T11:00:00|2026-01-05T10:00:00|acme_llm|77|"
+        "2026-01-05T09:00:00\n"
+    )
+    counts = summary(import_text(tmp_path, text)[0])
+    assert counts["imported"] == 1
+    assert UsageRecord.objects.get().gpu_seconds == 2 * 3600  # from End - Start
+
+
+def test_headerless_input_with_fields(tmp_path, leonardo):
+    text = "COMPLETED|77|acme_llm|2026-01-05T10:00:00|2026-01-05T11:00:00|gres/gpu=2|1:00:00\n"
+    out, _ = import_text(
+        tmp_path, text, "--fields", "State,JobID,Account,Start,End,AllocTRES,Elapsed"
+    )
+    assert summary(out)["imported"] == 1
+    assert UsageRecord.objects.get().gpu_seconds == 7200
+
+
+def test_times_default_to_the_site_zone_and_timezone_overrides(tmp_path, leonardo):
+    import_text(tmp_path, sacct_text(sacct_line("1", start="2026-01-05T09:00:00")))
+    # Leonardo is at CINECA, Bologna: 09:00 in Rome in January is 08:00 UTC
+    assert UsageRecord.objects.get(job_id="1").start == datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    import_text(tmp_path, sacct_text(sacct_line("2")), "--timezone", "UTC")
+    assert UsageRecord.objects.get(job_id="2").start == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def test_stdin_is_read_with_a_dash(monkeypatch, leonardo, tmp_path):
+    path = tmp_path / "stdin.txt"
+    path.write_text(sacct_text(sacct_line("1")), encoding="utf-8")
+    with path.open() as handle:
+        monkeypatch.setattr("sys.stdin", handle)
+        out, _ = run_command("import_usage", "--cluster", "leonardo", "-")
+    assert summary(out)["imported"] == 1
+
+
+def test_progress_is_reported_on_request(tmp_path, leonardo):
+    lines = [sacct_line(str(n)) for n in range(5)]
+    path = tmp_path / "big.txt"
+    path.write_text(sacct_text(*lines), encoding="utf-8")
+    run = usage_import(
+        cluster=leonardo,
+        lines=path.read_text().splitlines(),
+        source="command",
+        on_progress=seen.append if (seen := []) is not None else None,
+        progress_every=2,
+    )
+    assert run.imported == 5 and seen == [2, 4, 6]
+
+
+# --- set-based writes -------------------------------------------------------------------------
+
+
+def test_query_count_grows_with_batches_not_lines(leonardo):
+    # Two batches either way; SQLite splits an INSERT above 999 parameters, so the batches are
+    # kept small enough for one INSERT each on both databases.
+    def queries_for(count: int, batch_size: int) -> int:
+        UsageRecord.objects.all().delete()
+        text = sacct_text(*(sacct_line(str(n)) for n in range(count)))
+        cluster = Cluster.objects.get(pk=leonardo.pk)
+        with CaptureQueriesContext(connection) as captured:
+            run = usage_import(
+                cluster=cluster, lines=text.splitlines(), source="command", batch_size=batch_size
+            )
+        assert run.imported == count
+        return len(captured)
+
+    assert queries_for(4, batch_size=2) == queries_for(40, batch_size=20)
+
+
+def test_supersedes_rules():
+    def version(running: bool, elapsed: int, start=1) -> tuple:
+        values = dict.fromkeys(DATA_FIELDS, "")
+        values.update(running=running, elapsed_seconds=elapsed, start=start)
+        return tuple(values[name] for name in DATA_FIELDS)
+
+    assert supersedes(version(False, 10), version(True, 50))  # finished beats running
+    assert not supersedes(version(True, 50), version(False, 10))
+    assert supersedes(version(True, 20), version(True, 10))
+    assert not supersedes(version(True, 10), version(True, 20))
+    assert not supersedes(version(True, 0, None), version(True, 0, 1))  # stale pending
+    assert supersedes(version(True, 0, 1), version(True, 0, None))
+    assert not supersedes(version(False, 10), version(False, 10))  # identical
+    assert supersedes(version(False, 11), version(False, 10))  # a site's correction
+
+
+def test_parser_and_importer_agree_on_the_gpu_seconds_of_the_fox_sample(fox):
+    # hand count of GPU-seconds per account (ElapsedRaw x gres/gpu of the allocation lines):
+    #   ec313: 234+256+128+160+155+40+29+148+29+25+23+45 = 1272 (12 jobs, 1 GPU each)
+    #   ec35:  1389+127+13 = 1529 (typed gres/gpu:rtx30=1 next to gres/gpu=1: one GPU)
+    #   ec395: 206 (974804, gres/gpu:a100=1,gres/gpu=1) + 0 (the other job has no GPU)
+    #   others: no GPU at all
+    import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
+    per_account = dict(
+        UsageRecord.objects.values_list("account").annotate(s=Sum("gpu_seconds")).order_by()
+    )
+    assert {k: v for k, v in per_account.items() if v} == {
+        "ec313": 1272,
+        "ec35": 1529,
+        "ec395": 206,
+    }
+    with sample("sonar-fox-sacct.txt").open() as handle:
+        parsed = sum(
+            item.gpu_seconds
+            for item in parse_sacct(handle, tz=UTC, fields=FOX_FIELDS.split(","))
+            if hasattr(item, "gpu_seconds")
+        )
+    assert parsed == 1272 + 1529 + 206
+
+
+# --- parsing in a second process --------------------------------------------------------------
+
+
+def _mixed_pull() -> str:
+    lines = [sacct_line(str(n), state="RUNNING", end="Unknown", elapsed=n) for n in range(1, 30)]
+    lines += [sacct_line(f"{n}.batch", raw=f"{n}.batch") for n in range(1, 10)]
+    return sacct_text(
+        *lines,
+        "garbage|line",
+        sacct_line("3", elapsed=99),  # a run twice in one input: finished after running
+        sacct_line("40", account="newco"),
+        sacct_line("41", elapsed="lots"),
+        sacct_line("4"),
+    )
+
+
+def _stored_runs() -> list[tuple]:
+    return list(
+        UsageRecord.objects.order_by("job_key").values_list(
+            "job_key", *DATA_FIELDS, "allocation_id", "partition_id"
+        )
+    )
+
+
+def test_parsing_in_a_second_process_counts_and_reports_like_one_process(tmp_path, leonardo):
+    path = tmp_path / "pull.txt"
+    path.write_text(_mixed_pull(), encoding="utf-8")
+    outcomes = []
+    for parallel in (False, True):
+        UsageRecord.objects.all().delete()
+        rejected, progress = [], []
+        with path.open(encoding="utf-8", newline="") as handle:
+            run = usage_import(
+                cluster=leonardo,
+                lines=handle,
+                source="command",
+                batch_size=4,
+                parallel=parallel,
+                on_rejected=lambda item, seen=rejected: seen.append((item.line_no, item.reason)),
+                on_progress=progress.append,
+                progress_every=10,
+            )
+        outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][0] == (
+        "imported=29 updated=2 unchanged=0 steps_skipped=9 unmatched=1 rejected=2"
+    )
+    assert [line for line, _ in outcomes[1][2]] == [40, 43]
+    assert outcomes[1][3] == [10, 20, 30, 40]
+
+
+def test_an_error_while_parsing_in_the_second_process_fails_the_run(tmp_path, leonardo):
+    path = tmp_path / "pull.txt"
+    # the undecodable bytes come well after the first buffer the parent reads the header from
+    steps = [sacct_line(f"1.{n}", raw=f"1.{n}") for n in range(2_000)]
+    path.write_bytes(sacct_text(sacct_line("1"), *steps).encode() + b"\xff\n")
+    with (
+        path.open(encoding="utf-8", newline="") as handle,  # strict: undecodable bytes raise
+        pytest.raises(UnicodeDecodeError),
+    ):
+        usage_import(cluster=leonardo, lines=handle, source="command", parallel=True)
+    run = UsageImport.objects.get()
+    assert run.status == UsageImport.Status.FAILED
+    assert "UnicodeDecodeError" in run.error
+
+
+def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
+    name = "a\\b\tc\rd\\N"
+    text = sacct_text(sacct_line("1", name=name, user="x\\y"))
+    usage_import(cluster=leonardo, lines=text.split("\n"), source="command")
+    record = UsageRecord.objects.get()
+    assert (record.job_name, record.user) == (name, "x\\y")
+
+
+def test_copy_text_has_one_line_per_row_and_null_markers():
+    started = datetime(2026, 1, 5, 9, tzinfo=UTC)
+    rows = [
+        ("1@k", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
+        + (60, 4, 1, 240, None),
+        ("2@k", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started, started)
+        + (0, 0, 1, 0, 7),
+    ]
+    assert _copy_data(rows).decode().splitlines() == [
+        "1@k\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t1\t240\t\\N",
+        "2@k\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
+        "\t1767603600.0\t1767603600.0\t0\t0\t1\t0\t7",
+    ]
+
+
+# --- inputs that leave informative fields out --------------------------------------------------
+
+
+def test_a_narrower_field_list_keeps_what_it_does_not_report(leonardo):
+    full = sacct_text(sacct_line("7", energy="3600000", name="pretrain-7b", user="bob"))
+    usage_import(cluster=leonardo, lines=full.split("\n"), source="command")
+    narrow = "\n".join(
+        [
+            "JobIDRaw|Account|State|Submit|Start|End|ElapsedRaw|AllocTRES",
+            "7|acme_llm|COMPLETED|2026-01-05T08:00:00|2026-01-05T09:00:00|2026-01-05T11:00:00|"
+            "7000|gres/gpu=4",
+        ]
+    )
+    corrected = usage_import(cluster=leonardo, lines=narrow.split("\n"), source="command")
+    assert (corrected.updated, corrected.unchanged) == (1, 0)  # the elapsed time was corrected
+    record = UsageRecord.objects.get()
+    assert record.elapsed_seconds == 7000 and record.gpu_seconds == 4 * 7000
+    assert (record.energy_joules, record.job_name, record.user) == (3600000, "pretrain-7b", "bob")
+    assert record.partition_name == "boost_usr_prod" and record.partition is not None
+    again = usage_import(cluster=leonardo, lines=narrow.split("\n"), source="command")
+    assert (again.updated, again.unchanged) == (0, 1)
+    new_job = narrow.replace("\n7|", "\n8|")
+    usage_import(cluster=leonardo, lines=new_job.split("\n"), source="command")
+    fresh = UsageRecord.objects.get(job_id="8")
+    assert (fresh.energy_joules, fresh.job_name, fresh.partition_name) == (None, "", "")

@@ -1,0 +1,163 @@
+"""The call manager's ranking page and the decisions taken from it."""
+
+import pytest
+from django.urls import reverse
+
+from allocations.models import Allocation
+from systems.models import Partition
+from tests.conftest import client_for
+from tests.factories import GOOD_SCORES, make_application
+from vetting.models import Application, Decision
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fast_lane(open_call):
+    return open_call.access_modes.get(kind="fast_lane")
+
+
+@pytest.fixture
+def leonardo(open_call):
+    return Partition.objects.get(cluster__name="leonardo")
+
+
+def url(mode):
+    return reverse("ranking:mode", args=[mode.pk])
+
+
+@pytest.mark.parametrize("who", ["applicant", "reviewer", "operator"])
+def test_only_call_managers_see_the_ranking(client, request, fast_lane, who):
+    response = client_for(client, request.getfixturevalue(who)).get(url(fast_lane))
+    assert response.status_code in (302, 403)
+
+
+def test_ranking_orders_by_score_and_proposes_grants_within_capacity(
+    client,
+    applicant,
+    other_applicant,
+    open_call,
+    fast_lane,
+    reviewer,
+    other_reviewer,
+    call_manager,
+    leonardo,
+):
+    panel = [reviewer, other_reviewer]
+    weak = make_application(
+        applicant=applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
+        scores=({**GOOD_SCORES, "technical": 2}, None),
+        title="Weaker project",
+    )
+    strong = make_application(
+        applicant=other_applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
+        scores=({**GOOD_SCORES, "technical": 5}, None),
+        title="Stronger project",
+    )
+    waiting = make_application(
+        applicant=applicant,
+        call=open_call,
+        state="in_review",
+        organisation=weak.organisation,
+        title="Unreviewed",
+    )
+    response = client_for(client, call_manager).get(url(fast_lane))
+    content = response.content.decode()
+    assert content.index("Stronger project") < content.index("Weaker project")
+    assert content.index("Weaker project") < content.index("Unreviewed")
+    assert f'name="grant_{strong.pk}_{leonardo.pk}" value="20000"' in content
+    assert waiting.title in content
+
+
+def test_ranking_page_queries_do_not_grow_with_applications(
+    client, applicant, open_call, fast_lane, call_manager, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_application(applicant=applicant, call=open_call, state="in_review")
+    client_for(client, call_manager)
+    with CaptureQueriesContext(connection) as one:
+        client.get(url(fast_lane))
+    organisation = Application.objects.get().organisation
+    for number in range(4):
+        make_application(
+            applicant=applicant,
+            call=open_call,
+            state="in_review",
+            organisation=organisation,
+            title=f"Project {number}",
+        )
+    with django_assert_max_num_queries(len(one)):
+        client.get(url(fast_lane))
+
+
+def test_bulk_approve_from_the_ranking_creates_allocations(
+    client,
+    applicant,
+    other_applicant,
+    open_call,
+    fast_lane,
+    reviewer,
+    other_reviewer,
+    call_manager,
+    leonardo,
+):
+    panel = [reviewer, other_reviewer]
+    first = make_application(
+        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+    )
+    second = make_application(
+        applicant=other_applicant,
+        call=open_call,
+        reviewers=panel,
+        manager=call_manager,
+        state="reviewed",
+    )
+    client_for(client, call_manager).post(
+        url(fast_lane),
+        {
+            "selected": [first.pk, second.pk],
+            "decision": "approve",
+            "reason": "Selected by the panel.",
+            f"grant_{first.pk}_{leonardo.pk}": "20000",
+            f"grant_{second.pk}_{leonardo.pk}": "10,000",
+        },
+    )
+    assert Allocation.objects.filter(organisation=first.organisation).get().gpu_hours == 20_000
+    assert Allocation.objects.filter(organisation=second.organisation).get().gpu_hours == 10_000
+    assert Decision.objects.filter(outcome="approved").count() == 2
+
+
+def test_one_by_one_reject_needs_a_reason_and_reports_errors(
+    client, applicant, open_call, fast_lane, reviewer, other_reviewer, call_manager
+):
+    application = make_application(
+        applicant=applicant,
+        call=open_call,
+        reviewers=[reviewer, other_reviewer],
+        manager=call_manager,
+        state="reviewed",
+    )
+    client_for(client, call_manager)
+    response = client.post(
+        url(fast_lane),
+        {"selected": [application.pk], "decision": "reject", "reason": ""},
+        follow=True,
+    )
+    assert "Give a reason" in response.content.decode()
+    application.refresh_from_db()
+    assert application.state == Application.State.REVIEWED
+    client.post(
+        url(fast_lane), {"selected": [application.pk], "decision": "waitlist", "reason": "Full"}
+    )
+    application.refresh_from_db()
+    assert application.state == Application.State.WAITLISTED
