@@ -185,7 +185,8 @@ def _build(allocations: int, records: int) -> None:
 
 
 def _crossings(allocations: int) -> None:
-    """Push a fifth of the allocations past 75 % of their grant with one large job each."""
+    """Push a fifth of the allocations past their whole grant with one large job each: every
+    allocation level at once, and the exhaustion that blocks them."""
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -198,7 +199,7 @@ def _crossings(allocations: int) -> None:
             SELECT a.cluster_id, 'cross-' || a.id, a.account, a.id, a.partition_id,
                    'cross-' || a.id, 'u', '', 'big', 'COMPLETED', false,
                    TIMESTAMPTZ %s, TIMESTAMPTZ %s, TIMESTAMPTZ %s, 3600,
-                   1, 1, (a.gpu_hours * 3600 * 8) / 10, now()
+                   1, 1, (a.gpu_hours * 3600 * 21) / 20, now()
             FROM allocations_allocation a
             WHERE a.id %% %s = 0
             ON CONFLICT DO NOTHING
