@@ -337,11 +337,32 @@ def allocation_mark_exhausted(
             raise TransitionError(f"Allocation {locked.account} is already marked exhausted.")
         if locked.state == State.CLOSED:
             raise TransitionError(f"Allocation {locked.account} is closed.")
-        locked.exhausted_at = timezone.now()
-        locked.save(update_fields=["exhausted_at", "updated_at"])
-        allocation_event_record(locked, "exhausted", actor=actor, reason=reason)
+        allocations_mark_exhausted(reasons={locked.pk: reason}, actor=actor)
     allocation.refresh_from_db()
     return allocation
+
+
+def allocations_mark_exhausted(*, reasons: dict[int, str], actor=None) -> list[int]:
+    """The threshold check's set-based form of `allocation_mark_exhausted`: mark every
+    allocation in `reasons` (id -> reason) that is neither marked already nor closed, in a
+    fixed number of queries. Returns the ids it marked."""
+    if not reasons:
+        return []
+    with transaction.atomic():
+        ids = list(
+            Allocation.objects.select_for_update()
+            .filter(pk__in=reasons, exhausted_at=None)
+            .exclude(state=State.CLOSED)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        now = timezone.now()
+        Allocation.objects.filter(pk__in=ids).update(exhausted_at=now, updated_at=now)
+        AllocationEvent.objects.bulk_create(
+            AllocationEvent(allocation_id=pk, action="exhausted", actor=actor, reason=reasons[pk])
+            for pk in ids
+        )
+    return ids
 
 
 def _exhausted_clear(locked: Allocation, *, actor, reason: str) -> None:

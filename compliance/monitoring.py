@@ -211,9 +211,10 @@ def _new_alerts(candidates: list[Alert]) -> list[Alert]:
 
 
 def _block_exhausted(alerts: list[Alert]) -> list[Allocation]:
-    from allocations.services import allocation_mark_exhausted
+    from allocations.services import allocations_mark_exhausted
 
-    blocked = []
+    candidates: dict[int, Allocation] = {}
+    reasons: dict[int, str] = {}
     for alert in alerts:
         allocation = alert.allocation
         if alert.scope != Scope.ALLOCATION or alert.level != "allocation_100":
@@ -221,16 +222,12 @@ def _block_exhausted(alerts: list[Alert]) -> list[Allocation]:
         call = allocation.access_mode.call if allocation.access_mode_id else None
         if call is not None and not call.block_at_full_use:
             continue
-        if allocation.exhausted_at is None and allocation.state != Allocation.State.CLOSED:
-            allocation_mark_exhausted(
-                allocation=allocation,
-                actor=None,
-                reason=(
-                    f"Grant fully used ({alert.value:.1%} of {allocation.gpu_hours:,} GPU-hours)."
-                ),
-            )
-            blocked.append(allocation)
-    return blocked
+        candidates[allocation.pk] = allocation
+        reasons[allocation.pk] = (
+            f"Grant fully used ({alert.value:.1%} of {allocation.gpu_hours:,} GPU-hours)."
+        )
+    marked = allocations_mark_exhausted(reasons=reasons)
+    return [candidates[pk] for pk in marked]
 
 
 def _method(policy: ThresholdPolicy) -> str:

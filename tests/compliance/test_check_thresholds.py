@@ -513,3 +513,27 @@ def test_an_exhausted_allocation_is_blocked_by_the_next_commands_export(referenc
     assert blocking == [
         "sacctmgr -i modify account where name=burnt cluster=vega set GrpSubmitJobs=0"
     ]
+
+
+def _exhaust(org, accounts: range) -> None:
+    for i in accounts:
+        make_usage_record(
+            allocation=make_allocation(
+                organisation=org, cluster="vega", account=f"x{i}", gpu_hours=1_000
+            ),
+            gpu_seconds=1_100 * 3600,
+        )
+
+
+def test_query_count_does_not_grow_with_the_allocations_that_cross_a_level(reference_data):
+    org = make_organisation(registration_id="FI-X")
+    _exhaust(org, range(2))
+    with CaptureQueriesContext(connection) as few:
+        thresholds_check(today=TODAY)
+    _exhaust(org, range(2, 20))
+    with CaptureQueriesContext(connection) as many:
+        result = thresholds_check(today=TODAY)
+
+    assert len(result.exhausted) == 18
+    assert Allocation.objects.filter(exhausted_at__isnull=False).count() == 20
+    assert len(many) == len(few)
