@@ -12,8 +12,9 @@ Pure functions over lines of text, no Django and no I/O: the usage import stream
 Blank lines and sacct's header line yield nothing. Input that cannot be read at all (a header
 or field list without the required fields, an empty field name or delimiter, a time format
 that names no full date) raises `AccountingFormatError` before any line is yielded. Anything
-wrong with one line - a NUL byte, a number past 64 bits, ten years of elapsed time, more GPUs
-than any job has, a line over `LINE_LENGTH_LIMIT` characters - rejects that line alone.
+wrong with one line - a NUL byte, a number past 64 bits, a reported elapsed time over ten
+years, more GPUs than any job has, a line over `LINE_LENGTH_LIMIT` characters - rejects that
+line alone, with its number.
 
 Speed matters: an import of a million jobs plus two million step lines must parse in a few
 seconds, so step lines are recognised from their id field alone, the UTC offset of local
@@ -54,8 +55,9 @@ __all__ = [
     "parse_time",
 ]
 
-# A line longer than this (in characters) is rejected unread. The longest real lines are PBS
-# records of jobs on thousands of nodes (exec_host lists every CPU), about 100 kB.
+# A line longer than this (in characters) is rejected unread. sacct lines are short; PBS lines
+# grow with the job: TORQUE's exec_host names every core (`n01/0+n01/1+...`), so a job on
+# some 80,000 cores writes a megabyte. Both parsers take a `max_line_length` of their own.
 LINE_LENGTH_LIMIT = 1_000_000
 # More scheduler GPUs than one job can hold on any machine this product serves; the check
 # against the partition's real size comes later, in the import.
@@ -125,6 +127,12 @@ class JobRecord(NamedTuple):
         """Whole GPUs plus each MIG slice's share of a GPU, by `profiles` (see
         `gpu_equivalents`; default `MIG_PROFILES`). Raises UnknownSliceProfile."""
         return gpu_equivalents(self.gpu_types, self.gpus + self.gpu_slices, profiles)
+
+
+# JobRecord(a, b, ...) goes through the Python-level __new__ that NamedTuple generates, which
+# binds every field as an argument; building the tuple directly costs a third as much. The
+# readers below fill every field, in order.
+_new_record = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,8 +726,9 @@ def parse_sacct(
     `delimiter` is what was given to `sacct --delimiter` (one or more characters, `☃` too);
     by default `|`, or, with a header that has no `|`, the run of characters between its first
     two field names. Times: see `parse_time`; `time_format` is the SLURM_TIME_FORMAT that
-    sacct ran with when it was neither unset, `standard` nor `%s`. A line longer than
-    `max_line_length` characters is rejected without being split.
+    sacct ran with, needed only when it was neither unset, `standard` nor `%s`. A line longer
+    than `max_line_length` characters is rejected without being split (a step line is
+    skipped as ever: only its id field is looked at).
 
     Job key: `JobIDRaw@<Submit in UTC, ISO 8601>`, or `JobIDRaw` alone without a Submit.
     JobIDRaw is unique per job but not per run: `sacct -D` lists each requeued run of a job
@@ -734,9 +743,10 @@ def parse_sacct(
 
     GPUs come from the first of these that lists a GPU entry: `AllocTRES`, `AllocGRES`, and,
     for a job that never ran (no Start, or no time elapsed: cancelled while pending),
-    `ReqTRES` and `ReqGRES`. A line where every one of them is absent or empty gets 0 GPUs and
-    `no_gpu_field`; a line whose field lists resources but no GPU (`cpu=4,mem=8G,node=1`) is a
-    CPU job. MIG slices are kept apart in `gpu_types`, see `gpu_equivalents`.
+    `ReqTRES` and `ReqGRES` (what a job that ran asked for is not what it had). A line where
+    every field that applies is absent or empty gets 0 GPUs and `no_gpu_field`; a line whose
+    field lists resources but no GPU (`cpu=4,mem=8G,node=1`) is a CPU job. MIG slices are kept
+    apart in `gpu_types`, see `gpu_equivalents`.
 
     `on_fields(names)` is called once the fields of the input are known (the header read, or
     `fields` checked), before the first record, with the canonical names of those present.
@@ -1221,26 +1231,29 @@ def _sacct_line_reader(
 
         job_key = job_id_raw if submit is None else f"{job_id_raw}@{utc_iso(submit_text, submit)}"
 
-        return JobRecord(
-            line_no,
-            job_key,
-            job_id_raw,
-            job_id,
-            account,
-            user,
-            partition,
-            state,
-            submit,
-            start,
-            end,
-            elapsed,
-            gpus,
-            nodes,
-            energy,
-            job_name,
-            running,
-            gpu_types,
-            no_gpu_field,
+        return _new_record(
+            JobRecord,
+            (
+                line_no,
+                job_key,
+                job_id_raw,
+                job_id,
+                account,
+                user,
+                partition,
+                state,
+                submit,
+                start,
+                end,
+                elapsed,
+                gpus,
+                nodes,
+                energy,
+                job_name,
+                running,
+                gpu_types,
+                no_gpu_field,
+            ),
         )
 
     return read_line
@@ -1529,26 +1542,29 @@ def _pbs_run_record(
     job_key = f"{job_id}@{start_key}" if start_key else job_id
     if rerun:
         job_key += "/R"
-    return JobRecord(
-        line_no,
-        job_key,
-        job_id_raw,
-        job_id,
-        account,
-        get("user") or "",
-        get("queue") or "",
-        state,
-        submit,
-        start,
-        end,
-        elapsed,
-        gpus,
-        nodes,
-        None,
-        get("jobname") or "",
-        False,
-        (),
-        no_gpu_field,
+    return _new_record(
+        JobRecord,
+        (
+            line_no,
+            job_key,
+            job_id_raw,
+            job_id,
+            account,
+            get("user") or "",
+            get("queue") or "",
+            state,
+            submit,
+            start,
+            end,
+            elapsed,
+            gpus,
+            nodes,
+            None,
+            get("jobname") or "",
+            False,
+            (),
+            no_gpu_field,
+        ),
     )
 
 

@@ -427,6 +427,14 @@ def test_a_job_record_is_built_with_every_field_and_cannot_change():
     assert job._replace(gpus=4).gpu_seconds == 4 * 3600
 
 
+def test_both_readers_build_records_with_every_field():
+    pbs_line = "01/01/2024 01:00:00;E;8.s;user=u account=acme start=1704067200 end=1704070800\n"
+    for job in (only_job(sacct_line()), *parse_pbs([pbs_line], tz=UTC)):
+        assert type(job) is JobRecord
+        assert len(job) == len(JobRecord._fields)
+        assert job == JobRecord(*job)
+
+
 # --- sacct: rejected lines -------------------------------------------------------------------
 
 
