@@ -158,6 +158,8 @@ def _parsed(
     tz: tzinfo,
     fields: list[str] | str | None,
     kept: set[str],
+    delimiter: str | None = None,
+    time_format: str | None = None,
 ) -> Iterator:
     """The parsed items; `kept` receives the DATA_FIELDS the input cannot speak for."""
 
@@ -165,10 +167,19 @@ def _parsed(
         kept.update(field for name, field in KEPT_WHEN_ABSENT.items() if name not in present)
 
     if input_format == "sacct":
-        items = parse_sacct(lines, tz=tz, fields=fields, on_fields=absent)
+        items = parse_sacct(
+            lines,
+            tz=tz,
+            fields=fields,
+            on_fields=absent,
+            delimiter=delimiter,
+            time_format=time_format,
+        )
     elif input_format == "pbs":
         if fields:
             raise UsageImportError("--fields applies to sacct input only.")
+        if delimiter is not None or time_format is not None:
+            raise UsageImportError("--delimiter and --time-format apply to sacct input only.")
         items = parse_pbs(lines, tz=tz)
     else:
         raise UsageImportError(
@@ -230,6 +241,8 @@ def usage_import(
     input_format: str = "sacct",
     tz: tzinfo | str | None = None,
     fields: list[str] | str | None = None,
+    delimiter: str | None = None,
+    time_format: str | None = None,
     source: str,
     actor=None,
     site_token=None,
@@ -243,7 +256,9 @@ def usage_import(
     """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
 
     Raises `UsageImportError` (nothing written) when the input cannot be read at all: an
-    unknown format or time zone, a header or field list lacking required fields.
+    unknown format or time zone, a header or field list lacking required fields, an empty
+    delimiter or a time format that cannot be read back. `delimiter` and `time_format` are
+    what sacct ran with (`--delimiter`, SLURM_TIME_FORMAT); see `parse_sacct`.
     `on_rejected` is called for every rejected line (the run keeps the first 1,000);
     `on_progress(line_no)` about every `progress_every` lines.
     `parallel`: parse in a forked process while this one writes (default: on PostgreSQL when
@@ -255,7 +270,7 @@ def usage_import(
         fields = [name for name in fields.split(",") if name.strip()] or None
     kept: set[str] = set()
     try:
-        items = _parsed(lines, input_format, tz, fields, kept)
+        items = _parsed(lines, input_format, tz, fields, kept, delimiter, time_format)
         # The header is read with the first item: a bad one must fail before anything is written.
         first = next(items, None)
     except AccountingFormatError as exc:

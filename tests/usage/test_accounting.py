@@ -1,25 +1,43 @@
-"""The pure accounting parser: sacct and PBS lines in, job records out. No database."""
+"""The pure accounting parser: sacct and PBS lines in, job records out. No database, except in
+the last section: import_usage handing its reading options to the parser."""
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.management import CommandError
 
-from tests.usage.sacct import FOX_FIELDS, SAMPLES, XDMOD_FIELDS
+from systems.models import Cluster
+from tests.factories import make_allocation
+from tests.usage.sacct import FOX_FIELDS, SAMPLES, XDMOD_FIELDS, run_command
 from usage.accounting import (
+    ELAPSED_LIMIT_SECONDS,
+    GPU_CEILING,
+    LINE_LENGTH_LIMIT,
+    MIG_PROFILES,
     SACCT_REQUIRED,
     AccountingFormatError,
     JobRecord,
     Rejected,
     StepSkipped,
+    UnknownSliceProfile,
+    account_key,
+    account_problem,
+    gpu_equivalents,
+    mig_profile,
+    parse_alloc_gres_gpus,
     parse_alloc_tres_gpus,
     parse_elapsed,
     parse_pbs,
     parse_sacct,
     parse_time,
 )
+from usage.models import UsageImport, UsageRecord
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "accounting"
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -411,6 +429,14 @@ def test_a_job_record_is_built_with_every_field_and_cannot_change():
     assert job._replace(gpus=4).gpu_seconds == 4 * 3600
 
 
+def test_both_readers_build_records_with_every_field():
+    pbs_line = "01/01/2024 01:00:00;E;8.s;user=u account=acme start=1704067200 end=1704070800\n"
+    for job in (only_job(sacct_line()), *parse_pbs([pbs_line], tz=UTC)):
+        assert type(job) is JobRecord
+        assert len(job) == len(JobRecord._fields)
+        assert job == JobRecord(*job)
+
+
 # --- sacct: rejected lines -------------------------------------------------------------------
 
 
@@ -494,12 +520,13 @@ def test_field_list_with_an_empty_name_is_refused():
 
 
 def test_required_fields_are_jobid_account_start_end_or_elapsed_tres_and_state():
+    # CONTRACT.md: the GPUs in AllocTRES or AllocGRES (older Slurm prints only the latter)
     assert SACCT_REQUIRED == (
         ("JobIDRaw", "JobID"),
         ("Account",),
         ("Start",),
         ("End", "ElapsedRaw", "Elapsed"),
-        ("AllocTRES",),
+        ("AllocTRES", "AllocGRES"),
         ("State",),
     )
 
@@ -788,3 +815,731 @@ def test_pbs_torque_gpus_are_per_node_in_the_nodes_spec():
     (job,) = parse_pbs([line], tz=BUFFALO)
     # 2 nodes x 4 GPUs + 1 named node x 2 GPUs, for end - start = 3600 s
     assert (job.nodes, job.gpus, job.gpu_seconds) == (3, 10, 10 * 3600)
+
+
+# --- account names ---------------------------------------------------------------------------
+
+
+def fixture_lines(name: str) -> list[str]:
+    with (FIXTURES / name).open(encoding="utf-8", newline="") as lines:
+        return list(lines)
+
+
+@pytest.mark.parametrize(
+    "account", ["ec110-guest", "ai.lab_2", "_shared", "2024ai", "SCSG0001", "ærø-lab", "a"]
+)
+def test_every_account_name_a_scheduler_accepts_is_kept_as_printed(account):
+    assert account_problem(account) is None
+    assert only_job(sacct_line(Account=account)).account == account
+
+
+def test_account_key_matches_slurms_lower_case_with_the_name_as_granted():
+    # sacct(1): "The contents of Slurm's database are maintained in lower case"
+    assert account_key("SCSG0001") == account_key("scsg0001") == "scsg0001"
+    assert only_job(sacct_line(Account="Ec110-Guest")).account_key == "ec110-guest"
+
+
+@pytest.mark.parametrize(
+    ("account", "what"),
+    [
+        ("acme llm", "whitespace"),
+        ("acme\tllm", "whitespace"),
+        ("acme\u00a0llm", "whitespace"),
+        ("acme\x1bllm", "a control character"),
+        ("acme\u200bllm", "a control character"),
+    ],
+)
+def test_account_with_whitespace_or_control_characters_is_rejected_saying_which(account, what):
+    rejected = only_rejection(sacct_line(Account=account))
+    assert rejected.line_no == 2
+    assert rejected.reason == f"Job 123 has an account with {what} in it: {account!r}."
+
+
+def test_only_the_bad_account_line_is_rejected():
+    results = parse(sacct_line(Account="a b"), sacct_line(JobID="124", JobIDRaw="124"))
+    assert [type(result) for result in results] == [Rejected, JobRecord]
+
+
+# --- GPUs: TRES, GRES, requests, no GPU field ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gres", "gpus"),
+    [
+        ("gpu:2", 2),
+        ("gpu:tesla:2", 2),
+        ("gpu:2(IDX:0-1)", 2),
+        ("gpu:tesla:3(IDX:0,2-3)", 3),  # the index list holds a comma of its own
+        ("gpu:tesla:2,gpu:2", 2),  # the untyped total, the typed entry not added to it
+        ("gpu:k80:2,gpu:p100:1", 3),
+        ("gres:gpu:4", 4),
+        ("gpu", 1),
+        ("mps:100,gpu:1", 1),
+        ("mps:100", 0),
+        ("", 0),
+    ],
+)
+def test_gres_strings_of_older_slurm_give_the_gpu_count(gres, gpus):
+    assert parse_alloc_gres_gpus(gres) == gpus
+
+
+def test_header_without_alloctres_is_read_from_allocgres():
+    lines = [
+        "JobID|Account|State|Start|End|AllocGRES\n",
+        "7|chem|COMPLETED|2017-03-01T10:00:00|2017-03-01T11:00:00|gpu:2(IDX:0-1)\n",
+    ]
+    (job,) = parse_sacct(lines, tz=UTC)
+    assert (job.gpus, job.gpu_seconds, job.no_gpu_field) == (2, 2 * 3600, False)
+
+
+def test_header_with_neither_alloctres_nor_allocgres_is_refused_naming_both():
+    with pytest.raises(AccountingFormatError, match="AllocTRES or AllocGRES"):
+        list(parse_sacct(["JobID|Account|State|Start|End|ReqTRES\n"], tz=UTC))
+
+
+def test_allocgres_sample_of_a_site_without_gpus_in_its_tres():
+    results = list(parse_sacct(fixture_lines("sacct-allocgres.txt"), tz=UTC))
+    assert results[-1] == StepSkipped(line_no=7)
+    jobs = {job.job_id: job for job in results[:-1]}
+    # AllocTRES lists CPUs and memory only: AccountingStorageTRES did not track gres/gpu
+    assert (jobs["812"].gpus, jobs["812"].gpu_seconds) == (2, 2 * 7200)
+    assert (jobs["813"].gpus, jobs["813"].gpu_types) == (4, (("k80", 4),))
+    assert (jobs["814"].gpus, jobs["814"].elapsed_seconds) == (3, 600)  # Elapsed 10:00
+    pending = jobs["815"]  # never ran: what it asked for, ReqGRES gpu:2
+    assert (pending.gpus, pending.gpu_seconds, pending.no_gpu_field) == (2, 0, False)
+    cpu_job = jobs["816"]  # AllocTRES says what it had, and no GPU is among it
+    assert (cpu_job.gpus, cpu_job.no_gpu_field) == (0, False)
+
+
+REQ_HEADER = "JobID|Account|State|Start|End|ElapsedRaw|ReqTRES|AllocTRES\n"
+
+
+def test_pending_job_takes_its_gpus_from_what_it_requested():
+    line = "8|acme|PENDING|Unknown|Unknown|0|billing=4,cpu=4,gres/gpu=4,node=1|\n"
+    (job,) = parse_sacct([REQ_HEADER, line], tz=UTC)
+    assert (job.gpus, job.gpu_seconds, job.no_gpu_field) == (4, 0, False)
+
+
+def test_job_cancelled_before_it_started_takes_its_gpus_from_what_it_requested():
+    # Slurm sets Start to the cancel time of a job cancelled while pending, with no time elapsed
+    line = "9|acme|CANCELLED by 1000|2024-11-13T09:00:00|2024-11-13T09:00:00|0|gres/gpu=2|\n"
+    (job,) = parse_sacct([REQ_HEADER, line], tz=UTC)
+    assert (job.state, job.gpus, job.gpu_seconds) == ("CANCELLED", 2, 0)
+
+
+def test_job_that_ran_is_not_given_the_gpus_it_requested():
+    line = "10|acme|COMPLETED|2024-11-13T09:00:00|2024-11-13T10:00:00|3600|gres/gpu=2|\n"
+    (job,) = parse_sacct([REQ_HEADER, line], tz=UTC)
+    assert (job.gpus, job.gpu_seconds, job.no_gpu_field) == (0, 0, True)
+
+
+def test_allocation_wins_over_the_request():
+    line = "11|acme|COMPLETED|2024-11-13T09:00:00|2024-11-13T10:00:00|3600|gres/gpu=2|gres/gpu=4\n"
+    (job,) = parse_sacct([REQ_HEADER, line], tz=UTC)
+    assert job.gpus == 4
+
+
+def test_line_without_any_gpu_field_has_zero_gpus_and_says_so():
+    job = only_job(sacct_line(AllocTRES=""))
+    assert (job.gpus, job.gpu_seconds, job.no_gpu_field) == (0, 0, True)
+
+
+def test_cpu_job_whose_tres_names_no_gpu_has_a_gpu_field():
+    job = only_job(sacct_line(AllocTRES="billing=6,cpu=6,mem=10000M,node=1"))
+    assert (job.gpus, job.no_gpu_field, job.gpu_types) == (0, False, ())
+
+
+def test_typed_entries_are_kept_on_the_record():
+    job = only_job(sacct_line(AllocTRES="cpu=8,gres/gpu:a100=2,gres/gpu:v100=1,node=1"))
+    assert (job.gpus, job.gpu_types) == (3, (("a100", 2), ("v100", 1)))
+    job = only_job(sacct_line(AllocTRES="billing=19,cpu=1,gres/gpu:a100=1,gres/gpu=1,node=1"))
+    assert (job.gpus, job.gpu_types) == (1, (("a100", 1),))
+
+
+def test_gpu_count_over_the_ceiling_is_rejected_with_its_line_number():
+    results = parse(
+        sacct_line(AllocTRES=f"cpu=1,gres/gpu={GPU_CEILING + 1},node=1"),
+        sacct_line(JobID="124", JobIDRaw="124", AllocTRES=f"gres/gpu={GPU_CEILING}"),
+    )
+    assert results[0].line_no == 2
+    assert (
+        results[0].reason
+        == f"Job 123 has 4,097 GPUs, more than the {GPU_CEILING:,} any job can hold."
+    )
+    assert results[1].gpus == GPU_CEILING
+
+
+def test_gpu_count_past_64_bits_is_rejected_not_raised():
+    rejected = only_rejection(sacct_line(AllocTRES="gres/gpu=99999999999999999999999"))
+    assert rejected.reason.startswith("AllocTRES 'gres/gpu=99999999999999999999999'")
+    assert "out of range" in rejected.reason
+
+
+# --- GPUs: MIG slices ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("gpu_type", "profile"),
+    [
+        ("1g.10gb", "1g.10gb"),
+        ("3g.40gb", "3g.40gb"),
+        ("1g.10gb+me", "1g.10gb+me"),
+        ("a100_2g.20gb", "2g.20gb"),
+        ("nvidia_a100-sxm4-80gb_3g.40gb", "3g.40gb"),
+        ("1c.3g.40gb", "1c.3g.40gb"),
+        ("7G.80GB", "7g.80gb"),
+        ("a100", None),
+        ("h100", None),
+        ("rtx30", None),
+        ("a100-80gb", None),
+    ],
+)
+def test_mig_slice_types_are_told_from_whole_cards_by_their_profile_name(gpu_type, profile):
+    assert mig_profile(gpu_type) == profile
+
+
+def test_seven_1g_slices_are_one_gpu_not_seven_nor_fourteen():
+    tres = "billing=7,cpu=7,gres/gpu:1g.10gb=7,gres/gpu=7,mem=56G,node=1"
+    assert parse_alloc_tres_gpus(tres) == 0  # no whole GPU
+    job = only_job(sacct_line(AllocTRES=tres))
+    assert (job.gpus, job.gpu_types, job.gpu_slices) == (0, (("1g.10gb", 7),), 7)
+    assert job.gpu_share() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("typed", "untyped", "share"),
+    [
+        ({"1g.10gb": 7}, 7, 1.0),
+        ({"1g.10gb": 1}, 1, 1 / 7),
+        ({"3g.40gb": 2}, 2, 6 / 7),
+        ({"4g.40gb": 1, "3g.40gb": 1}, 2, 1.0),
+        ({"7g.80gb": 1}, 1, 1.0),
+        ({"a100_2g.20gb": 1}, None, 2 / 7),  # no untyped total listed
+        ({"a100": 1, "2g.20gb": 1}, 2, 1 + 2 / 7),
+        ({"a100": 2}, None, 2.0),
+        ({"a100": 1}, 1, 1.0),
+        ({}, 4, 4.0),
+        ({}, None, 0.0),
+    ],
+)
+def test_gpu_equivalents_count_slices_by_their_share_and_whole_cards_once(typed, untyped, share):
+    assert gpu_equivalents(typed, untyped, MIG_PROFILES) == pytest.approx(share)
+    assert gpu_equivalents(list(typed.items()), untyped) == pytest.approx(share)
+
+
+def test_a_partitions_own_slice_profiles_replace_the_a100_table():
+    a30 = {"1g": 1 / 4, "2g": 2 / 4, "4g": 1.0}  # an A30 has four compute slices
+    assert gpu_equivalents({"1g.6gb": 3}, 3, a30) == pytest.approx(0.75)
+    exact = {"1g.10gb": 0.1, "1g": 1 / 7}  # a full profile name wins over its compute part
+    assert gpu_equivalents({"1g.10gb": 2, "1g.20gb": 1}, 3, exact) == pytest.approx(0.2 + 1 / 7)
+
+
+@pytest.mark.parametrize(
+    ("typed", "profiles", "named"),
+    [
+        ({"1c.3g.40gb": 1}, None, "'1c.3g.40gb'"),
+        ({"a100_5g.50gb": 1}, None, "'5g.50gb'"),
+        ({"2g.12gb": 1}, {"1g": 0.25}, "'2g.12gb'"),
+    ],
+)
+def test_unknown_slice_profile_is_an_error_that_names_it(typed, profiles, named):
+    with pytest.raises(UnknownSliceProfile, match=named):
+        gpu_equivalents(typed, 1, profiles)
+
+
+def test_mig_sample_keeps_slices_apart_for_the_partition_to_weigh():
+    jobs = {job.job_id: job for job in parse_sacct(fixture_lines("sacct-mig.txt"), tz=UTC)}
+    assert {job_id: job.gpus for job_id, job in jobs.items()} == {
+        "5000001": 0,
+        "5000002": 0,
+        "5000003": 0,
+        "5000004": 1,  # a whole A100 next to a 2g slice
+        "5000005": 0,
+        "5000006": 0,
+    }
+    shares = {job_id: job.gpu_share() for job_id, job in jobs.items() if job_id != "5000006"}
+    assert shares == pytest.approx(
+        {"5000001": 1 / 7, "5000002": 1.0, "5000003": 6 / 7, "5000004": 1 + 2 / 7, "5000005": 2 / 7}
+    )
+    assert jobs["5000005"].gpu_types == (("1g.10gb", 2),)  # pending: from ReqTRES
+    with pytest.raises(UnknownSliceProfile, match="1c.3g.40gb"):
+        jobs["5000006"].gpu_share()
+    assert jobs["5000006"].gpu_share({"1c.3g": 1 / 7}) == pytest.approx(1 / 7)
+
+
+# --- delimiters and the header ---------------------------------------------------------------
+
+
+def test_multibyte_delimiter_of_sacct_parsable_is_read_from_the_header():
+    # sacct -p --delimiter=☃: the header and every line end with the delimiter
+    results = list(parse_sacct(fixture_lines("sacct-snowman-parsable.txt"), tz=UTC))
+    assert [type(result) for result in results] == [
+        JobRecord,
+        StepSkipped,
+        StepSkipped,
+        JobRecord,
+        JobRecord,
+    ]
+    first, _, _, cancelled, timeout = results
+    assert (first.account, first.job_name, first.gpus) == ("ec110-guest", "train.py", 2)
+    assert (cancelled.account, cancelled.job_name, cancelled.state) == (
+        "2024ai",
+        "eval|ablation",  # a | in a job name is data under another delimiter
+        "CANCELLED",
+    )
+    assert (timeout.account, timeout.gpu_seconds, timeout.nodes) == ("ai.lab_2", 8 * 14400, 2)
+
+
+def test_given_delimiter_reads_the_same_as_a_detected_one():
+    lines = fixture_lines("sacct-snowman-parsable.txt")
+    assert list(parse_sacct(lines, tz=UTC, delimiter="☃")) == list(parse_sacct(lines, tz=UTC))
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "<>", "☃☃"])
+def test_any_delimiter_with_and_without_a_trailing_one(delimiter):
+    header = HEADER.replace("|", delimiter)
+    line = sacct_line(JobName="eval.v2").rstrip("\n").replace("|", delimiter)
+    for trailing in ("", delimiter):
+        lines = [header + trailing + "\n", line + trailing + "\n"]
+        (job,) = parse_sacct(lines, tz=OSLO, delimiter=delimiter)
+        assert (job.job_name, job.gpu_seconds) == ("eval.v2", 8 * 3600)
+        (detected,) = parse_sacct(lines, tz=OSLO)
+        assert detected == job
+
+
+def test_step_detection_reads_the_job_id_field_only_under_another_delimiter():
+    # with --fields and a delimiter that is not |, a dot elsewhere in the line made it a step
+    fields = HEADER.replace("|", ",")
+    job = sacct_line(JobName="train.py", AllocTRES="cpu=1,gres/gpu=1,mem=1.5G").replace("|", ";")
+    step = sacct_line(JobID="123.batch", JobIDRaw="123.batch").replace("|", ";")
+    results = list(parse_sacct([job, step], tz=OSLO, fields=fields, delimiter=";"))
+    assert [type(result) for result in results] == [JobRecord, StepSkipped]
+    assert results[0].job_name == "train.py"
+
+
+def test_step_detection_with_the_job_id_in_the_last_field():
+    lines = ["Account;State;Start;End;AllocTRES;JobID\n", "a;COMPLETED;x;y;z;77.batch\n"]
+    assert list(parse_sacct(lines, tz=OSLO, delimiter=";")) == [StepSkipped(line_no=2)]
+    lines = ["Account;State;Start;End;AllocTRES;JobID;\n", "a;COMPLETED;x;y;z;77.batch;\n"]
+    assert list(parse_sacct(lines, tz=OSLO, delimiter=";")) == [StepSkipped(line_no=2)]
+
+
+def test_line_the_delimiter_does_not_split_is_rejected_not_taken_for_a_step():
+    # data printed with ; read as |: the dots in the job name must not make it a step
+    line = sacct_line(JobName="train.py").replace("|", ";")
+    (rejected,) = parse_sacct([line], tz=OSLO, fields=HEADER.split("|"))
+    assert rejected.reason == (
+        "The line has 1 fields but --fields names 14. Are its fields separated by '|'"
+        " (sacct --delimiter)?"
+    )
+
+
+@pytest.mark.parametrize("delimiter", ["", "\n", "|\r"])
+def test_empty_or_line_breaking_delimiter_is_refused_at_once(delimiter):
+    with pytest.raises(AccountingFormatError, match="delimiter"):
+        parse_sacct([], tz=OSLO, delimiter=delimiter)
+
+
+def test_header_that_the_delimiter_does_not_split_says_to_give_the_delimiter():
+    header = HEADER.replace("|", "XX")  # letters: not told apart from the names
+    with pytest.raises(AccountingFormatError, match="give the delimiter passed to sacct"):
+        list(parse_sacct([header + "\n"], tz=OSLO))
+    (job,) = parse_sacct([header + "\n", sacct_line().replace("|", "XX")], tz=OSLO, delimiter="XX")
+    assert job.gpus == 8
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-11-13T11:08:00", utc(2024, 11, 13, 10, 8)),  # standard: local, CET
+        ("2024-11-13 11:08:00", utc(2024, 11, 13, 10, 8)),  # without the T
+        ("2024-11-13T11:08:00.250", utc(2024, 11, 13, 10, 8, 0, 250000)),
+        ("2024-11-13T11:08:00+02:00", utc(2024, 11, 13, 9, 8)),
+        ("2024-11-13T11:08:00.5Z", utc(2024, 11, 13, 11, 8, 0, 500000)),
+        ("1731492480", utc(2024, 11, 13, 10, 8)),  # SLURM_TIME_FORMAT=%s: absolute
+    ],
+)
+def test_every_time_that_slurm_time_format_standard_or_epoch_gives_is_read(text, expected):
+    assert parse_time(text, OSLO) == expected
+
+
+@pytest.mark.parametrize(
+    ("time_format", "text", "expected"),
+    [
+        ("%Y/%m/%d-%H:%M:%S", "2024/11/13-11:08:00", utc(2024, 11, 13, 10, 8)),
+        ("%F %T", "2024-11-13 11:08:00", utc(2024, 11, 13, 10, 8)),
+        ("%d %b %Y %H:%M", "13 Nov 2024 11:08", utc(2024, 11, 13, 10, 8)),
+        ("%D %R", "11/13/24 11:08", utc(2024, 11, 13, 10, 8)),
+        ("%Y%m%d%H%M%S%z", "20241113110800+0000", utc(2024, 11, 13, 11, 8)),
+        ("%s", "1731492480", utc(2024, 11, 13, 10, 8)),
+        ("standard", "2024-11-13T11:08:00", utc(2024, 11, 13, 10, 8)),
+        ("100%% %Y-%m-%d %H:%M", "100% 2024-11-13 11:08", utc(2024, 11, 13, 10, 8)),
+    ],
+)
+def test_time_in_a_strftime_pattern_is_read_with_that_pattern(time_format, text, expected):
+    assert parse_time(text, OSLO, time_format) == expected
+    assert parse_time("Unknown", OSLO, time_format) is None
+
+
+@pytest.mark.parametrize(
+    ("time_format", "says"),
+    [
+        ("relative", "relative"),
+        ("%a %T", "full date and time"),
+        ("%H:%M:%S", "full date and time"),
+        ("%Y-%m-%d", "full date and time"),
+        ("%Y-%m-%d %Q", "%Q"),
+    ],
+)
+def test_time_format_that_cannot_be_read_back_is_refused_at_once(time_format, says):
+    with pytest.raises(AccountingFormatError, match=re.escape(says)):
+        parse_sacct([], tz=OSLO, time_format=time_format)
+
+
+def test_epoch_times_give_the_same_record_and_key_as_iso_times():
+    epoch = {job.job_id: job for job in parse_sacct(fixture_lines("sacct-epoch.txt"), tz=OSLO)}
+    iso_lines = [
+        "JobID|JobIDRaw|Account|State|Submit|Start|End|ElapsedRaw|AllocTRES\n",
+        "900|900|acme_llm|COMPLETED|2024-11-13T08:00:00|2024-11-13T08:05:00|"
+        "2024-11-13T09:05:00|3600|billing=32,cpu=32,gres/gpu=4,node=1\n",
+    ]
+    (iso,) = parse_sacct(iso_lines, tz=ZoneInfo("UTC"))
+    assert epoch["900"]._replace(line_no=0) == iso._replace(line_no=0)
+    assert epoch["900"].job_key == "900@2024-11-13T08:00:00Z"
+    assert (epoch["901"].running, epoch["901"].end, epoch["901"].gpu_seconds) == (True, None, 4800)
+    assert (epoch["902"].start, epoch["902"].no_gpu_field) == (None, True)
+
+
+def test_sacct_lines_in_a_strftime_pattern_keep_the_key_of_the_standard_format():
+    pattern = "%Y/%m/%d-%H:%M:%S"
+    line = sacct_line(
+        Submit="2024/11/13-08:00:00", Start="2024/11/13-09:00:00", End="2024/11/13-10:00:00"
+    )
+    (job,) = parse_sacct([HEADER + "\n", line], tz=OSLO, time_format=pattern)
+    assert job == only_job(sacct_line())
+
+
+@pytest.mark.parametrize(
+    ("time_format", "text"),
+    [
+        ("%Y/%m/%d-%H:%M:%S", "2024/11/13-11:08:00"),
+        ("%d.%m.%Y %T", "13.11.2024 11:08:09"),
+        ("%Y/%m/%d-%H:%M:%S", "2024/1/3-8:05:09"),  # unpadded, as strptime takes it
+        ("%F_%R", "2024-03-31_02:30"),  # the hour Oslo skips in spring
+        ("%Y-%m-%d %H:%M", "2024-10-27 02:30"),  # the hour Oslo has twice in autumn
+        ("%d %b %Y %H:%M", "13 Nov 2024 11:08"),
+        ("%Y%m%d%H%M%S%z", "20241113110800+0100"),
+        ("%s", "1731492480"),
+    ],
+)
+def test_sacct_reads_a_pattern_as_parse_time_does(time_format, text):
+    line = sacct_line(Submit=text, Start=text, End="Unknown", State="RUNNING")
+    (job,) = parse_sacct([HEADER + "\n", line], tz=OSLO, time_format=time_format)
+    expected = parse_time(text, OSLO, time_format)
+    assert (job.submit, job.start) == (expected, expected)
+    assert job.job_key == f"123@{expected:%Y-%m-%dT%H:%M:%S}Z"
+
+
+def test_time_not_in_the_given_pattern_is_rejected_naming_the_pattern():
+    line = sacct_line(Start="2024-11-13T09:00:00")
+    (rejected,) = parse_sacct([HEADER + "\n", line], tz=OSLO, time_format="%Y/%m/%d-%H:%M:%S")
+    assert rejected.reason == (
+        "Submit '2024-11-13T08:00:00' is not a date and time in the format '%Y/%m/%d-%H:%M:%S'."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1-02:03:04.500000", 93784), ("00:00:59.999", 59), ("59:59", 3599), ("240:00:00", 864000)],
+)
+def test_elapsed_with_microseconds_and_long_hours(text, seconds):
+    assert parse_elapsed(text) == seconds
+
+
+# --- robustness: one bad line is one rejection -----------------------------------------------
+
+
+def test_damaged_lines_are_each_rejected_with_their_number_and_the_rest_is_read():
+    good = sacct_line()
+    lines = [
+        HEADER + "\n",
+        good,
+        "\x00" * 40 + sacct_line(JobID="124", JobIDRaw="124"),  # a zero-filled block
+        sacct_line(JobID="125", JobIDRaw="125", JobName="a\x00b"),
+        sacct_line(JobID="126", JobIDRaw="126", ElapsedRaw="99999999999999999999"),
+        sacct_line(JobID="127", JobIDRaw="127", ElapsedRaw=str(ELAPSED_LIMIT_SECONDS + 1)),
+        sacct_line(JobID="128", JobIDRaw="128", ElapsedRaw="9" * 5000),
+        sacct_line(JobID="129", JobIDRaw="129", NNodes="9" * 5000),
+        sacct_line(JobID="130", JobIDRaw="130", NNodes="18446744073709551616"),
+        sacct_line(JobID="131", JobIDRaw="131", AllocTRES="gres/gpu=" + "9" * 5000),
+        sacct_line(JobID="132", JobIDRaw="132", Start="9" * 40),
+        sacct_line(JobID="133", JobIDRaw="133", End="\x1b[32m2024-11-13T10:00:00\x1b[0m"),
+        good.replace("123", "134"),
+    ]
+    results = list(parse_sacct(lines, tz=UTC))
+    assert [type(result).__name__ for result in results] == ["JobRecord"] + ["Rejected"] * 10 + [
+        "JobRecord"
+    ]
+    reasons = {result.line_no: result.reason for result in results if type(result) is Rejected}
+    assert reasons[3] == reasons[4] == "The line holds NUL bytes: the file is damaged here."
+    assert reasons[5].startswith("Job 126 has ElapsedRaw '99999999999999999999', more than ten")
+    assert reasons[6].startswith(f"Job 127 has ElapsedRaw '{ELAPSED_LIMIT_SECONDS + 1}'")
+    assert reasons[7].startswith("Job 128 has ElapsedRaw '9999999999")
+    assert reasons[8].startswith("NNodes '9999999999")
+    assert reasons[8].endswith("is out of range (more than 1,000,000).")
+    assert reasons[9] == "NNodes '18446744073709551616' is out of range (more than 1,000,000)."
+    assert "out of range" in reasons[10]
+    assert reasons[11].startswith("Start '9999999999")
+    assert reasons[12] == "End '\\x1b[32m2024-11-13T10:00:00\\x1b[0m' is not a date and time."
+    assert all(len(result.text) <= 500 for result in results if type(result) is Rejected)
+
+
+def test_elapsed_of_more_than_ten_years_is_rejected_but_ten_years_is_read():
+    assert only_job(sacct_line(ElapsedRaw=str(ELAPSED_LIMIT_SECONDS))).elapsed_seconds == (
+        ELAPSED_LIMIT_SECONDS
+    )
+    lines = [
+        "JobID|Account|State|Start|End|Elapsed|AllocTRES\n",
+        "9|a|COMPLETED|2015-06-28T02:55:50|2015-07-01T02:55:50|4000-00:00:00|gres/gpu=4\n",
+    ]
+    (rejected,) = parse_sacct(lines, tz=UTC)
+    assert rejected.reason == (
+        "Job 9 has Elapsed '4000-00:00:00', more than ten years: not a real run time."
+    )
+
+
+def test_energy_past_64_bits_is_no_reading():
+    job = only_job(sacct_line(ConsumedEnergyRaw="9" * 30))
+    assert job.energy_joules is None
+
+
+def test_line_over_the_length_limit_is_rejected_unread_and_the_next_is_read():
+    long_line = sacct_line(JobName="x" * 300)
+    results = list(
+        parse_sacct([HEADER + "\n", long_line, sacct_line()], tz=OSLO, max_line_length=200)
+    )
+    assert type(results[0]) is Rejected
+    assert results[0].line_no == 2
+    assert results[0].reason == (
+        f"The line is {len(long_line):,} characters long, over the limit of 200."
+    )
+    assert results[1].line_no == 3
+
+
+def test_default_length_limit_is_a_megabyte_of_text():
+    assert LINE_LENGTH_LIMIT == 1_000_000
+    (rejected,) = parse(sacct_line(JobName="x" * LINE_LENGTH_LIMIT))
+    assert rejected.reason.endswith(f"over the limit of {LINE_LENGTH_LIMIT:,}.")
+
+
+def test_five_megabyte_line_is_split_and_read_correctly():
+    # A single pass per line keeps this linear; the test checks what is read, not how fast.
+    name = "n" * 2_500_000
+    tres = "gres/gpu=2," + ",".join(f"license/l{n}=1" for n in range(250_000))
+    line = sacct_line(JobName=name, AllocTRES=tres, NNodes="")
+    assert len(line) > 5_000_000
+    (job,) = parse_sacct([HEADER + "\n", line], tz=OSLO, max_line_length=10_000_000)
+    assert (job.job_name, job.gpus, job.elapsed_seconds) == (name, 2, 3600)
+
+
+def test_five_megabyte_pbs_line_with_a_long_quoted_value_is_read_correctly():
+    words = " ".join(["word"] * 1_000_000)
+    line = (
+        f'01/01/2024 00:00:00;E;5.s;user=u account=acme jobname="{words}" queue=q start=1'
+        " Resource_List.ngpus=2\n"
+    )
+    assert len(line) > 5_000_000
+    (job,) = parse_pbs([line], tz=UTC, max_line_length=10_000_000)
+    assert (job.job_name, job.partition, job.gpus) == (words, "q", 2)
+
+
+# --- PBS Pro and TORQUE ----------------------------------------------------------------------
+
+
+def test_pbs_pro_rerun_counts_the_cut_short_run_once_beside_the_final_run():
+    results = list(parse_pbs(fixture_lines("pbspro-rerun.log"), tz=UTC))
+    runs = [result for result in results if type(result) is JobRecord and result.job_id == "4242"]
+    rerun, final = runs
+    assert (rerun.state, rerun.line_no, final.state, final.line_no) == (
+        "REQUEUED",
+        3,
+        "COMPLETED",
+        5,
+    )
+    assert (rerun.elapsed_seconds, rerun.gpus, rerun.gpu_seconds) == (3600, 8, 8 * 3600)
+    assert (final.elapsed_seconds, final.gpus, final.gpu_seconds) == (7200, 8, 8 * 7200)
+    assert rerun.job_key == "4242@1731484805/R"
+    assert final.job_key == "4242@1731488700"
+    assert (rerun.account, rerun.running, rerun.end) == (
+        "SCSG0001",
+        False,
+        utc(2024, 11, 13, 9, 0, 5),
+    )
+    assert [type(result) for result in results[:5]] == [
+        StepSkipped,  # Q
+        StepSkipped,  # S
+        JobRecord,  # R
+        StepSkipped,  # S of the second run
+        JobRecord,  # E
+    ]
+
+
+def test_pbs_rerun_record_twice_in_overlapping_logs_has_one_key():
+    lines = fixture_lines("pbspro-rerun.log")
+    first = list(parse_pbs(lines[:3], tz=UTC))[-1]
+    again = list(parse_pbs(lines, tz=UTC))[2]
+    assert first.job_key == again.job_key
+
+
+def test_rerun_record_without_the_run_in_it_is_skipped():
+    results = list(parse_pbs(fixture_lines("torque-gpus.log"), tz=UTC))
+    assert results[-1] == StepSkipped(line_no=4)  # TORQUE's R with the requestor only
+
+
+def test_pbs_gpus_from_select_chunks_exec_vnode_or_nothing():
+    jobs = {
+        job.job_id: job
+        for job in parse_pbs(fixture_lines("pbspro-rerun.log"), tz=UTC)
+        if type(job) is JobRecord
+    }
+    assert jobs["4250"].gpus == 10  # select=2:ncpus=64:ngpus=4+1:ncpus=8:ngpus=2
+    assert jobs["4251"].gpus == 8  # exec_vnode=(gpu08:...:ngpus=4)+(gpu09:...:ngpus=4)
+    assert (jobs["4252"].gpus, jobs["4252"].no_gpu_field) == (0, False)  # select, no ngpus
+    assert (jobs["4253"].gpus, jobs["4253"].no_gpu_field) == (0, True)  # no GPU resource at all
+    assert (jobs["4250"].account, jobs["4250"].job_name) == ("SCSG0001", "multi chunk")
+    assert jobs["4251"].account == "ec110-guest"
+    assert jobs["4252"].account == "cpuonly"  # the default project names no one: the group
+    assert jobs["4253"].account == "ai.lab_2"
+
+
+@pytest.mark.parametrize(
+    ("resources", "gpus"),
+    [
+        ("Resource_List.ngpus=4 Resource_List.select=2:ngpus=4", 4),  # the total wins
+        ("Resource_List.select=2:ncpus=64:ngpus=4+1:ngpus=2", 10),
+        ("Resource_List.select=ngpus=2:ncpus=8", 2),  # a chunk count of one left out
+        ("exec_vnode=(n1:ncpus=64:ngpus=4)+(n2:ncpus=64:ngpus=4)", 8),
+        ("exec_vnode=(n1:ncpus=8:ngpus=2+n1[1]:ngpus=2)", 4),  # one chunk over two vnodes
+        ("Resource_List.nodes=1:ppn=8:gpus=2", 2),
+        ("Resource_List.nodes=1:ppn=8:gpus=2+2:ppn=4:gpus=1", 4),
+    ],
+)
+def test_pbs_gpu_resources(resources, gpus):
+    line = "01/01/2024 01:00:00;E;8.s;user=u account=acme start=1704067200 end=1704070800"
+    line += " " + resources
+    (job,) = parse_pbs([line + "\n"], tz=UTC)
+    assert (job.gpus, job.gpu_seconds) == (gpus, gpus * 3600)
+
+
+def test_torque_sample_gpus_are_per_node_over_every_chunk():
+    jobs = [
+        job for job in parse_pbs(fixture_lines("torque-gpus.log"), tz=UTC) if type(job) is JobRecord
+    ]
+    assert [(job.job_id, job.account, job.nodes, job.gpus) for job in jobs] == [
+        ("7001", "ec110-guest", 2, 4),
+        ("7002", "2024ai", 3, 4),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "reason"),
+    [
+        ('account="acme llm"', "Job 9 has an account with whitespace in it: 'acme llm'."),
+        ("account=acme Resource_List.ngpus=5000", "Resource_List.ngpus '5000' is out of range"),
+        ("account=acme Resource_List.select=2:ngpus=4000", "Job 9 has 8,000 GPUs, more than"),
+        ("account=acme Resource_List.ngpus=" + "9" * 30, "Resource_List.ngpus '999"),
+        ("account=acme Exit_status=" + "9" * 5000, "Exit_status '999"),
+        ("account=acme Resource_List.nodect=" + "9" * 5000, "Resource_List.nodect '999"),
+        ("account=acme Resource_List.select=1:ngpus=" + "9" * 40, "Resource_List.select ngpus"),
+        (
+            "account=acme resources_used.walltime=90000:00:00",
+            "Job 9 has resources_used.walltime '90000:00:00', more than ten years",
+        ),
+    ],
+)
+def test_pbs_record_with_a_bad_value_is_rejected_alone(attributes, reason):
+    lines = [
+        f"01/01/2024 01:00:00;E;9.s;user=u start=1704067200 {attributes}\n",
+        "01/01/2024 01:00:00;E;10.s;user=u account=acme start=1704067200\n",
+    ]
+    rejected, job = parse_pbs(lines, tz=UTC)
+    assert rejected.line_no == 1
+    assert rejected.reason.startswith(reason)
+    assert job.job_id == "10"
+
+
+def test_pbs_line_with_nul_bytes_or_over_the_limit_is_rejected_alone():
+    lines = [
+        "01/01/2024 01:00:00;E;9.s;user=u account=ac\x00me start=1704067200\n",
+        "01/01/2024 01:00:00;E;10.s;user=u account=acme start=1704067200 " + "x" * 300 + "\n",
+        "01/01/2024 01:00:00;E;11.s;user=u account=acme start=1704067200\n",
+    ]
+    first, second, job = parse_pbs(lines, tz=UTC, max_line_length=200)
+    assert first.reason == "The line holds NUL bytes: the file is damaged here."
+    assert second.reason.endswith("over the limit of 200.")
+    assert job.job_id == "11"
+
+
+# --- import_usage passes the reading options through (the one part that needs a database) ----
+
+
+@pytest.fixture
+def leonardo(reference_data):
+    make_allocation(cluster="leonardo", account="acme_llm")
+    return Cluster.objects.get(name="leonardo")
+
+
+def run_import_usage(tmp_path: Path, text: str, *args: str) -> tuple[str, str]:
+    path = tmp_path / "pull.txt"
+    path.write_text(text, encoding="utf-8")
+    return run_command("import_usage", "--cluster", "leonardo", *args, str(path))
+
+
+@pytest.mark.django_db
+def test_import_usage_reads_with_the_delimiter_and_time_format_it_is_given(tmp_path, leonardo):
+    times = {"Submit": "2026/01/05-08:00:00", "Start": "2026/01/05-09:00:00"}
+    line = sacct_line(**times, End="2026/01/05-10:00:00", JobName="run|1")
+    text = HEADER.replace("|", "☃") + "\n" + line.replace("|", "☃").replace("run☃1", "run|1")
+    out, err = run_import_usage(
+        tmp_path,
+        text,
+        "--timezone",
+        "UTC",
+        "--delimiter",
+        "☃",
+        "--time-format",
+        "%Y/%m/%d-%H:%M:%S",
+    )
+    assert out.strip().splitlines()[-1].startswith("imported=1 updated=0 unchanged=0")
+    assert err == ""
+    record = UsageRecord.objects.get()
+    assert (record.start, record.job_name, record.gpu_seconds) == (
+        utc(2026, 1, 5, 9, 0),
+        "run|1",
+        8 * 3600,
+    )
+
+
+def test_import_usage_refuses_an_empty_delimiter():
+    with pytest.raises(CommandError, match="--delimiter is empty"):
+        run_command("import_usage", "--cluster", "leonardo", "--delimiter", "", "-")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("--format", "pbs", "--delimiter", ";"), "apply to sacct input only"),
+        (("--time-format", "relative"), "SLURM_TIME_FORMAT=relative"),
+        (("--time-format", "%H:%M"), "does not carry a full date and time"),
+    ],
+)
+def test_import_usage_refuses_options_it_cannot_read_with_and_writes_nothing(
+    tmp_path, leonardo, args, says
+):
+    with pytest.raises(CommandError, match=says):
+        run_import_usage(tmp_path, HEADER + "\n" + sacct_line(), *args)
+    assert not UsageImport.objects.exists()

@@ -29,12 +29,28 @@ class Command(BaseCommand):
             help="Comma list given to sacct --format, for input without a header line.",
         )
         parser.add_argument(
+            "--delimiter",
+            help="What was passed to sacct --delimiter (default '|', or what the header shows).",
+        )
+        parser.add_argument(
+            "--time-format",
+            dest="time_format",
+            metavar="STRFTIME",
+            help="The SLURM_TIME_FORMAT sacct ran with, when its times are neither ISO 8601 nor "
+            "seconds since 1970 (e.g. '%%Y/%%m/%%d-%%H:%%M:%%S').",
+        )
+        parser.add_argument(
             "--progress",
             action="store_true",
             help="Report progress on stderr every 100,000 lines (default when stderr is a TTY).",
         )
 
     def handle(self, *args, **options):
+        if options["delimiter"] == "":
+            raise CommandError(
+                "--delimiter is empty: give the characters passed to sacct --delimiter, or leave"
+                " the option out for '|'."
+            )
         cluster = Cluster.objects.select_related("site").filter(name=options["cluster"]).first()
         if cluster is None:
             known = ", ".join(Cluster.objects.values_list("name", flat=True)) or "none"
@@ -67,6 +83,8 @@ class Command(BaseCommand):
                     input_format=options["input_format"],
                     tz=options["timezone"],
                     fields=options["fields"],
+                    delimiter=options["delimiter"],
+                    time_format=options["time_format"],
                     source=UsageImport.Source.COMMAND,
                     filename="<stdin>" if path == "-" else path,
                     on_rejected=rejected,
