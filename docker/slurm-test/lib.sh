@@ -10,8 +10,8 @@
 DIR=${HPCGATE_SLURM_DIR:-/var/tmp/hpcgate-slurm}
 CLUSTER=lumi
 PARTITION=standard-g
-# Two slurmd on this one machine: Slurm never places two components of a heterogeneous job on the
-# same node, so het jobs need a second node. Each slurmd listens on its own port.
+# Two slurmd on this one machine: Slurm 22.05 did not place two components of a heterogeneous job
+# on the same node (a het job stayed pending on one node), so het jobs need a second node.
 NODES=(nid000001 nid000002)
 declare -A SLURMD_PORT=([nid000001]=16818 [nid000002]=16820)
 CTLD_PORT=16817
