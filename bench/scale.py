@@ -164,7 +164,7 @@ def _build(allocations: int, records: int) -> None:
                    CASE WHEN g %% 3 = 0 THEN (600 + g %% 3000) * 300 ELSE NULL END, now()
             FROM generate_series(1, %s) g
             CROSS JOIN LATERAL (
-                SELECT TIMESTAMPTZ %s + make_interval(secs => (g * 6151) %% (360 * 86400)) AS t
+                SELECT TIMESTAMPTZ %s + make_interval(secs => (g::bigint * 6151) %% (360 * 86400)) AS t
             ) times
             JOIN (SELECT id, account, cluster_id, partition_id,
                          row_number() OVER (ORDER BY id) - 1 AS n
