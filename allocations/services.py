@@ -20,13 +20,13 @@ from django.utils import timezone
 from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
 from allocations.names import account_name_problem, user_name_problem
 from allocations.signals import allocation_account_assigned
+from core.errors import TransitionError as BaseTransitionError
 from systems.models import AccessMode, Partition
 
 State = Allocation.State
 
 
-# Slurm's own root association; an allocation of that name would collide with it.
-class TransitionError(Exception):
+class TransitionError(BaseTransitionError):
     """A state change that the allocation's current state does not allow."""
 
 

@@ -164,7 +164,8 @@ def _build(allocations: int, records: int) -> None:
                    CASE WHEN g %% 3 = 0 THEN (600 + g %% 3000) * 300 ELSE NULL END, now()
             FROM generate_series(1, %s) g
             CROSS JOIN LATERAL (
-                SELECT TIMESTAMPTZ %s + make_interval(secs => (g::bigint * 6151) %% (360 * 86400)) AS t
+                SELECT TIMESTAMPTZ %s
+                       + make_interval(secs => (g::bigint * 6151) %% (360 * 86400)) AS t
             ) times
             JOIN (SELECT id, account, cluster_id, partition_id,
                          row_number() OVER (ORDER BY id) - 1 AS n
@@ -302,8 +303,15 @@ def _run(server: str, allocations: int, records: int, fresh: bool) -> list[Figur
     name = f"hpcgate_scale_{allocations}_{records}"
     new = _ensure_database(server, name, fresh)
     _connect_django(_database_url(server, name))
-    _migrate()
-    if new or not _built(allocations, records):
+    if not new:
+        _migrate()
+        if not _built(allocations, records):  # an earlier build stopped half-way
+            _connect_django(_database_url(server, "postgres"))
+            _ensure_database(server, name, fresh=True)
+            _connect_django(_database_url(server, name))
+            new = True
+    if new:
+        _migrate()
         _build(allocations, records)
     return _measure(allocations)
 

@@ -4,7 +4,7 @@ from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
-from allocations.services import TransitionError
+from core.errors import TransitionError
 
 # Importing these modules registers the usage, alert and register admin pages.
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 
+from core import numbers
 from organisations.forms import PlainLabelsMixin
 from systems.models import AccessMode, Partition
 from vetting import rules
@@ -20,9 +21,11 @@ NUMBER_HINT = "You can write 7000000000, 7e9 or 7 billion."
 
 
 class ReadableNumberField(forms.CharField):
-    """A number typed the way people write it (see `rules.parse_number`)."""
+    """A number typed the way people write it (see `core.numbers.parse_number`)."""
 
-    def __init__(self, *, parse: Callable[[str], float] = rules.parse_number, integer=False, **kw):
+    def __init__(
+        self, *, parse: Callable[[str], float] = numbers.parse_number, integer=False, **kw
+    ):
         self.parse, self.integer = parse, integer
         kw.setdefault("required", False)
         kw.setdefault("widget", forms.TextInput(attrs={"inputmode": "decimal"}))
@@ -143,7 +146,7 @@ class ApplicationForm(PlainLabelsMixin, forms.Form):
     )
     expected_utilisation = ReadableNumberField(
         label="Expected utilisation of peak",
-        parse=rules.parse_share,
+        parse=numbers.parse_share,
         help_text="Share of the GPUs' peak FLOP/s your code reaches, e.g. 0.4 or 40 %. "
         "Leave empty for the site default.",
     )

@@ -2,6 +2,7 @@ from datetime import date
 
 import pytest
 
+from core import numbers
 from demo.builders import minimal_pdf
 from systems.estimates import PartitionFigures, PolicyFigures, estimate
 from vetting import rules
@@ -282,18 +283,18 @@ def test_small_fine_tune_of_a_systemic_risk_model_leaves_obligations_with_the_or
     ],
 )
 def test_parse_number(text, value):
-    assert rules.parse_number(text) == pytest.approx(value)
+    assert numbers.parse_number(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["seven", "7 bilion", "1.2.3", "", "e9"])
 def test_parse_number_explains_what_it_could_not_read(text):
     with pytest.raises(ValueError, match="could not read"):
-        rules.parse_number(text)
+        numbers.parse_number(text)
 
 
 def test_parse_share_reads_percentages():
-    assert rules.parse_share("40 %") == pytest.approx(0.4)
-    assert rules.parse_share("0.35") == pytest.approx(0.35)
+    assert numbers.parse_share("40 %") == pytest.approx(0.4)
+    assert numbers.parse_share("0.35") == pytest.approx(0.35)
 
 
 # Several partitions combine into exactly the sum of their estimates.

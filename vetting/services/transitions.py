@@ -8,10 +8,11 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from core.errors import TransitionError as BaseTransitionError
 from vetting.models import Application, ApplicationEvent
 
 
-class TransitionError(Exception):
+class TransitionError(BaseTransitionError):
     """The application is not in a state that allows this; the message says why."""
 
 

@@ -2,9 +2,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.numbers import parse_number
 from systems.estimates import PolicyFigures, estimate
 from systems.models import Partition, ThresholdPolicy
-from vetting.rules import parse_number
 
 
 def _number(text: str) -> float:
