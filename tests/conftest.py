@@ -1,10 +1,15 @@
 """Shared fixtures: the people of DOMAIN.md, one of each, and the seeded reference data."""
 
 import pytest
+from django.apps import apps
+from django.db import transaction
+from django.db.models import Model
 from rest_framework.test import APIClient
 
 from core import roles
 from demo.reference import demo_call_seed
+from organisations.countries import countries_ensure
+from organisations.models import Country
 from systems.reference import reference_data_seed
 from tests.core.oidc_fixtures import oidc_provider, oidc_provider_process  # noqa: F401
 from tests.factories import make_user
@@ -50,9 +55,31 @@ def governance_officer(db):
     return make_user(username="gov", role=roles.GOVERNANCE_OFFICER)
 
 
+@pytest.fixture(scope="session")
+def reference_rows(django_db_setup, django_db_blocker) -> list[list[Model]]:
+    """The rows reference_data_seed adds to a migrated database (history included), read once
+    per test process from a real run of the seed that is then rolled back."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        models = apps.get_models(include_auto_created=True)
+        before = {model: set(model._base_manager.values_list("pk", flat=True)) for model in models}
+        reference_data_seed()
+        rows = [
+            list(model._base_manager.exclude(pk__in=before[model]).order_by("pk"))
+            for model in models
+        ]
+        transaction.set_rollback(True)
+    return [table for table in rows if table]
+
+
 @pytest.fixture
-def reference_data(db):
-    reference_data_seed()
+def reference_data(db, reference_rows):
+    """The seeded reference data: the same rows as reference_data_seed, inserted in one
+    statement per table instead of the seed's hundred-odd queries in every test that needs it."""
+    if not Country.objects.exists():
+        # a transactional test emptied the tables; the seed reloads what the migration loaded
+        countries_ensure()
+    for table in reference_rows:
+        type(table[0])._base_manager.bulk_create(table)
 
 
 @pytest.fixture
