@@ -15,22 +15,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
-# (lower app, higher app it imports): fix these in the product, then drop them and the mark.
-KNOWN_VIOLATIONS = {
-    ("core", "allocations"),  # core.admin -> allocations.services (TransitionError)
-    ("systems", "vetting"),  # systems.management.commands.estimate_compute -> vetting.rules
-}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "the code imports upwards in two places: core.admin -> allocations.services "
-        "(TransitionError); systems.management.commands.estimate_compute -> vetting.rules "
-        "(parse_number)"
-    ),
-)
 def test_apps_import_only_the_apps_below_them():
     result = subprocess.run(
         [sys.executable, "-c", LINT_IMPORTS, "--no-cache", "--contract", "app-layers"],
@@ -43,7 +27,5 @@ def test_apps_import_only_the_apps_below_them():
     broken = set(re.findall(r"^(\S+) is not allowed to import (\S+):$", report, re.MULTILINE))
     if result.returncode and not broken:
         pytest.fail(f"lint-imports did not run:\n{report}")
-    if broken - KNOWN_VIOLATIONS:
-        # not an AssertionError, so the xfail mark above never hides a new one
-        pytest.fail(f"New imports against the layers:\n{report}")
+    assert not broken, f"Imports against the layers:\n{report}"
     assert result.returncode == 0, report
