@@ -47,18 +47,18 @@ def test_ranking_orders_by_score_and_proposes_grants_within_capacity(
     weak = make_application(
         applicant=applicant,
         call=open_call,
+        state="reviewed",
         reviewers=panel,
         manager=call_manager,
-        state="reviewed",
         scores=({**GOOD_SCORES, "technical": 2}, None),
         title="Weaker project",
     )
     strong = make_application(
         applicant=other_applicant,
         call=open_call,
+        state="reviewed",
         reviewers=panel,
         manager=call_manager,
-        state="reviewed",
         scores=({**GOOD_SCORES, "technical": 5}, None),
         title="Stronger project",
     )
@@ -113,14 +113,14 @@ def test_bulk_approve_from_the_ranking_creates_allocations(
 ):
     panel = [reviewer, other_reviewer]
     first = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     second = make_application(
         applicant=other_applicant,
         call=open_call,
+        state="reviewed",
         reviewers=panel,
         manager=call_manager,
-        state="reviewed",
     )
     client_for(client, call_manager).post(
         url(fast_lane),
@@ -143,9 +143,9 @@ def test_one_by_one_reject_needs_a_reason_and_reports_errors(
     application = make_application(
         applicant=applicant,
         call=open_call,
+        state="reviewed",
         reviewers=[reviewer, other_reviewer],
         manager=call_manager,
-        state="reviewed",
     )
     client_for(client, call_manager)
     response = client.post(

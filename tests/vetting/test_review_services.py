@@ -316,7 +316,7 @@ def test_approval_grants_up_to_the_request_and_creates_allocations(
     applicant, open_call, panel, call_manager, leonardo, django_capture_on_commit_callbacks
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     with pytest.raises(ValidationError, match="Grant between 1 and the 20,000"):
         workflow.application_approve(
@@ -364,7 +364,7 @@ def test_decision_mail_lost_with_the_broker_is_sent_by_the_sweep(
     broker_down,
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     broker_down(tasks.decision_notify)
     with django_capture_on_commit_callbacks(execute=True):
@@ -388,14 +388,14 @@ def test_approval_cannot_exceed_remaining_capacity(
         access_mode=open_call.access_modes.get(kind="fast_lane"), partition=leonardo
     ).update(capacity_gpu_hours=30_000)
     first = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     second = make_application(
         applicant=other_applicant,
         call=open_call,
+        state="reviewed",
         reviewers=panel,
         manager=call_manager,
-        state="reviewed",
     )
     workflow.application_approve(
         application=first, actor=call_manager, reason="ok", grants={leonardo.pk: 20_000}
@@ -426,7 +426,7 @@ def test_reject_and_waitlist_need_a_reason_and_mail_the_applicant(
     django_capture_on_commit_callbacks,
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     with pytest.raises(ValidationError):
         decide(application=application, actor=call_manager, reason="")
@@ -441,7 +441,7 @@ def test_waitlisted_application_is_approved_when_capacity_frees(
     applicant, open_call, panel, call_manager, leonardo
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     workflow.application_waitlist(application=application, actor=call_manager, reason="Full")
     with pytest.raises(TransitionError, match="waitlisted, so it cannot be waitlisted"):
@@ -472,7 +472,7 @@ def test_decisions_refused_outside_reviewed_or_waitlisted(
 
 def test_decided_application_cannot_be_withdrawn(applicant, open_call, panel, call_manager):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     workflow.application_reject(application=application, actor=call_manager, reason="No")
     with pytest.raises(TransitionError, match="rejected, so it cannot be withdrawn"):
@@ -483,7 +483,7 @@ def test_two_call_managers_deciding_at_once_yield_one_decision(
     applicant, open_call, panel, call_manager, leonardo
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     other_manager = Application.objects.get(pk=application.pk)  # a second, stale copy
     workflow.application_approve(
@@ -505,7 +505,7 @@ def test_two_call_managers_in_parallel_yield_one_decision(
     applicant, open_call, panel, call_manager, leonardo
 ):
     application = make_application(
-        applicant=applicant, call=open_call, reviewers=panel, manager=call_manager, state="reviewed"
+        applicant=applicant, call=open_call, state="reviewed", reviewers=panel, manager=call_manager
     )
     barrier = threading.Barrier(2)
     outcomes = []
