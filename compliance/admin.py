@@ -2,11 +2,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from simple_history.admin import SimpleHistoryAdmin
 
 from compliance.models import Alert, LargeRunEntry
 from compliance.monitoring import alerts_acknowledge
-from compliance.selectors import figure, register_csv
+from compliance.selectors import register_csv
+from compliance.thresholds import level_figure
 
 
 class AcknowledgeForm(forms.Form):
@@ -37,8 +39,14 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ["policy", "acknowledged_by"]
     actions = ["acknowledge"]
 
+    # Figures as people read them (GPUs, GB, FLOP, a share) in place of the raw numbers.
+    shown = {"value": "shown_value", "threshold": "shown_threshold", "evidence": "shown_evidence"}
+
+    def get_fields(self, request, obj=None):
+        return [self.shown.get(f.name, f.name) for f in Alert._meta.fields if f.name != "id"]
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in Alert._meta.fields]
+        return self.get_fields(request, obj)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -46,13 +54,19 @@ class AlertAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    @admin.display(description="evidence")
+    def shown_evidence(self, obj: Alert) -> str:
+        if not obj.evidence:
+            return "-"
+        return render_to_string("admin/compliance/alert/_evidence.html", {"e": obj.evidence})
+
     @admin.display(description="value")
     def shown_value(self, obj: Alert) -> str:
-        return figure(obj.level, obj.value)
+        return level_figure(obj.level, obj.value)
 
     @admin.display(description="threshold")
     def shown_threshold(self, obj: Alert) -> str:
-        return figure(obj.level, obj.threshold)
+        return level_figure(obj.level, obj.threshold)
 
     @admin.display(boolean=True)
     def acknowledged(self, obj: Alert) -> bool:
@@ -123,7 +137,10 @@ class LargeRunEntryAdmin(SimpleHistoryAdmin):
         "reminders_sent",
         "notified_on",
         "allocations",
+        "alerts",
     ]
+    autocomplete_fields = ["alerts"]
+    editable = ("notified_on", "alerts")
 
     def get_queryset(self, request):
         return (
@@ -134,7 +151,7 @@ class LargeRunEntryAdmin(SimpleHistoryAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return [f for f in self.fields if f != "notified_on"]
+        return [f for f in self.fields if f not in self.editable]
 
     def has_add_permission(self, request) -> bool:
         return False

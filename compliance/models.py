@@ -1,3 +1,5 @@
+from collections.abc import Callable, Iterable
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -40,6 +42,12 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledgement_note = models.TextField(blank=True)
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What the level was read from, e.g. the overlapping jobs and their systems.",
+    )
 
     class Meta:
         ordering = ["-raised_at", "-id"]
@@ -52,6 +60,40 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} for {self.get_scope_display().lower()} {self.subject}"
+
+    @classmethod
+    def candidate(
+        cls,
+        *,
+        policy: ThresholdPolicy,
+        level: str,
+        threshold: float,
+        scope: str,
+        subject: str,
+        subject_key: str,
+        value: float,
+        concerned: Iterable[Allocation],
+        allocation: Allocation | None = None,
+        evidence: dict | None = None,
+        evidence_source: Callable[[], dict] | None = None,
+    ) -> "Alert":
+        """An unsaved alert the threshold check may raise. The owners of the `concerned`
+        allocations are told. Evidence that costs queries comes from `evidence_source`, called
+        only when the alert is raised for the first time."""
+        alert = cls(
+            level=level,
+            scope=scope,
+            subject=subject,
+            subject_key=subject_key,
+            policy=policy,
+            value=value,
+            threshold=threshold,
+            allocation=allocation,
+            organisation_ids=sorted({a.organisation_id for a in concerned}),
+            evidence=evidence or {},
+        )
+        alert.evidence_source = evidence_source
+        return alert
 
     @property
     def line(self) -> str:
@@ -96,6 +138,15 @@ class LargeRunEntry(models.Model):
         help_text="When the provider confirmed the notification to the Commission.",
     )
     allocations = models.ManyToManyField(Allocation, related_name="register_entries", blank=True)
+    alerts = models.ManyToManyField(
+        Alert,
+        related_name="register_entries",
+        blank=True,
+        help_text=(
+            "Alerts this entry cites, e.g. the concurrent footprint or plan deviations of a "
+            "split run. The check adds the ones of the same subject and allocations."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

@@ -22,11 +22,6 @@ REGISTER_COLUMNS = [
 ]
 
 
-def figure(level: str, value: float) -> str:
-    """An alert's value as people read it: a share of the grant, or FLOP."""
-    return f"{value:.0%}" if level.startswith("allocation_") else f"{value:.2g} FLOP"
-
-
 def register_rows(entries):
     for entry in entries:
         allocations = sorted(entry.allocations.all(), key=lambda a: (a.cluster.name, a.account))
