@@ -3,9 +3,9 @@ FLOP/s and accelerator memory, from the start and end of its jobs.
 
 One sweep in SQL: every job adds its GPUs at its start and takes them back at its end (a
 running job ends now); a running sum over those events, ordered by time, is what the group
-held from each event to the next. Per system the same sum tells when the group held anything
-there, so the number of systems held at once comes out of the same pass. Nothing loops over
-jobs in Python, and the number of queries does not grow with them.
+held from each event to the next. A running sum per system, in the same pass, tells where the
+group held anything, so the number of systems held at once comes out of it too. Nothing loops
+over jobs in Python, and the number of queries does not grow with them.
 
 Times are whole seconds since 1970 (UTC) inside the query, so that the same SQL runs on
 SQLite (3.25 or newer, for window functions) and PostgreSQL.
@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from allocations.models import Allocation
@@ -51,6 +51,9 @@ class Stretch:
     @property
     def hours(self) -> float:
         return (self.end - self.start).total_seconds() / 3600
+
+    def peak(self, measure: str) -> float:
+        return self.peak_gpus if measure == GPUS else self.peak_memory_gb
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class RecordScope:
 
 def _epoch(column: str) -> str:
     if connection.vendor == "postgresql":
-        return f"CAST(EXTRACT(EPOCH FROM {column}) AS BIGINT)"
+        # date_part gives a double, which converts much faster than EXTRACT's numeric
+        return f"CAST(date_part('epoch', {column}) AS BIGINT)"
     if connection.vendor == "sqlite":
         return f"CAST(strftime('%s', {column}) AS INTEGER)"
     raise NotImplementedError(f"The footprint sweep has no SQL for {connection.vendor}.")
@@ -115,15 +119,22 @@ def _group_numbers(groups: Mapping[int, str]) -> tuple[str, list[str]]:
     return rows, subjects
 
 
-def _levels_sql(groups_sql: str, scope: RecordScope, now: datetime, *, daily: bool) -> str:
+def _levels_sql(
+    groups_sql: str, systems: list[int], scope: RecordScope, now: datetime, *, daily: bool
+) -> str:
     """The common part of every footprint query: `levels` holds, per group and event time `t`,
-    what the group held from `t` until `t_next` (NULL after its last event)."""
+    what the group held from `t` until `t_next` (NULL after its last event; rows of events at
+    the same time share their levels, all but the last lasting no time).
+
+    One window pass over the events: running sums of GPUs, memory and TFLOP/s, and one of GPUs
+    per system (`systems` are cluster ids), so that the systems held at once are counted
+    without a second pass.
+    """
     q = connection.ops.quote_name
     record = UsageRecord._meta.db_table
     allocation = Allocation._meta.db_table
     partition = Partition._meta.db_table
     live = ", ".join(f"'{state}'" for state in Allocation.LIVE_STATES)
-    now_s = _seconds(now)
     where = [f"r.{q('start')} IS NOT NULL", "r.gpus > 0"]
     if scope.today is not None:
         where.append(f"(a.state IN ({live}) OR a.{q('end')} >= '{scope.recent.isoformat()}')")
@@ -133,23 +144,25 @@ def _levels_sql(groups_sql: str, scope: RecordScope, now: datetime, *, daily: bo
     if scope.until is not None:
         window.append(f"s < {_seconds(scope.until)}")
     # Midnight rows (no change) split the held levels by day, for the daily peaks.
-    boundaries = (
-        """
-        UNION ALL
-        SELECT grp, d * 86400, 0, 0, 0, 0 FROM days"""
-        if daily
-        else ""
-    )
-    days_cte = (
-        """,
+    days, boundaries = "", ""
+    if daily:
+        days = """,
     days(grp, d, last_day) AS (
         SELECT grp, MIN(s) / 86400 + 1, MAX(e) / 86400 FROM jobs GROUP BY grp
         UNION ALL
         SELECT grp, d + 1, last_day FROM days WHERE d < last_day
     )"""
-        if daily
-        else ""
+        boundaries = """
+        UNION ALL
+        SELECT grp, NULL, d * 86400, 0, 0, 0 FROM days"""
+    # The default frame (RANGE ... CURRENT ROW) takes in every event at the same time, so a job
+    # ending when another starts never counts as overlapping it.
+    over = "OVER (PARTITION BY grp ORDER BY t)"
+    held = "".join(
+        f",\n               SUM(CASE WHEN cluster_id = {int(c)} THEN dg ELSE 0 END) {over} AS h{n}"
+        for n, c in enumerate(systems)
     )
+    count = " + ".join(f"CASE WHEN h{n} > 0 THEN 1 ELSE 0 END" for n in range(len(systems)))
     return f"""
     WITH RECURSIVE
     grp(organisation_id, grp) AS (VALUES {groups_sql}),
@@ -157,10 +170,11 @@ def _levels_sql(groups_sql: str, scope: RecordScope, now: datetime, *, daily: bo
         SELECT g.grp AS grp,
                r.cluster_id AS cluster_id,
                {_epoch(f"r.{q('start')}")} AS s,
-               COALESCE({_epoch(f"r.{q('end')}")}, {now_s}) AS e,
+               COALESCE({_epoch(f"r.{q('end')}")}, {_seconds(now)}) AS e,
                r.gpus AS gpus,
                r.gpus * COALESCE(p.memory_gb_per_gpu, ap.memory_gb_per_gpu, 0) AS mem,
-               r.gpus * COALESCE(p.peak_tflops, ap.peak_tflops, 0) AS tflops
+               CAST(r.gpus * COALESCE(p.peak_tflops, ap.peak_tflops, 0) AS DOUBLE PRECISION)
+                   AS tflops
         FROM {q(record)} r
         JOIN {q(allocation)} a ON a.id = r.allocation_id
         JOIN grp g ON g.organisation_id = a.organisation_id
@@ -170,49 +184,45 @@ def _levels_sql(groups_sql: str, scope: RecordScope, now: datetime, *, daily: bo
     ),
     jobs AS (
         SELECT * FROM records WHERE {" AND ".join(["e > s", *window])}
-    ){days_cte},
+    ){days},
     events AS (
         SELECT grp, cluster_id, s AS t, gpus AS dg, mem AS dm, tflops AS df FROM jobs
         UNION ALL
-        SELECT grp, cluster_id, e, -gpus, -mem, -tflops FROM jobs
+        SELECT grp, cluster_id, e, -gpus, -mem, -tflops FROM jobs{boundaries}
     ),
-    per_system AS (
-        SELECT grp, cluster_id, t, SUM(dg) AS dg, SUM(dm) AS dm, SUM(df) AS df
-        FROM events GROUP BY grp, cluster_id, t
-    ),
-    system_held AS (
-        SELECT grp, t, dg, dm, df,
-               SUM(dg) OVER (
-                   PARTITION BY grp, cluster_id ORDER BY t ROWS UNBOUNDED PRECEDING
-               ) AS held
-        FROM per_system
-    ),
-    system_changes AS (
-        -- +1 when the group starts holding GPUs on a system, -1 when it holds none there again
-        SELECT grp, t, dg, dm, df,
-               CASE WHEN held > 0 AND held - dg <= 0 THEN 1
-                    WHEN held <= 0 AND held - dg > 0 THEN -1
-                    ELSE 0 END AS ds
-        FROM system_held{boundaries}
-    ),
-    per_group AS (
-        SELECT grp, t, SUM(dg) AS dg, SUM(dm) AS dm, SUM(df) AS df, SUM(ds) AS ds
-        FROM system_changes GROUP BY grp, t
+    sums AS (
+        SELECT grp, t,
+               LEAD(t) {over} AS t_next,
+               SUM(dg) {over} AS gpus,
+               SUM(dm) {over} AS mem,
+               SUM(df) {over} AS tflops{held}
+        FROM events
     ),
     levels AS (
-        SELECT grp, t,
-               LEAD(t) OVER (PARTITION BY grp ORDER BY t) AS t_next,
-               SUM(dg) OVER (PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING) AS gpus,
-               SUM(dm) OVER (PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING) AS mem,
-               SUM(df) OVER (PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING) AS tflops,
-               SUM(ds) OVER (PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING) AS systems
-        FROM per_group
+        SELECT grp, t, t_next, gpus, mem, tflops, {count or "0"} AS systems FROM sums
     )"""  # noqa: S608 - table names from model metadata, numbers and dates the code wrote
 
 
+def _systems(groups: Mapping[int, str]) -> list[int]:
+    """The clusters the organisations hold allocations on: where their jobs can run."""
+    return sorted(
+        set(
+            Allocation.objects.filter(organisation_id__in=list(groups)).values_list(
+                "cluster_id", flat=True
+            )
+        )
+    )
+
+
 def _run(sql: str) -> list[tuple]:
-    with connection.cursor() as cursor:
-        # No parameters: every value in the statement is a number or a date the code wrote.
+    # No parameters: every value in the statement is a number or a date the code wrote.
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The sweep sorts every start and end: in memory rather than in temporary files.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(sql)
         return cursor.fetchall()
 
@@ -220,46 +230,64 @@ def _run(sql: str) -> list[tuple]:
 def footprint_stretches(
     *,
     groups: Mapping[int, str],
-    measure: str,
-    above: float,
+    levels: Mapping[str, float],
     min_systems: int,
     min_hours: float,
     now: datetime,
     scope: RecordScope | None = None,
-) -> dict[str, Stretch]:
-    """Per group, the stretch in which it held more than `above` (scheduler GPUs, or GB of
-    accelerator memory) on at least `min_systems` systems at once, without a break, for more
-    than `min_hours` hours; of several such stretches, the one with the highest peak.
+    systems: Iterable[int] | None = None,
+) -> dict[str, dict[str, Stretch]]:
+    """Per measure in `levels` (GPUS: scheduler GPUs, MEMORY: GB of accelerator memory) and per
+    group, the stretch in which the group held more than the level on at least `min_systems`
+    systems at once, without a break, for more than `min_hours` hours; of several such
+    stretches, the one with the highest peak of the measure.
 
-    `groups` maps organisation ids to their group subject (organisations.groups). One query.
+    `groups` maps organisation ids to their group subject (organisations.groups); `systems`
+    are the clusters of their allocations, looked up when not given. One query for the sweep,
+    whatever the number of jobs.
     """
-    if measure not in MEASURES:
-        raise ValueError(f"Measure the footprint in {' or '.join(MEASURES)}, not {measure!r}.")
-    if not groups:
-        return {}
+    unknown = set(levels) - set(MEASURES)
+    if unknown:
+        raise ValueError(f"Measure the footprint in {' or '.join(MEASURES)}, not {unknown}.")
+    found: dict[str, dict[str, Stretch]] = {measure: {} for measure in levels}
+    if not groups or not levels:
+        return found
     groups_sql, subjects = _group_numbers(groups)
-    levels = _levels_sql(groups_sql, scope or RecordScope(), now, daily=False)
-    islands = f""",
-    flagged AS (
-        SELECT grp, t, t_next, gpus, mem, tflops, systems,
-               CASE WHEN {measure} > {float(above)!r} AND systems >= {int(min_systems)}
-                    THEN 1 ELSE 0 END AS hit
-        FROM levels WHERE t_next IS NOT NULL
-    ),
-    islands AS (
-        SELECT grp, t, t_next, gpus, mem, tflops, systems, hit,
-               SUM(1 - hit) OVER (
+    if systems is None:
+        systems = _systems(groups)
+    base = _levels_sql(groups_sql, sorted(set(systems)), scope or RecordScope(), now, daily=False)
+    measures = sorted(levels)
+    hit = {
+        measure: f"{measure} > {float(levels[measure])!r} AND systems >= {int(min_systems)}"
+        for measure in measures
+    }
+    # Gaps and islands in one pass: along a stretch the time moves on exactly as much as the
+    # held time adds up, so time minus held time so far names the stretch.
+    keys = "".join(
+        f""",
+               CASE WHEN {hit[measure]} THEN 1 ELSE 0 END AS hit{n},
+               t_next - CAST(SUM(CASE WHEN {hit[measure]} THEN t_next - t ELSE 0 END) OVER (
                    PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING
-               ) AS island
-        FROM flagged
+               ) AS BIGINT) AS key{n}"""
+        for n, measure in enumerate(measures)
     )
-    SELECT grp, MIN(t), MAX(t_next), MAX(gpus), MAX(mem), MAX(tflops), MAX(systems)
-    FROM islands WHERE hit = 1
-    GROUP BY grp, island
+    numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(measures)))
+    hit_rows = " OR ".join(f"(m.n = {n} AND hit{n} = 1)" for n in range(len(measures)))
+    key = "CASE m.n " + " ".join(f"WHEN {n} THEN key{n}" for n in range(len(measures))) + " END"
+    stretches = f""",
+    keyed AS (
+        -- rows of events at the same time as later ones last no time and add nothing
+        SELECT grp, t, t_next, gpus, mem, tflops, systems{keys}
+        FROM levels WHERE t_next > t
+    )
+    SELECT m.n, grp, MIN(t), MAX(t_next), MAX(gpus), MAX(mem), MAX(tflops), MAX(systems)
+    FROM keyed CROSS JOIN ({numbers}) m
+    WHERE {hit_rows}
+    GROUP BY m.n, grp, {key}
     HAVING MAX(t_next) - MIN(t) > {float(min_hours) * 3600!r}
     """  # noqa: S608 - numbers the code wrote
-    best: dict[str, Stretch] = {}
-    for grp, start, end, gpus, memory, tflops, systems in _run(levels + islands):
+    for n, grp, start, end, gpus, memory, tflops, held in _run(base + stretches):
+        measure = measures[n]
         stretch = Stretch(
             group=subjects[grp],
             start=_from_seconds(start),
@@ -267,15 +295,12 @@ def footprint_stretches(
             peak_gpus=int(gpus),
             peak_memory_gb=float(memory),
             peak_tflops=float(tflops),
-            peak_systems=int(systems),
+            peak_systems=int(held),
         )
-        held = stretch.peak_gpus if measure == GPUS else stretch.peak_memory_gb
-        current = best.get(stretch.group)
-        if current is None or held > (
-            current.peak_gpus if measure == GPUS else current.peak_memory_gb
-        ):
-            best[stretch.group] = stretch
-    return best
+        current = found[measure].get(stretch.group)
+        if current is None or stretch.peak(measure) > current.peak(measure):
+            found[measure][stretch.group] = stretch
+    return found
 
 
 def footprint_daily(
@@ -292,7 +317,7 @@ def footprint_daily(
         window.append(f"t >= {_seconds(scope.since) // DAY * DAY}")
     if scope.until is not None:
         window.append(f"t < {_seconds(scope.until)}")
-    levels = _levels_sql(groups_sql, scope, now, daily=True)
+    levels = _levels_sql(groups_sql, _systems(groups), scope, now, daily=True)
     peaks = f"""
     SELECT grp, t / 86400 AS day, MAX(gpus), MAX(tflops), MAX(mem), MAX(systems)
     FROM levels WHERE {" AND ".join(["t_next IS NOT NULL", *window])}

@@ -78,33 +78,34 @@ def footprint_candidates(
         for effort in group_efforts
         for allocation in effort.allocations
     }
+    level_names = {GPUS: FOOTPRINT_GPUS, MEMORY: FOOTPRINT_MEMORY}
+    levels = {
+        measure: above
+        for measure, above in ((GPUS, policy.footprint_gpus), (MEMORY, policy.footprint_memory_gb))
+        if above is not None
+    }
+    found = footprint_stretches(
+        groups=groups,
+        levels=levels,
+        min_systems=policy.footprint_min_systems,
+        min_hours=policy.footprint_min_hours,
+        now=now,
+        scope=scope,
+        systems={a.cluster_id for effort in group_efforts for a in effort.allocations},
+    )
     candidates = []
-    for level, measure, above in (
-        (FOOTPRINT_GPUS, GPUS, policy.footprint_gpus),
-        (FOOTPRINT_MEMORY, MEMORY, policy.footprint_memory_gb),
-    ):
-        if above is None:
-            continue
-        stretches = footprint_stretches(
-            groups=groups,
-            measure=measure,
-            above=above,
-            min_systems=policy.footprint_min_systems,
-            min_hours=policy.footprint_min_hours,
-            now=now,
-            scope=scope,
-        )
+    for measure, stretches in sorted(found.items(), key=lambda item: level_names[item[0]]):
         for subject, stretch in sorted(stretches.items()):
             effort = efforts[subject]
             candidates.append(
                 Alert.candidate(
                     policy=policy,
-                    level=level,
-                    threshold=float(above),
+                    level=level_names[measure],
+                    threshold=float(levels[measure]),
                     scope=Scope.ORGANISATION,
                     subject=effort.subject,
                     subject_key=effort.subject_key,
-                    value=float(stretch.peak_gpus if measure == GPUS else stretch.peak_memory_gb),
+                    value=float(stretch.peak(measure)),
                     concerned=effort.allocations,
                     evidence_source=partial(
                         footprint_evidence,

@@ -207,33 +207,69 @@ def test_memory_stretches_are_measured_in_gb(related):
     job(leo, 10, day, day + timedelta(hours=10))
     job(mn5, 10, day, day + timedelta(hours=10))
 
-    stretches = footprint_stretches(
+    found = footprint_stretches(
         groups=_groups(),
-        measure=MEMORY,
-        above=1000,
+        levels={MEMORY: 1000, GPUS: 20},
         min_systems=2,
         min_hours=9,
         now=timezone.now(),
     )
 
-    assert stretches["DE-PARENT-1"].peak_memory_gb == 1280
-    assert stretches["DE-PARENT-1"].hours == 10
+    assert found[MEMORY]["DE-PARENT-1"].peak_memory_gb == 1280
+    assert found[MEMORY]["DE-PARENT-1"].hours == 10
+    assert found[GPUS] == {}  # 20 GPUs exactly: not more than the level
 
 
-def test_the_sweep_is_one_query_whatever_the_number_of_jobs(related):
+def test_the_sweep_takes_two_queries_whatever_the_number_of_jobs(related):
     leo, mn5 = related
     day = midnight(6)
     for hour in range(40):
         job(leo if hour % 2 else mn5, 40, day + timedelta(hours=hour), day + timedelta(hours=50))
     groups = _groups()
     with CaptureQueriesContext(connection) as queries:
-        stretches = footprint_stretches(
+        found = footprint_stretches(
             groups=groups,
-            measure=GPUS,
-            above=512,
+            levels={GPUS: 512, MEMORY: 30_000},
             min_systems=2,
             min_hours=1,
             now=timezone.now(),
         )
-    assert len(queries) == 1
-    assert stretches["DE-PARENT-1"].peak_gpus == 1600
+    sweep = [q for q in queries if "SAVEPOINT" not in q["sql"] and "work_mem" not in q["sql"]]
+    assert len(sweep) == 2  # the groups' clusters, then the sweep
+    assert found[GPUS]["DE-PARENT-1"].peak_gpus == 1600
+    assert found[MEMORY]["DE-PARENT-1"].peak_memory_gb == 1600 * 64
+
+
+def test_one_job_handing_over_to_the_next_keeps_the_stretch_unbroken(related):
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=20))
+    job(leo, 600, day + timedelta(hours=20), day + timedelta(hours=48))
+    job(mn5, 600, day, day + timedelta(hours=48))
+
+    found = footprint_stretches(
+        groups=_groups(), levels={GPUS: 512}, min_systems=2, min_hours=40, now=timezone.now()
+    )
+
+    stretch = found[GPUS]["DE-PARENT-1"]
+    assert (stretch.start, stretch.end, stretch.peak_gpus) == (
+        day,
+        day + timedelta(hours=48),
+        1200,
+    )
+
+
+def test_of_two_stretches_the_one_with_the_higher_peak_is_kept(related):
+    leo, mn5 = related
+    first, second = midnight(10), midnight(5)
+    job(leo, 600, first, first + timedelta(hours=30))
+    job(mn5, 600, first, first + timedelta(hours=30))
+    job(leo, 900, second, second + timedelta(hours=30))
+    job(mn5, 600, second, second + timedelta(hours=30))
+
+    found = footprint_stretches(
+        groups=_groups(), levels={GPUS: 512}, min_systems=2, min_hours=24, now=timezone.now()
+    )
+
+    assert found[GPUS]["DE-PARENT-1"].start == second
+    assert found[GPUS]["DE-PARENT-1"].peak_gpus == 1500
