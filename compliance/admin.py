@@ -159,7 +159,7 @@ class LargeRunEntryAdmin(SimpleHistoryAdmin):
             super()
             .get_queryset(request)
             .select_related("policy")
-            .prefetch_related("allocations__cluster")
+            .prefetch_related("allocations__cluster", "alerts")
         )
 
     def get_readonly_fields(self, request, obj=None):

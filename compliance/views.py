@@ -61,7 +61,7 @@ def annual_report_page(request):
 @permission_required("compliance.view_largerunentry", raise_exception=True)
 def register_csv_download(request):
     entries = LargeRunEntry.objects.select_related("policy").prefetch_related(
-        "allocations__cluster"
+        "allocations__cluster", "alerts"
     )
     response = HttpResponse(
         register_csv(entries.order_by("first_crossed_on", "scope", "subject")),
