@@ -11,11 +11,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from compliance.confidential import channel_open, unseal_or_note
+from compliance.footprint import RecordScope, footprint_daily
 from compliance.forms import CaseKeyForm, CaseMessageForm, ReportForm
 from compliance.models import LargeRunEntry, MisuseReport, ReportMessage
 from compliance.reports import annual_report
 from compliance.selectors import register_csv
 from compliance.services import ReportClosedError, report_add, report_find, report_submit
+from organisations.groups import organisation_groups_current
 
 CHART_WIDTH = 560
 
@@ -53,6 +55,41 @@ def annual_report_page(request):
             "chart_height": 28 * len(bars) + 4,
             "chart_width": CHART_WIDTH + 260,
         },
+    )
+
+
+@require_GET
+@staff_member_required
+@permission_required("compliance.view_alert", raise_exception=True)
+def footprint_page(request):
+    """What each organisation group held at once on all systems: its peak over the period of
+    its allocations (live, or ended in the last month, as the threshold check counts them) and,
+    for the group asked for, its peak on each day."""
+    now = timezone.now()
+    groups = organisation_groups_current().subjects
+    daily = footprint_daily(groups=groups, now=now, scope=RecordScope(today=now.date()))
+    rows = sorted(
+        (
+            {
+                "group": group,
+                "gpus": max(d.gpus for d in days),
+                "pflops": max(d.tflops for d in days) / 1000,
+                "memory_gb": max(d.memory_gb for d in days),
+                "systems": max(d.systems for d in days),
+                "first": days[0].day,
+                "last": days[-1].day,
+            }
+            for group, days in daily.items()
+            if days
+        ),
+        key=lambda row: (-row["gpus"], row["group"]),
+    )
+    chosen = request.GET.get("group", "")
+    days = [{**vars(d), "pflops": d.tflops / 1000} for d in reversed(daily.get(chosen, []))]
+    return render(
+        request,
+        "compliance/footprint.html",
+        {"rows": rows, "chosen": chosen if chosen in daily else "", "days": days},
     )
 
 
