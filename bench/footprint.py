@@ -6,7 +6,10 @@ With DATABASE_URL pointing at PostgreSQL, the database named there is created fr
 dropped afterwards (`--keep` keeps it); without it, a fresh SQLite file in a temporary directory.
 The jobs are written by one INSERT ... SELECT over a counter, not row by row. Then the sweep the
 threshold check runs (`footprint_stretches`, GPUs and memory) and the daily peaks
-(`footprint_daily`) are timed, each the best of R runs. Target: the check's sweep under 1 s.
+(`footprint_daily`) are timed, each the best of R runs, on the clock and in the CPU time the
+database spent (SQLite runs in this process; a PostgreSQL backend on this machine is read from
+/proc): on a busy machine the clock also counts the wait for a core. Target: the check's sweep
+under 1 s.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 TARGET_SECONDS = 1.0
@@ -143,16 +147,41 @@ def _generate(allocations: list, jobs: int, days: int, now: datetime) -> float:
     return time.perf_counter() - started
 
 
-def _best(runs: int, work) -> tuple[float, float, object]:
-    """The shortest wall-clock time of `runs` runs, the least CPU time of this process (the
-    query's own on SQLite, which runs in it) and the result."""
-    wall, cpu, result = float("inf"), float("inf"), None
+def _server_cpu() -> float | None:
+    """CPU seconds the database server process serving this connection has used: the process
+    itself on SQLite, the PostgreSQL backend when it runs on this machine, else None."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return time.process_time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime and stime, the 14th and 15th fields of stat(5), in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _best(runs: int, work) -> tuple[float, float | None, object]:
+    """The shortest wall-clock time of `runs` runs, the least CPU time the database spent on
+    one (wall-clock time on a busy machine includes waiting for a core) and the result."""
+    wall, cpu, result = float("inf"), None, None
     for _ in range(runs):
-        started, started_cpu = time.perf_counter(), time.process_time()
+        started, started_cpu = time.perf_counter(), _server_cpu()
         result = work()
         wall = min(wall, time.perf_counter() - started)
-        cpu = min(cpu, time.process_time() - started_cpu)
+        ended_cpu = _server_cpu()
+        if started_cpu is not None and ended_cpu is not None:
+            spent = ended_cpu - started_cpu
+            cpu = spent if cpu is None else min(cpu, spent)
     return wall, cpu, result
+
+
+def _cpu(cpu: float | None) -> str:
+    return f"{cpu:.3f} s" if cpu is not None else "n/a"
 
 
 def main(argv=None) -> None:
@@ -220,10 +249,13 @@ def _run(url: str, options) -> None:
             scope=scope,
         ),
     )
-    verdict = "met" if took < TARGET_SECONDS else "NOT met"
+
+    def verdict(seconds: float | None) -> str:
+        return "n/a" if seconds is None else "met" if seconds < TARGET_SECONDS else "NOT met"
+
     print(
-        f"check sweep        {took:6.3f} s  (CPU here {cpu:.3f} s)  GPUs and memory, "
-        f"target < 1 s: {verdict}"
+        f"check sweep        {took:6.3f} s wall, {_cpu(cpu)} database CPU  GPUs and memory; "
+        f"target < 1 s: {verdict(took)} on the clock, {verdict(cpu)} in CPU"
     )
     for measure, stretches in sorted(found.items()):
         stretch = stretches.get(GROUP)
@@ -239,7 +271,7 @@ def _run(url: str, options) -> None:
     days = daily.get(GROUP, [])
     peak = max((day.gpus for day in days), default=0)
     print(
-        f"daily peaks        {took:6.3f} s  (CPU here {cpu:.3f} s)  {len(days)} days, "
+        f"daily peaks        {took:6.3f} s wall, {_cpu(cpu)} database CPU  {len(days)} days, "
         f"highest {peak:,} GPUs"
     )
 
