@@ -1,5 +1,6 @@
 """Builders for the split-run tests: related companies, their allocations, timed jobs."""
 
+import re
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from itertools import count
@@ -12,6 +13,27 @@ from organisations.models import Membership, Organisation
 from systems.models import Partition
 
 _jobs = count(1)
+
+# The line `check_thresholds` prints per alert raised (CONTRACT.md).
+LINE = re.compile(
+    r"^alert level=(\S+) scope=(allocation|model|organisation) subject=(\S+) "
+    r"value=(\S+) threshold=(\S+)$"
+)
+
+
+def raised(*args: str) -> list[tuple[str, str, str, str, str]]:
+    lines = check_lines(*args)
+    assert lines[-1] == f"alerts={len(lines) - 1}"
+    parsed = []
+    for line in lines[:-1]:
+        match = LINE.match(line)
+        assert match, line
+        parsed.append(match.groups())
+    return parsed
+
+
+# What a confidential report in the tests says.
+REPORT_TEXT = "Acme and its subsidiary train one 70B model on LUMI and Leonardo at once."
 
 
 def organisation(registration_id: str, *, controlled_by: str = "", owner=None) -> Organisation:

@@ -14,6 +14,7 @@ from compliance.monitoring import thresholds_check
 from compliance.reports import annual_report
 from compliance.services import report_close, report_reply, report_submit
 from tests.compliance.factories import (
+    REPORT_TEXT,
     allocation,
     job,
     job_with_flop,
@@ -21,10 +22,10 @@ from tests.compliance.factories import (
     organisation,
     planned,
 )
-from tests.compliance.test_reporting import TEXT
 from tests.conftest import client_for
 
 YEAR = timezone.now().year
+TEXT = REPORT_TEXT
 
 
 @pytest.fixture

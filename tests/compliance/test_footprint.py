@@ -1,6 +1,5 @@
 """The concurrent footprint of an organisation group: what it held at once on all systems."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -12,23 +11,7 @@ from compliance.footprint import GPUS, MEMORY, RecordScope, footprint_daily, foo
 from compliance.models import Alert
 from organisations.groups import organisation_groups_current
 from systems.models import ThresholdPolicy
-from tests.compliance.factories import allocation, check_lines, job, midnight, organisation
-
-LINE = re.compile(
-    r"^alert level=(\S+) scope=(allocation|model|organisation) subject=(\S+) "
-    r"value=(\S+) threshold=(\S+)$"
-)
-
-
-def raised(*args: str) -> list[tuple[str, str, str, str, str]]:
-    lines = check_lines(*args)
-    assert lines[-1] == f"alerts={len(lines) - 1}"
-    parsed = []
-    for line in lines[:-1]:
-        match = LINE.match(line)
-        assert match, line
-        parsed.append(match.groups())
-    return parsed
+from tests.compliance.factories import allocation, job, midnight, organisation, raised
 
 
 def footprint_alerts(lines):

@@ -7,8 +7,7 @@ import pytest
 from compliance.models import Alert
 from systems.models import Partition, ThresholdPolicy
 from systems.reference import reference_data_seed
-from tests.compliance.factories import allocation, job, midnight, organisation
-from tests.compliance.test_footprint import raised
+from tests.compliance.factories import allocation, job, midnight, organisation, raised
 
 
 def test_seeded_partitions_carry_the_memory_of_one_scheduler_gpu(reference_data):

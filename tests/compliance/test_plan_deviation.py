@@ -9,8 +9,7 @@ from django.utils import timezone
 from allocations.models import Allocation
 from compliance.models import Alert
 from systems.models import Partition, ThresholdPolicy
-from tests.compliance.factories import allocation, job_with_flop, organisation, planned
-from tests.compliance.test_footprint import raised
+from tests.compliance.factories import allocation, job_with_flop, organisation, planned, raised
 from tests.review_factories import reviewed
 from vetting.services import review as workflow
 

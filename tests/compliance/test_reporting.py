@@ -22,10 +22,11 @@ from compliance.confidential import case_key_digest, seal, unseal
 from compliance.models import MisuseReport, ReportMessage
 from compliance.privacy import ReportingChannelFilter
 from compliance.services import report_acknowledge, report_close, report_reply, report_submit
+from tests.compliance.factories import REPORT_TEXT
 from tests.conftest import client_for
 
 ROOT = Path(__file__).resolve().parents[2]
-TEXT = "Acme and its subsidiary train one 70B model on LUMI and Leonardo at once."
+TEXT = REPORT_TEXT
 KEY = re.compile(r'<code id="case-key"[^>]*>([A-Z2-7-]+)</code>')
 
 
