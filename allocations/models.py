@@ -1,3 +1,5 @@
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -19,6 +21,26 @@ def model_key(name: str) -> str:
     alert's link opens a page showing exactly what the alert counted.
     """
     return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class DeclaredPlan:
+    """What an applicant declared for a grant: the model's size, its data and the compute."""
+
+    reference: str
+    flop: float | None = None
+    hardware_flop: float | None = None
+    parameters: int | None = None
+    tokens: int | None = None
+
+    def fields(self) -> dict:
+        return {
+            "plan_reference": self.reference,
+            "planned_flop": self.flop,
+            "planned_hardware_flop": self.hardware_flop,
+            "planned_parameters": self.parameters,
+            "planned_tokens": self.tokens,
+        }
 
 
 class Allocation(models.Model):
@@ -70,6 +92,25 @@ class Allocation(models.Model):
     )
     access_mode = models.ForeignKey(
         AccessMode, on_delete=models.PROTECT, null=True, blank=True, related_name="allocations"
+    )
+    # The plan declared for the grant, kept as granted so that compliance can hold accounting
+    # against it without reading the application (docs/domain-rules.md, "Split training runs").
+    plan_reference = models.CharField(
+        max_length=40,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="The granted plan, e.g. application #42: allocations granted together share it.",
+    )
+    planned_flop = models.FloatField(
+        "declared training compute of the plan (FLOP)", null=True, blank=True, editable=False
+    )
+    planned_hardware_flop = models.FloatField(
+        "hardware estimate of the plan (FLOP)", null=True, blank=True, editable=False
+    )
+    planned_parameters = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
+    planned_tokens = models.PositiveBigIntegerField(
+        "planned training tokens", null=True, blank=True, editable=False
     )
     first_exported_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

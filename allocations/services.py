@@ -17,7 +17,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
+from allocations.models import (
+    Allocation,
+    AllocationEvent,
+    AllocationUser,
+    ChangeRequest,
+    DeclaredPlan,
+)
 from allocations.names import account_name_problem, user_name_problem
 from allocations.signals import allocation_account_assigned
 from core.errors import TransitionError as BaseTransitionError
@@ -132,12 +138,14 @@ def allocation_create(
     today: date | None = None,
     state: str | None = None,
     action: str = "created",
+    plan: DeclaredPlan | None = None,
 ) -> Allocation:
     """Create one allocation, the one way every allocation comes to exist.
 
     A new grant (no `state`) is active at once when its start date has come, and may not end in
     the past. An allocation brought over from another tool (`import_allocations`) keeps the
-    `state` it had there, whatever its dates.
+    `state` it had there, whatever its dates. `plan` is what the applicant declared for the
+    grant; imports have none.
     """
     today = today or timezone.localdate()
     account_name_check(account)
@@ -164,6 +172,7 @@ def allocation_create(
             state=state,
             model_name=model_name or "",
             access_mode=access_mode,
+            **(plan.fields() if plan else {}),
         )
         AllocationUser.objects.bulk_create(
             AllocationUser(allocation=allocation, username=name, added_by=actor)
@@ -210,11 +219,13 @@ def allocations_grant(
     users: Sequence[str],
     actor,
     reason: str = "granted by the call decision",
+    plan: DeclaredPlan | None = None,
 ) -> list[Allocation]:
     """Turn an approved application into one allocation per granted partition.
 
     Account names are generated from the organisation name plus a counter, unique per cluster;
-    the operator may rename them until the first export.
+    the operator may rename them until the first export. Every allocation keeps the declared
+    `plan` of the whole grant.
     """
     if not grants:
         raise ValidationError("A grant needs at least one partition with GPU-hours.")
@@ -240,6 +251,7 @@ def allocations_grant(
                             users=users,
                             actor=actor,
                             reason=reason,
+                            plan=plan,
                         )
                     break
                 except (IntegrityError, AccountTakenError):

@@ -1,3 +1,7 @@
+import calendar
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -40,6 +44,12 @@ class Alert(models.Model):
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledgement_note = models.TextField(blank=True)
+    evidence = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="What the level was read from, e.g. the overlapping jobs and their systems.",
+    )
 
     class Meta:
         ordering = ["-raised_at", "-id"]
@@ -52,6 +62,40 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.level} for {self.get_scope_display().lower()} {self.subject}"
+
+    @classmethod
+    def candidate(
+        cls,
+        *,
+        policy: ThresholdPolicy,
+        level: str,
+        threshold: float,
+        scope: str,
+        subject: str,
+        subject_key: str,
+        value: float,
+        concerned: Iterable[Allocation],
+        allocation: Allocation | None = None,
+        evidence: dict | None = None,
+        evidence_source: Callable[[], dict] | None = None,
+    ) -> "Alert":
+        """An unsaved alert the threshold check may raise. The owners of the `concerned`
+        allocations are told. Evidence that costs queries comes from `evidence_source`, called
+        only when the alert is raised for the first time."""
+        alert = cls(
+            level=level,
+            scope=scope,
+            subject=subject,
+            subject_key=subject_key,
+            policy=policy,
+            value=value,
+            threshold=threshold,
+            allocation=allocation,
+            organisation_ids=sorted({a.organisation_id for a in concerned}),
+            evidence=evidence or {},
+        )
+        alert.evidence_source = evidence_source
+        return alert
 
     @property
     def line(self) -> str:
@@ -96,6 +140,15 @@ class LargeRunEntry(models.Model):
         help_text="When the provider confirmed the notification to the Commission.",
     )
     allocations = models.ManyToManyField(Allocation, related_name="register_entries", blank=True)
+    alerts = models.ManyToManyField(
+        Alert,
+        related_name="register_entries",
+        blank=True,
+        help_text=(
+            "Alerts this entry cites, e.g. the concurrent footprint or plan deviations of a "
+            "split run. The check adds the ones of the same subject and allocations."
+        ),
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
@@ -111,3 +164,102 @@ class LargeRunEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} ({self.get_category_display()})"
+
+
+def _months_later(day: date, months: int) -> date:
+    """The same day `months` calendar months later (the month's last day when it is shorter)."""
+    month = day.month - 1 + months
+    year, month = day.year + month // 12, month % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    return date(year, month, min(day.day, last))
+
+
+class MisuseReport(models.Model):
+    """A confidential report of a suspected split run or other misuse, made without an account.
+
+    Nothing about the reporter is stored: no account, name, address or browser, and only the
+    day it came in. What they wrote is in `ReportMessage`, encrypted; the reporter reads the
+    case again with the case key, of which only a digest is kept. Deadlines follow the EU
+    Whistleblower Directive 2019/1937 art. 9(1) (AI Act art. 87): acknowledge within 7 days,
+    feedback within 3 months of the acknowledgement (or of the 7 days, when none was sent).
+    """
+
+    ACKNOWLEDGE_DAYS = 7
+    FEEDBACK_MONTHS = 3
+
+    class Category(models.TextChoices):
+        SPLIT_RUN = "split_run", "A training run split to stay under a threshold"
+        UNDECLARED = "undeclared", "Compute or a model declared wrongly or not at all"
+        MISUSE = "misuse", "Other misuse of the granted compute"
+        AI_ACT = "ai_act", "Another suspected infringement of the AI Act"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        CLOSED = "closed", "Closed"
+
+    class Outcome(models.TextChoices):
+        NO_INFRINGEMENT = "no_infringement", "Looked into: no infringement found"
+        ACTION_TAKEN = "action_taken", "Action taken by the centre"
+        REFERRED = "referred", "Referred to the competent authority"
+        INSUFFICIENT = "insufficient", "Not enough information to act on"
+
+    case_digest = models.CharField(max_length=64, unique=True, editable=False)
+    submission_digest = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False
+    )
+    category = models.CharField(max_length=16, choices=Category.choices)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.RECEIVED, editable=False
+    )
+    received_on = models.DateField(default=timezone.localdate, editable=False)
+    acknowledged_on = models.DateField(null=True, blank=True, editable=False)
+    feedback_on = models.DateField(
+        null=True, blank=True, editable=False, help_text="First reply after the acknowledgement."
+    )
+    closed_on = models.DateField(null=True, blank=True, editable=False)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True, editable=False)
+    outcome_note_sealed = models.TextField(blank=True, editable=False)
+    organisations = models.ManyToManyField(
+        "organisations.Organisation", related_name="misuse_reports", blank=True
+    )
+    allocations = models.ManyToManyField(Allocation, related_name="misuse_reports", blank=True)
+    alerts = models.ManyToManyField(Alert, related_name="misuse_reports", blank=True)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        verbose_name = "confidential report"
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.get_category_display().lower()})"
+
+    @property
+    def acknowledgement_due(self) -> date:
+        return self.received_on + timedelta(days=self.ACKNOWLEDGE_DAYS)
+
+    @property
+    def feedback_due(self) -> date:
+        start = self.acknowledged_on or self.acknowledgement_due
+        return _months_later(start, self.FEEDBACK_MONTHS)
+
+
+class ReportMessage(models.Model):
+    """One message of a confidential report, in either direction, encrypted at rest."""
+
+    class Author(models.TextChoices):
+        REPORTER = "reporter", "Reporter"
+        OFFICER = "officer", "Governance officer"
+
+    report = models.ForeignKey(MisuseReport, on_delete=models.CASCADE, related_name="messages")
+    author = models.CharField(max_length=8, choices=Author.choices)
+    officer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    body_sealed = models.TextField()
+    written_on = models.DateField(default=timezone.localdate)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_author_display()} on {self.written_on:%Y-%m-%d}"

@@ -12,11 +12,14 @@ from django.utils import timezone
 
 from allocations.models import Allocation
 from compliance.models import Alert, LargeRunEntry, Scope
+from compliance.splitting import split_run_candidates
 from compliance.thresholds import (
+    SPLIT_RUN_LEVELS,
     SYSTEMIC_RISK,
     Level,
     allocation_levels,
     compute_levels,
+    level_figure,
     levels_reached,
 )
 from core import roles
@@ -135,9 +138,18 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
         model_efforts = efforts_by_model(allocations)
         group_efforts = efforts_by_organisation_group(allocations)
         candidates = _candidate_alerts(policy, allocations, model_efforts + group_efforts)
+        candidates += split_run_candidates(
+            policy=policy,
+            allocations=allocations,
+            model_efforts=model_efforts,
+            group_efforts=group_efforts,
+            today=today,
+            now=timezone.now(),
+        )
         alerts = _new_alerts(candidates)
         exhausted = _block_exhausted(alerts)
         opened = _register_update(policy, model_efforts + group_efforts, today)
+        _register_cite(alerts, opened)
         reminders = _register_reminders(today)
         unsent = Alert.objects.filter(
             Q(pk__in=[alert.pk for alert in alerts])
@@ -159,19 +171,19 @@ def _candidate_alerts(
     candidates = []
 
     def add(level: Level, scope: str, subject: str, key: str, value: float, allocation=None):
-        alert = Alert(
-            level=level.name,
-            scope=scope,
-            subject=subject,
-            subject_key=key,
-            policy=policy,
-            value=value,
-            threshold=level.threshold,
-            allocation=allocation,
+        candidates.append(
+            Alert.candidate(
+                policy=policy,
+                level=level.name,
+                threshold=level.threshold,
+                scope=scope,
+                subject=subject,
+                subject_key=key,
+                value=value,
+                concerned=[allocation] if allocation else by_key[key].allocations,
+                allocation=allocation,
+            )
         )
-        concerned = [allocation] if allocation else by_key[key].allocations
-        alert.organisation_ids = sorted({a.organisation_id for a in concerned})
-        candidates.append(alert)
 
     for allocation in allocations:
         grant_key = _allocation_subject_key(allocation, grant=True)
@@ -207,6 +219,10 @@ def _new_alerts(candidates: list[Alert]) -> list[Alert]:
         )
     )
     fresh = [c for c in candidates if (c.level, c.scope, c.subject_key) not in raised]
+    for alert in fresh:
+        source = getattr(alert, "evidence_source", None)
+        if source is not None:
+            alert.evidence = source()
     return Alert.objects.bulk_create(fresh)
 
 
@@ -298,6 +314,35 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
     return opened
 
 
+def _register_cite(alerts: list[Alert], opened: list[LargeRunEntry]) -> None:
+    """Register entries cite the split-run alerts of their subject and of their allocations:
+    those just raised, and, for an entry just opened, those raised before. A citation removed
+    by hand stays removed."""
+    fresh = [alert for alert in alerts if alert.level in SPLIT_RUN_LEVELS]
+    if not fresh and not opened:
+        return
+    entries = LargeRunEntry.objects.filter(
+        Q(pk__in=[entry.pk for entry in opened])
+        | Q(subject_key__in={alert.subject_key for alert in fresh})
+        | Q(allocations__in={alert.allocation_id for alert in fresh if alert.allocation_id})
+    ).prefetch_related("allocations")
+    earlier = Alert.objects.filter(level__in=SPLIT_RUN_LEVELS).filter(
+        Q(subject_key__in={entry.subject_key for entry in opened})
+        | Q(allocation__register_entries__in=opened)
+    )
+    opened_ids = {entry.pk for entry in opened}
+    Citation = LargeRunEntry.alerts.through
+    citations = []
+    for entry in entries.distinct():
+        allocation_ids = {a.pk for a in entry.allocations.all()}
+        candidates = [*fresh, *(earlier.distinct() if entry.pk in opened_ids else [])]
+        for alert in candidates:
+            same_subject = (alert.scope, alert.subject_key) == (entry.scope, entry.subject_key)
+            if same_subject or alert.allocation_id in allocation_ids:
+                citations.append(Citation(largerunentry_id=entry.pk, alert_id=alert.pk))
+    Citation.objects.bulk_create(citations, ignore_conflicts=True)
+
+
 def _register_reminders(today: date) -> int:
     """Remind before the art. 52 deadline until the provider's notification is recorded."""
     sent = 0
@@ -378,8 +423,8 @@ def alert_notify(*, alert_id: int, staff: set[str] | None = None) -> int:
     is_share = alert.level.startswith("allocation_")
     context = {
         "alert": alert,
-        "value": f"{alert.value:.1%}" if is_share else f"{alert.value:.2g} FLOP",
-        "threshold": f"{alert.threshold:.0%}" if is_share else f"{alert.threshold:.2g} FLOP",
+        "value": f"{alert.value:.1%}" if is_share else level_figure(alert.level, alert.value),
+        "threshold": level_figure(alert.level, alert.threshold),
     }
     staff_link = reverse("admin:compliance_alert_change", args=[alert.pk])
     sent = mail_each(

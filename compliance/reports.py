@@ -4,9 +4,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Q, Sum
+from django.db.models import Count, Q, Sum
 
 from allocations.models import Allocation
+from compliance.models import Alert, MisuseReport
+from compliance.thresholds import (
+    FOOTPRINT_GPUS,
+    MEMORY_LEVELS,
+    PLAN_LEVELS,
+    SPLIT_RUN_LEVELS,
+    level_figure,
+)
 from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
 from systems.models import ThresholdPolicy
 from usage.models import UsageRecord
@@ -52,6 +60,8 @@ class AnnualReport:
     by_access_mode: list[Row]
     bands: dict[str, int]
     largest: list[dict] = field(default_factory=list)
+    split_runs: dict = field(default_factory=dict)
+    reports: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -64,6 +74,8 @@ class AnnualReport:
             "by_access_mode": [r.as_dict() for r in self.by_access_mode],
             "efforts_per_band": self.bands,
             "largest_efforts": self.largest,
+            "split_runs": self.split_runs,
+            "confidential_reports": self.reports,
         }
 
 
@@ -123,6 +135,8 @@ def annual_report(*, year: int, anonymise: bool = False) -> AnnualReport | None:
         by_access_mode=sorted(modes.values(), key=lambda r: -r.flop),
         bands=bands,
         largest=largest,
+        split_runs=_split_runs(year=year, anonymise=anonymise),
+        reports=_reports(year=year),
     )
 
 
@@ -180,6 +194,58 @@ def _efforts(*, year: int, policy: ThresholdPolicy, anonymise: bool):
             }
         )
     return bands, largest
+
+
+def _split_runs(*, year: int, anonymise: bool) -> dict:
+    """The year's alerts of split runs: concurrent footprints, memory levels and plans against
+    accounting, each with what it was read from, and whether the register cites it."""
+    alerts = (
+        Alert.objects.filter(level__in=SPLIT_RUN_LEVELS, raised_at__year=year)
+        .annotate(citations=Count("register_entries"))
+        .order_by("raised_at", "pk")
+    )
+    rows, aliases = [], {}
+    for alert in alerts:
+        subject = alert.subject
+        if anonymise:
+            kind = {"organisation": "Group", "model": "Model"}.get(alert.scope, "Allocation")
+            subject = aliases.setdefault(
+                (alert.scope, alert.subject_key), f"{kind} {_letters(len(aliases))}"
+            )
+        rows.append(
+            {
+                "level": alert.level,
+                "scope": alert.scope,
+                "subject": subject,
+                "value": level_figure(alert.level, alert.value),
+                "threshold": level_figure(alert.level, alert.threshold),
+                "raised_on": alert.raised_at.date().isoformat(),
+                "cited_in_register": alert.citations > 0,
+            }
+        )
+    return {
+        "footprint_alerts": sum(1 for r in rows if r["level"] == FOOTPRINT_GPUS),
+        "memory_alerts": sum(1 for r in rows if r["level"] in MEMORY_LEVELS),
+        "plan_deviations": sum(1 for r in rows if r["level"] in PLAN_LEVELS),
+        "alerts": rows,
+    }
+
+
+def _reports(*, year: int) -> dict:
+    """How many confidential reports came in and how they were handled: counts only, never
+    what they say or whom they concern."""
+    received = MisuseReport.objects.filter(received_on__year=year)
+    counts = received.aggregate(
+        received=Count("pk"),
+        closed=Count("pk", filter=Q(status=MisuseReport.Status.CLOSED)),
+    )
+    on_time = sum(
+        1
+        for received_on, acknowledged_on in received.values_list("received_on", "acknowledged_on")
+        if acknowledged_on is not None
+        and (acknowledged_on - received_on).days <= MisuseReport.ACKNOWLEDGE_DAYS
+    )
+    return {**counts, "acknowledged_within_7_days": on_time}
 
 
 def _letters(n: int) -> str:

@@ -19,12 +19,8 @@ REGISTER_COLUMNS = [
     "notified_on",
     "allocations",
     "systems",
+    "cited_alerts",
 ]
-
-
-def figure(level: str, value: float) -> str:
-    """An alert's value as people read it: a share of the grant, or FLOP."""
-    return f"{value:.0%}" if level.startswith("allocation_") else f"{value:.2g} FLOP"
 
 
 def register_rows(entries):
@@ -46,6 +42,10 @@ def register_rows(entries):
             "notified_on": entry.notified_on.isoformat() if entry.notified_on else "",
             "allocations": " ".join(f"{a.cluster.name}:{a.account}" for a in allocations),
             "systems": " ".join(sorted({a.cluster.name for a in allocations})),
+            "cited_alerts": "; ".join(
+                f"{alert.level} {alert.scope} {alert.subject} ({alert.raised_at:%Y-%m-%d})"
+                for alert in sorted(entry.alerts.all(), key=lambda a: (a.raised_at, a.pk))
+            ),
         }
 
 

@@ -26,3 +26,11 @@ def large_run_reminder_send(entry_id: int, owed: int) -> int:
     from compliance.monitoring import large_run_reminder
 
     return large_run_reminder(entry_id=entry_id, owed=owed)
+
+
+@mail_task
+def report_notice_send(report_id: int, what: str) -> int:
+    """Tell the governance officers of a new confidential report, or of an addition to one."""
+    from compliance.services import report_notice
+
+    return report_notice(report_id=report_id, what=what)

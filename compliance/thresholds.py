@@ -40,3 +40,44 @@ def compute_levels(policy: PolicyFigures) -> list[Level]:
 def levels_reached(value: float, levels: Iterable[Level]) -> list[Level]:
     """A level is reached when the value meets its threshold (art. 52(1): "met")."""
     return [level for level in levels if value >= level.threshold]
+
+
+# Split training runs (docs/domain-rules.md): what one training effort spread over several
+# allocations, systems or related companies leaves in the accounting.
+FOOTPRINT_GPUS = "footprint_gpus"
+
+
+FOOTPRINT_MEMORY = "footprint_memory"
+
+
+JOB_MEMORY = "job_memory"
+
+
+PLAN_OVERRUN = "plan_overrun"
+
+
+MODEL_ABOVE_PLAN = "model_above_plan"
+
+
+FOOTPRINT_LEVELS = (FOOTPRINT_GPUS, FOOTPRINT_MEMORY)
+
+
+MEMORY_LEVELS = (FOOTPRINT_MEMORY, JOB_MEMORY)
+
+
+PLAN_LEVELS = (PLAN_OVERRUN, MODEL_ABOVE_PLAN)
+
+
+SPLIT_RUN_LEVELS = (FOOTPRINT_GPUS, FOOTPRINT_MEMORY, JOB_MEMORY, PLAN_OVERRUN, MODEL_ABOVE_PLAN)
+
+
+def level_figure(level: str, value: float) -> str:
+    """A level's value or threshold as people read it: a share of the grant, scheduler GPUs,
+    GB of accelerator memory, or FLOP."""
+    if level.startswith("allocation_"):
+        return f"{value:.0%}"
+    if level == FOOTPRINT_GPUS:
+        return f"{value:,.0f} GPUs"
+    if level in MEMORY_LEVELS:
+        return f"{value:,.0f} GB"
+    return f"{value:.2g} FLOP"

@@ -5,6 +5,8 @@ with no server. With ``DEBUG`` off the process refuses to start without a secret
 hosts.
 """
 
+import base64
+import hashlib
 import os
 import sys
 from pathlib import Path
@@ -279,6 +281,16 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Confidential reports (/report/) are stored encrypted with this Fernet key: 32 random bytes,
+# URL-safe base64. Several keys, separated by commas, rotate: the first encrypts, all decrypt.
+# Without one in production the reporting channel stays closed (and `check --deploy` says so);
+# development and tests derive one from SECRET_KEY.
+REPORT_ENCRYPTION_KEY = env.str("REPORT_ENCRYPTION_KEY", default="")
+if not REPORT_ENCRYPTION_KEY and (DEBUG or TESTING):
+    REPORT_ENCRYPTION_KEY = base64.urlsafe_b64encode(
+        hashlib.sha256(f"hpcgate report encryption:{SECRET_KEY}".encode()).digest()
+    ).decode()
+
 USAGE_SPOOL_DIR = Path(env.str("USAGE_SPOOL_DIR", default=str(VAR_DIR / "spool")))
 
 REST_FRAMEWORK = {
@@ -332,13 +344,25 @@ if not DEBUG and not TESTING:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Requests to the confidential reporting pages are never logged, whatever logs them (README,
+# "Confidential reports"); gunicorn's access log skips them too (gunicorn.conf.py).
+_QUIET = ["reporting_channel"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"reporting_channel": {"()": "compliance.privacy.ReportingChannelFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": _QUIET}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # The development server's request lines, and the loggers that name a request's path
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.request": {"filters": _QUIET},
+        "django.security.csrf": {"filters": _QUIET},
+    },
 }
 
 HPCGATE_ALLOW_DEMO_USERS = DEBUG or TESTING

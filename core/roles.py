@@ -128,6 +128,10 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         "compliance": {
             "alert": ("view", "change"),
             "largerunentry": ("view", "change"),
+            # Confidential reports: governance officers only (compliance.admin checks the role
+            # as well, so a superuser outside the role does not read them either).
+            "misusereport": ("view", "change"),
+            "reportmessage": ("view",),
         },
         "vetting": {
             "application": ("view",),
@@ -137,6 +141,16 @@ ROLE_PERMISSIONS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
 }
 
 ROLES = tuple(ROLE_PERMISSIONS)
+
+
+def has_role(user, role: str) -> bool:
+    """Whether the user is active and holds the role (a Django group), superuser or not."""
+    return bool(
+        user is not None
+        and user.is_active
+        and user.is_authenticated
+        and user.groups.filter(name=role).exists()
+    )
 
 
 def roles_ensure() -> dict[str, Group]:

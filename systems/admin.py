@@ -30,7 +30,15 @@ class SiteAdmin(SimpleHistoryAdmin):
 class PartitionInline(admin.TabularInline):
     model = Partition
     extra = 0
-    fields = ["name", "accelerator", "gpus_per_node", "nodes", "peak_tflops", "power_watts"]
+    fields = [
+        "name",
+        "accelerator",
+        "gpus_per_node",
+        "nodes",
+        "peak_tflops",
+        "power_watts",
+        "memory_gb_per_gpu",
+    ]
 
 
 @admin.register(Cluster)
@@ -53,6 +61,7 @@ class PartitionAdmin(SimpleHistoryAdmin):
         "total_gpus",
         "peak_tflops",
         "power_watts",
+        "memory_gb_per_gpu",
     ]
     list_filter = ["cluster__site__country", "cluster"]
     search_fields = ["name", "cluster__name", "accelerator"]

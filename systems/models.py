@@ -103,6 +103,13 @@ class Partition(models.Model):
     power_watts = models.PositiveIntegerField(
         "power per scheduler GPU (W)", validators=[MinValueValidator(1)]
     )
+    memory_gb_per_gpu = models.PositiveIntegerField(
+        "accelerator memory per scheduler GPU (GB)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Empty when unknown: jobs here then count towards no memory level.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -297,6 +304,62 @@ class ThresholdPolicy(models.Model):
         default=list,
         help_text="Used shares that raise an alert, e.g. [75, 90, 100].",
     )
+    # Split runs (docs/domain-rules.md, "Split training runs"). Empty levels are off.
+    footprint_gpus = models.PositiveIntegerField(
+        "footprint: scheduler GPUs held at once",
+        null=True,
+        blank=True,
+        default=512,
+        help_text=(
+            "An organisation group holding more than this many scheduler GPUs at once, on at "
+            "least the minimum number of systems, for more than the minimum hours. Empty: off."
+        ),
+    )
+    footprint_memory_gb = models.PositiveIntegerField(
+        "footprint: accelerator memory held at once (GB)",
+        null=True,
+        blank=True,
+        default=32_768,
+        help_text=(
+            "The same for the accelerator memory of those GPUs, which bounds the size of the "
+            "model a run can train. Empty: off."
+        ),
+    )
+    footprint_min_systems = models.PositiveSmallIntegerField(
+        "footprint: minimum systems at once", default=2, validators=[MinValueValidator(1)]
+    )
+    footprint_min_hours = models.FloatField(
+        "footprint: minimum hours",
+        default=24.0,
+        help_text="How long the group must hold it without a break.",
+    )
+    job_memory_gb = models.PositiveIntegerField(
+        "one job's accelerator memory (GB)",
+        null=True,
+        blank=True,
+        default=65_536,
+        help_text="A single job holding more than this (its GPUs x memory per GPU). Empty: off.",
+    )
+    plan_overrun_factor = models.FloatField(
+        "plan overrun factor",
+        null=True,
+        blank=True,
+        default=1.0,
+        help_text=(
+            "A granted plan whose allocations have used more than its declared compute times "
+            "this, before their end date. Empty: off."
+        ),
+    )
+    model_declaration_factor = models.FloatField(
+        "declared model factor",
+        null=True,
+        blank=True,
+        default=1.5,
+        help_text=(
+            "A declared model whose compute on all systems exceeds its largest single declared "
+            "plan times this. Empty: off."
+        ),
+    )
     note = models.TextField(blank=True, help_text="Source of the figures, e.g. the delegated act.")
     history = HistoricalRecords()
 
@@ -325,6 +388,12 @@ class ThresholdPolicy(models.Model):
             errors["allocation_alert_percentages"] = (
                 "Give a list of whole percentages, e.g. [75, 90, 100]."
             )
+        if self.footprint_min_hours is not None and self.footprint_min_hours < 0:
+            errors["footprint_min_hours"] = "Give 0 hours or more."
+        for name in ("plan_overrun_factor", "model_declaration_factor"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                errors[name] = "Give a factor above 0, e.g. 1.5."
         if errors:
             raise ValidationError(errors)
 

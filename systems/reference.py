@@ -25,9 +25,11 @@ class SystemRow:
     nodes: int
     peak_tflops: str
     power_watts: int
+    memory_gb: int
 
 
 # PUE and grid intensity are starting values for each site to replace with its own figures.
+# Memory is per scheduler GPU, like peak and power: a LUMI-G GCD has half an MI250X's 128 GB.
 SYSTEMS = (
     SystemRow(
         "CSC LUMI data centre, Kajaani",
@@ -43,6 +45,7 @@ SYSTEMS = (
         2978,
         "191.50",
         280,
+        64,
     ),
     SystemRow(
         "CINECA, Bologna",
@@ -58,6 +61,7 @@ SYSTEMS = (
         3456,
         "312.00",
         400,
+        64,
     ),
     SystemRow(
         "Barcelona Supercomputing Center",
@@ -73,6 +77,7 @@ SYSTEMS = (
         1120,
         "989.00",
         700,
+        64,
     ),
     SystemRow(
         "Jülich Supercomputing Centre",
@@ -88,6 +93,7 @@ SYSTEMS = (
         5900,
         "989.00",
         700,
+        96,
     ),
     SystemRow(
         "IZUM, Maribor",
@@ -103,6 +109,7 @@ SYSTEMS = (
         60,
         "312.00",
         400,
+        40,
     ),
     SystemRow(
         "LuxProvide, Bissen",
@@ -118,6 +125,7 @@ SYSTEMS = (
         200,
         "312.00",
         400,
+        40,
     ),
 )
 
@@ -144,7 +152,7 @@ def reference_data_seed() -> dict[str, int]:
         cluster, _ = Cluster.objects.get_or_create(
             name=row.cluster, defaults={"site": site, "display_name": row.display_name}
         )
-        Partition.objects.get_or_create(
+        partition, _ = Partition.objects.get_or_create(
             cluster=cluster,
             name=row.partition,
             defaults={
@@ -153,8 +161,13 @@ def reference_data_seed() -> dict[str, int]:
                 "nodes": row.nodes,
                 "peak_tflops": Decimal(row.peak_tflops),
                 "power_watts": row.power_watts,
+                "memory_gb_per_gpu": row.memory_gb,
             },
         )
+        if partition.memory_gb_per_gpu is None:
+            # Seeded before memory was reference data; a figure the site set stays.
+            partition.memory_gb_per_gpu = row.memory_gb
+            partition.save(update_fields=["memory_gb_per_gpu"])
         partitions += 1
     ThresholdPolicy.objects.get_or_create(
         version=1,

@@ -69,6 +69,7 @@ def test_deploy_check_passes_without_warnings_in_production():
         SECRET_KEY=PRODUCTION_KEY,
         ALLOWED_HOSTS="hpc.example.eu",
         SITE_URL="https://hpc.example.eu",
+        REPORT_ENCRYPTION_KEY="3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from allocations.models import DeclaredPlan
 from allocations.services import allocations_grant
 from systems.models import AccessModePartition, Partition
 from vetting import aggregation, rules, screening
@@ -669,10 +670,23 @@ def application_approve(
             users=[],
             actor=actor,
             reason=f"Granted by the decision on application #{current.pk}: {reason.strip()}",
+            plan=declared_plan(current),
         )
         decision.allocations.set(allocations)
         transaction.on_commit(lambda: _enqueue("decision_notify", decision.pk))
     return decision
+
+
+def declared_plan(application: Application) -> DeclaredPlan:
+    """The plan as submitted: the estimate frozen at submission, the model's size and data."""
+    total = (application.estimate_snapshot or {}).get("total") or {}
+    return DeclaredPlan(
+        reference=f"application #{application.pk}",
+        flop=application.estimated_flop,
+        hardware_flop=total.get("flop_hardware"),
+        parameters=application.parameters,
+        tokens=application.training_tokens,
+    )
 
 
 def _decide_and_notify(application: Application, **decide) -> Decision:

@@ -9,7 +9,8 @@ from compliance.reports import annual_report
 class Command(BaseCommand):
     help = (
         "Print the annual report: efforts per threshold band, GPU-hours, compute, energy and "
-        "CO2e by system and access mode, and the largest training efforts."
+        "CO2e by system and access mode, the largest training efforts, split-run alerts and "
+        "the number of confidential reports."
     )
 
     def add_arguments(self, parser):
@@ -59,3 +60,20 @@ class Command(BaseCommand):
                 f"({effort['classification']}) - {', '.join(effort['organisations'])} on "
                 f"{', '.join(effort['systems'])}"
             )
+        split = data["split_runs"]
+        self.stdout.write(
+            f"\nSplit training runs: {split['footprint_alerts']} footprint, "
+            f"{split['memory_alerts']} memory, {split['plan_deviations']} plan deviation alerts"
+        )
+        for alert in split["alerts"]:
+            cited = " (cited in the register)" if alert["cited_in_register"] else ""
+            self.stdout.write(
+                f"  {alert['raised_on']} {alert['level']} {alert['scope']} {alert['subject']}: "
+                f"{alert['value']} over {alert['threshold']}{cited}"
+            )
+        reports = data["confidential_reports"]
+        self.stdout.write(
+            f"\nConfidential reports: {reports['received']} received, "
+            f"{reports['acknowledged_within_7_days']} acknowledged within 7 days, "
+            f"{reports['closed']} closed"
+        )

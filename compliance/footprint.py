@@ -1,0 +1,381 @@
+"""What an organisation group held at the same time, across all systems: scheduler GPUs, peak
+FLOP/s and accelerator memory, from the start and end of its jobs.
+
+One sweep in SQL: every job adds its GPUs at its start and takes them back at its end (a
+running job ends now); a running sum over those events, ordered by time, is what the group
+held from each event to the next. A running sum per system, in the same pass, tells where the
+group held anything, so the number of systems held at once comes out of it too. Nothing loops
+over jobs in Python, and the number of queries does not grow with them.
+
+Times are whole seconds since 1970 (UTC) inside the query, so that the same SQL runs on
+SQLite (3.25 or newer, for window functions) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q
+
+from allocations.models import Allocation
+from systems.models import Partition
+from usage.models import UsageRecord
+
+DAY = 86_400
+
+
+GPUS = "gpus"
+
+
+MEMORY = "mem"
+
+
+MEASURES = (GPUS, MEMORY)
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """An unbroken time in which a group held more than a level (see `footprint_stretches`)."""
+
+    group: str
+    start: datetime
+    end: datetime
+    peak_gpus: int
+    peak_memory_gb: float
+    peak_tflops: float
+    peak_systems: int
+
+    @property
+    def hours(self) -> float:
+        return (self.end - self.start).total_seconds() / 3600
+
+    def peak(self, measure: str) -> float:
+        return self.peak_gpus if measure == GPUS else self.peak_memory_gb
+
+
+@dataclass(frozen=True)
+class DayPeak:
+    """The most a group held at once on one day (UTC)."""
+
+    day: date
+    gpus: int
+    tflops: float
+    memory_gb: float
+    systems: int
+
+
+@dataclass(frozen=True)
+class RecordScope:
+    """Which usage records count: those of allocations live on `today` or ended at most
+    `recent_days` before it, and (when given) only what overlapped [since, until)."""
+
+    today: date | None = None
+    recent_days: int = 31
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def recent(self) -> date | None:
+        return self.today - timedelta(days=self.recent_days) if self.today else None
+
+    def records(self, records):
+        """The usage records (a queryset) of the allocations in scope."""
+        if self.today is None:
+            return records
+        return records.filter(
+            Q(allocation__state__in=Allocation.LIVE_STATES) | Q(allocation__end__gte=self.recent)
+        )
+
+
+def _epoch(column: str) -> str:
+    if connection.vendor == "postgresql":
+        # date_part gives a double, which converts much faster than EXTRACT's numeric
+        return f"CAST(date_part('epoch', {column}) AS BIGINT)"
+    if connection.vendor == "sqlite":
+        return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    raise NotImplementedError(f"The footprint sweep has no SQL for {connection.vendor}.")
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _from_seconds(seconds: int) -> datetime:
+    return datetime.fromtimestamp(int(seconds), tz=UTC)
+
+
+def _group_numbers(groups: Mapping[int, str]) -> tuple[str, list[str]]:
+    """A VALUES list (organisation id, group number) and the group subjects by number.
+
+    Only whole numbers the code made go into the statement, so it needs no parameters (which
+    also keeps SQLite's limit on them out of the way for many organisations).
+    """
+    subjects = sorted(set(groups.values()))
+    number = {subject: n for n, subject in enumerate(subjects)}
+    rows = ", ".join(f"({int(org)}, {number[subject]})" for org, subject in sorted(groups.items()))
+    return rows, subjects
+
+
+def _levels_sql(
+    groups_sql: str, systems: list[int], scope: RecordScope, now: datetime, *, daily: bool
+) -> str:
+    """The common part of every footprint query: `levels` holds, per group and event time `t`,
+    what the group held from `t` until `t_next` (NULL after its last event; rows of events at
+    the same time share their levels, all but the last lasting no time).
+
+    One window pass over the events: running sums of GPUs, memory and TFLOP/s, and one of GPUs
+    per system (`systems` are cluster ids), so that the systems held at once are counted
+    without a second pass.
+    """
+    q = connection.ops.quote_name
+    record = UsageRecord._meta.db_table
+    allocation = Allocation._meta.db_table
+    partition = Partition._meta.db_table
+    live = ", ".join(f"'{state}'" for state in Allocation.LIVE_STATES)
+    where = [f"r.{q('start')} IS NOT NULL", "r.gpus > 0"]
+    if scope.today is not None:
+        where.append(f"(a.state IN ({live}) OR a.{q('end')} >= '{scope.recent.isoformat()}')")
+    window = []
+    if scope.since is not None:
+        window.append(f"e > {_seconds(scope.since)}")
+    if scope.until is not None:
+        window.append(f"s < {_seconds(scope.until)}")
+    # Midnight rows (no change) split the held levels by day, for the daily peaks.
+    days, boundaries = "", ""
+    if daily:
+        days = """,
+    days(grp, d, last_day) AS (
+        SELECT grp, MIN(s) / 86400 + 1, MAX(e) / 86400 FROM jobs GROUP BY grp
+        UNION ALL
+        SELECT grp, d + 1, last_day FROM days WHERE d < last_day
+    )"""
+        boundaries = """
+        UNION ALL
+        SELECT grp, NULL, d * 86400, 0, 0, 0 FROM days"""
+    # The default frame (RANGE ... CURRENT ROW) takes in every event at the same time, so a job
+    # ending when another starts never counts as overlapping it.
+    over = "OVER (PARTITION BY grp ORDER BY t)"
+    held = "".join(
+        f",\n               SUM(CASE WHEN cluster_id = {int(c)} THEN dg ELSE 0 END) {over} AS h{n}"
+        for n, c in enumerate(systems)
+    )
+    count = " + ".join(f"CASE WHEN h{n} > 0 THEN 1 ELSE 0 END" for n in range(len(systems)))
+    return f"""
+    WITH RECURSIVE
+    grp(organisation_id, grp) AS (VALUES {groups_sql}),
+    records AS (
+        SELECT g.grp AS grp,
+               r.cluster_id AS cluster_id,
+               {_epoch(f"r.{q('start')}")} AS s,
+               COALESCE({_epoch(f"r.{q('end')}")}, {_seconds(now)}) AS e,
+               r.gpus AS gpus,
+               r.gpus * COALESCE(p.memory_gb_per_gpu, ap.memory_gb_per_gpu, 0) AS mem,
+               CAST(r.gpus * COALESCE(p.peak_tflops, ap.peak_tflops, 0) AS DOUBLE PRECISION)
+                   AS tflops
+        FROM {q(record)} r
+        JOIN {q(allocation)} a ON a.id = r.allocation_id
+        JOIN grp g ON g.organisation_id = a.organisation_id
+        JOIN {q(partition)} ap ON ap.id = a.partition_id
+        LEFT JOIN {q(partition)} p ON p.id = r.partition_id
+        WHERE {" AND ".join(where)}
+    ),
+    jobs AS (
+        SELECT * FROM records WHERE {" AND ".join(["e > s", *window])}
+    ){days},
+    events AS (
+        SELECT grp, cluster_id, s AS t, gpus AS dg, mem AS dm, tflops AS df FROM jobs
+        UNION ALL
+        SELECT grp, cluster_id, e, -gpus, -mem, -tflops FROM jobs{boundaries}
+    ),
+    sums AS (
+        SELECT grp, t,
+               LEAD(t) {over} AS t_next,
+               SUM(dg) {over} AS gpus,
+               SUM(dm) {over} AS mem,
+               SUM(df) {over} AS tflops{held}
+        FROM events
+    ),
+    levels AS (
+        SELECT grp, t, t_next, gpus, mem, tflops, {count or "0"} AS systems FROM sums
+    )"""  # noqa: S608 - table names from model metadata, numbers and dates the code wrote
+
+
+def _systems(groups: Mapping[int, str]) -> list[int]:
+    """The clusters the organisations hold allocations on: where their jobs can run."""
+    return sorted(
+        set(
+            Allocation.objects.filter(organisation_id__in=list(groups)).values_list(
+                "cluster_id", flat=True
+            )
+        )
+    )
+
+
+def _run(sql: str) -> list[tuple]:
+    # No parameters: every value in the statement is a number or a date the code wrote.
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The sweep sorts every start and end: in memory rather than in temporary files.
+        cursor.execute("SET LOCAL work_mem = '64MB'")
+        cursor.execute(sql)
+        return cursor.fetchall()
+
+
+def footprint_stretches(
+    *,
+    groups: Mapping[int, str],
+    levels: Mapping[str, float],
+    min_systems: int,
+    min_hours: float,
+    now: datetime,
+    scope: RecordScope | None = None,
+    systems: Iterable[int] | None = None,
+) -> dict[str, dict[str, Stretch]]:
+    """Per measure in `levels` (GPUS: scheduler GPUs, MEMORY: GB of accelerator memory) and per
+    group, the stretch in which the group held more than the level on at least `min_systems`
+    systems at once, without a break, for more than `min_hours` hours; of several such
+    stretches, the one with the highest peak of the measure.
+
+    `groups` maps organisation ids to their group subject (organisations.groups); `systems`
+    are the clusters of their allocations, looked up when not given. One query for the sweep,
+    whatever the number of jobs.
+    """
+    unknown = set(levels) - set(MEASURES)
+    if unknown:
+        raise ValueError(f"Measure the footprint in {' or '.join(MEASURES)}, not {unknown}.")
+    found: dict[str, dict[str, Stretch]] = {measure: {} for measure in levels}
+    if not groups or not levels:
+        return found
+    groups_sql, subjects = _group_numbers(groups)
+    if systems is None:
+        systems = _systems(groups)
+    base = _levels_sql(groups_sql, sorted(set(systems)), scope or RecordScope(), now, daily=False)
+    measures = sorted(levels)
+    hit = {
+        measure: f"{measure} > {float(levels[measure])!r} AND systems >= {int(min_systems)}"
+        for measure in measures
+    }
+    # Gaps and islands in one pass: along a stretch the time moves on exactly as much as the
+    # held time adds up, so time minus held time so far names the stretch.
+    keys = "".join(
+        f""",
+               CASE WHEN {hit[measure]} THEN 1 ELSE 0 END AS hit{n},
+               t_next - CAST(SUM(CASE WHEN {hit[measure]} THEN t_next - t ELSE 0 END) OVER (
+                   PARTITION BY grp ORDER BY t ROWS UNBOUNDED PRECEDING
+               ) AS BIGINT) AS key{n}"""
+        for n, measure in enumerate(measures)
+    )
+    numbers = " UNION ALL ".join(f"SELECT {n} AS n" for n in range(len(measures)))
+    hit_rows = " OR ".join(f"(m.n = {n} AND hit{n} = 1)" for n in range(len(measures)))
+    key = "CASE m.n " + " ".join(f"WHEN {n} THEN key{n}" for n in range(len(measures))) + " END"
+    stretches = f""",
+    keyed AS (
+        -- rows of events at the same time as later ones last no time and add nothing
+        SELECT grp, t, t_next, gpus, mem, tflops, systems{keys}
+        FROM levels WHERE t_next > t
+    )
+    SELECT m.n, grp, MIN(t), MAX(t_next), MAX(gpus), MAX(mem), MAX(tflops), MAX(systems)
+    FROM keyed CROSS JOIN ({numbers}) m
+    WHERE {hit_rows}
+    GROUP BY m.n, grp, {key}
+    HAVING MAX(t_next) - MIN(t) > {float(min_hours) * 3600!r}
+    """  # noqa: S608 - numbers the code wrote
+    for n, grp, start, end, gpus, memory, tflops, held in _run(base + stretches):
+        measure = measures[n]
+        stretch = Stretch(
+            group=subjects[grp],
+            start=_from_seconds(start),
+            end=_from_seconds(end),
+            peak_gpus=int(gpus),
+            peak_memory_gb=float(memory),
+            peak_tflops=float(tflops),
+            peak_systems=int(held),
+        )
+        current = found[measure].get(stretch.group)
+        if current is None or stretch.peak(measure) > current.peak(measure):
+            found[measure][stretch.group] = stretch
+    return found
+
+
+def footprint_daily(
+    *, groups: Mapping[int, str], now: datetime, scope: RecordScope | None = None
+) -> dict[str, list[DayPeak]]:
+    """Per group, the most it held at once on each day (UTC), oldest first: every day from
+    its first job to its last, days without a job included. One query."""
+    if not groups:
+        return {}
+    scope = scope or RecordScope()
+    groups_sql, subjects = _group_numbers(groups)
+    window = []
+    if scope.since is not None:
+        window.append(f"t >= {_seconds(scope.since) // DAY * DAY}")
+    if scope.until is not None:
+        window.append(f"t < {_seconds(scope.until)}")
+    levels = _levels_sql(groups_sql, _systems(groups), scope, now, daily=True)
+    peaks = f"""
+    SELECT grp, t / 86400 AS day, MAX(gpus), MAX(tflops), MAX(mem), MAX(systems)
+    FROM levels WHERE {" AND ".join(["t_next IS NOT NULL", *window])}
+    GROUP BY grp, t / 86400
+    ORDER BY grp, day
+    """  # noqa: S608 - numbers the code wrote
+    daily: dict[str, list[DayPeak]] = {}
+    for grp, day, gpus, tflops, memory, systems in _run(levels + peaks):
+        daily.setdefault(subjects[grp], []).append(
+            DayPeak(
+                day=date(1970, 1, 1) + timedelta(days=int(day)),
+                gpus=int(gpus),
+                tflops=float(tflops),
+                memory_gb=float(memory),
+                systems=int(systems),
+            )
+        )
+    return daily
+
+
+def footprint_jobs(
+    *,
+    organisation_ids: Iterable[int],
+    start: datetime,
+    end: datetime,
+    limit: int = 100,
+    scope: RecordScope | None = None,
+) -> tuple[list[dict], int, list[str]]:
+    """The jobs of these organisations that ran at some time in [start, end): the evidence of a
+    stretch, largest first (at most `limit`), how many there were in all and on which systems."""
+    scope = scope or RecordScope()
+    records = UsageRecord.objects.filter(
+        allocation__organisation_id__in=list(organisation_ids),
+        start__isnull=False,
+        start__lt=end,
+        gpus__gt=0,
+    ).filter(Q(end__gt=start) | Q(end__isnull=True))
+    records = scope.records(records)
+    total = records.count()
+    systems = sorted(set(records.order_by().values_list("cluster__name", flat=True).distinct()))
+    rows = records.select_related(
+        "cluster", "partition", "allocation__organisation", "allocation__partition"
+    ).order_by("-gpus", "start", "pk")[:limit]
+    jobs = []
+    for record in rows:
+        partition = record.partition or record.allocation.partition
+        memory = partition.memory_gb_per_gpu
+        jobs.append(
+            {
+                "system": record.cluster.name,
+                "account": record.account,
+                "job_id": record.job_id,
+                "organisation": record.allocation.organisation.legal_name,
+                "partition": partition.name,
+                "gpus": record.gpus,
+                "memory_gb": record.gpus * memory if memory else None,
+                "start": record.start.isoformat(),
+                "end": record.end.isoformat() if record.end else None,
+            }
+        )
+    return jobs, total, systems
