@@ -19,7 +19,7 @@ from compliance.thresholds import (
     compute_levels,
     levels_reached,
 )
-from core import roles
+from core import formats, roles
 from core.mail import mail_each, site_url
 from core.tasks import publish
 from organisations.groups import organisation_groups_current
@@ -378,11 +378,10 @@ def alert_notify(*, alert_id: int, staff: set[str] | None = None) -> int:
     if staff is None:
         staff = alert_staff_emails()
     owners = _owner_emails(alert.organisation_ids) - staff
-    is_share = alert.level.startswith("allocation_")
     context = {
         "alert": alert,
-        "value": f"{alert.value:.1%}" if is_share else f"{alert.value:.2g} FLOP",
-        "threshold": f"{alert.threshold:.0%}" if is_share else f"{alert.threshold:.2g} FLOP",
+        "value": formats.alert_figure(alert.level, alert.value),
+        "threshold": formats.alert_figure(alert.level, alert.threshold),
     }
     staff_link = reverse("admin:compliance_alert_change", args=[alert.pk])
     sent = mail_each(

@@ -3,6 +3,7 @@
 import csv
 import io
 
+from core import formats
 from core.csv import csv_cell
 
 REGISTER_COLUMNS = [
@@ -24,7 +25,7 @@ REGISTER_COLUMNS = [
 
 def figure(level: str, value: float) -> str:
     """An alert's value as people read it: a share of the grant, or FLOP."""
-    return f"{value:.0%}" if level.startswith("allocation_") else f"{value:.2g} FLOP"
+    return formats.alert_figure(level, value)
 
 
 def register_rows(entries):

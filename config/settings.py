@@ -150,7 +150,10 @@ if TESTING:
 AUTHENTICATION_BACKENDS = ["core.login_policy.PasswordPolicyBackend"]
 
 LANGUAGE_CODE = "en"
-TIME_ZONE = "UTC"
+# The site's time zone: times on pages, in the admin and in e-mails are shown in it, and "today"
+# (allocation start and end dates, reminders) is its calendar day.
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 SITE_ID = 1

@@ -149,7 +149,7 @@ def _sign_up_and_apply(browser_page, live_server):
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_selector("text=Draft saved.")
     assert page.get_by_label("Parameters").input_value() == "7000000000"
-    assert "below_gpai" in page.locator("#estimate").inner_text()
+    assert "below the GPAI indication" in page.locator("#estimate").inner_text()
 
     # 4. Team
     page.get_by_label("Principal investigator (PI)").fill("Aino Virtanen")

@@ -230,8 +230,9 @@ def test_form_shows_the_estimate_of_the_saved_draft(client, applicant, applicati
     page = client_for(client, applicant).get(reverse("vetting:edit", args=[application.pk]))
     text = page.content.decode()
     # 20,000 A100-hours at 312 TFLOP/s and 0.4: 9.0e21 FLOP
-    assert "9.0 × 10<sup>21</sup>" in text
-    assert "below_gpai" in text
+    assert "9.0 × 10²¹" in text
+    assert "below the GPAI indication" in text
+    assert "below_gpai" not in text
 
 
 def test_form_uploads_a_valid_annex_and_refuses_a_renamed_image(client, applicant, open_call):

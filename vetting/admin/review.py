@@ -16,7 +16,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, apply_with_reason
-from vetting import rules
 from vetting.admin.intake import ApplicationAdmin
 from vetting.models import (
     Application,
@@ -29,10 +28,11 @@ from vetting.models import (
     RubricCriterion,
     ScreeningFlag,
 )
+from vetting.selectors import intake as intake_selectors
 from vetting.selectors import review as review_selectors
 from vetting.services import review as workflow
 from vetting.services.transitions import TransitionError
-from vetting.views.intake import _ethics_rows, annex_response
+from vetting.views.intake import annex_response
 
 # Call managers
 
@@ -377,12 +377,11 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
                 flags=application.screening_flags.all(),
                 resources=application.resources.select_related("partition__cluster"),
                 estimate=application.estimate_snapshot or {},
-                ethics=_ethics_rows(application),
-                commitments=[rules.COMMITMENT_LABELS.get(k, k) for k in application.commitments],
-                required=[
-                    rules.COMMITMENT_LABELS.get(k, k)
-                    for k in (application.estimate_snapshot or {}).get("required_commitments", [])
-                ],
+                ethics=intake_selectors.ethics_rows(application),
+                commitments=intake_selectors.commitment_labels(application.commitments),
+                required=intake_selectors.commitment_labels(
+                    (application.estimate_snapshot or {}).get("required_commitments")
+                ),
                 annex_url=reverse("admin:vetting_reviewassignment_annex", args=[assignment.pk])
                 if application.technical_annex
                 else "",

@@ -174,3 +174,23 @@ def application_public_history(application: Application) -> QuerySet[Application
     return application.events.only("from_state", "to_state", "at", "public_note").order_by(
         "at", "id"
     )
+
+
+def ethics_rows(application: Application) -> list[dict]:
+    """The ethics self-assessment as question, answer in words and explanation."""
+    rows = []
+    for key, question, _ in rules.ETHICS_QUESTIONS:
+        answer = (application.ethics or {}).get(key) or {}
+        rows.append(
+            {
+                "question": question,
+                "answer": {True: "Yes", False: "No"}.get(answer.get("answer"), "Not answered"),
+                "explanation": answer.get("explanation", ""),
+            }
+        )
+    return rows
+
+
+def commitment_labels(keys) -> list[str]:
+    """AI Act commitments (keys of vetting.rules.COMMITMENTS) in words."""
+    return [rules.COMMITMENT_LABELS.get(key, key) for key in keys or ()]

@@ -1,0 +1,28 @@
+"""The `hpcgate` template library: core.formats as filters, for pages, the admin and e-mails."""
+
+from django import template
+
+from core import formats
+
+register = template.Library()
+
+for _name in (
+    "flop",
+    "number",
+    "whole",
+    "percent",
+    "classification",
+    "alert_level",
+    "day",
+    "moment",
+    "country",
+    "yes_no",
+    "power_of_ten",
+):
+    register.filter(_name, getattr(formats, _name))
+
+
+@register.filter
+def alert_figure(value, level: str) -> str:
+    """`{{ alert.value|alert_figure:alert.level }}`."""
+    return formats.alert_figure(level, value)
