@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
 from allocations.names import account_name_problem, user_name_problem
+from allocations.notifications import ACTIVE_ACTIONS, BLOCKED_ACTIONS
 from allocations.signals import allocation_account_assigned
 from systems.models import AccessMode, Partition
 
@@ -68,7 +69,7 @@ def allocation_event_record(
     from_state: str = "",
     to_state: str = "",
 ) -> AllocationEvent:
-    return AllocationEvent.objects.create(
+    event = AllocationEvent.objects.create(
         allocation=allocation,
         action=action,
         from_state=from_state,
@@ -76,6 +77,16 @@ def allocation_event_record(
         actor=actor,
         reason=reason,
     )
+    if action in (*ACTIVE_ACTIONS, *BLOCKED_ACTIONS):
+        _after_commit("allocation_event_notify", event.pk)
+    return event
+
+
+def _after_commit(task_name: str, pk: int) -> None:
+    """Queue one of allocations.tasks with `pk` once the transaction commits."""
+    from allocations import tasks
+
+    tasks.after_commit(getattr(tasks, task_name), pk)
 
 
 @dataclass(frozen=True)
@@ -522,6 +533,7 @@ def change_request_submit(
         allocation_event_record(
             locked, f"{kind}_requested", actor=requested_by, reason=justification
         )
+        _after_commit("change_request_received_notify", change.pk)
     return change
 
 
@@ -567,6 +579,7 @@ def change_request_approve(
             actor=actor,
             reason=f"{detail}; {reason}" if reason else detail,
         )
+        _after_commit("change_request_decided_notify", change.pk)
     change_request.refresh_from_db()
     return change_request
 
@@ -585,5 +598,6 @@ def change_request_deny(*, change_request: ChangeRequest, actor, reason: str) ->
         allocation_event_record(
             change.allocation, f"{change.kind}_denied", actor=actor, reason=reason
         )
+        _after_commit("change_request_decided_notify", change.pk)
     change_request.refresh_from_db()
     return change_request

@@ -264,6 +264,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.allocation_dates_apply",
         "schedule": 60 * 60 * 24,
     },
+    "allocations: remind owners before the end date (daily)": {
+        "task": "allocations.tasks.allocation_expiry_reminders",
+        "schedule": 60 * 60 * 24,
+    },
     "compliance: check thresholds (hourly)": {
         "task": "compliance.tasks.thresholds_check",
         "schedule": 60 * 60,

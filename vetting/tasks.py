@@ -64,6 +64,13 @@ def assignment_notify(assignment_id: int) -> int:
 
 
 @mail_task
+def submission_receipt_notify(application_id: int) -> int:
+    from vetting.notifications import submission_receipt_mail
+
+    return submission_receipt_mail(application_id=application_id)
+
+
+@mail_task
 def decision_notify(decision_id: int) -> int:
     from vetting.notifications import decision_mail
 

@@ -31,9 +31,11 @@ def test_application_admin_shows_figures_and_answers_in_words_not_json(
 ):
     application = make_application(applicant=applicant, call=open_call, state="in_review")
     application.refresh_from_db()
-    text = client_for(client, call_manager).get(
-        f"/admin/vetting/application/{application.pk}/change/"
-    ).content.decode()
+    text = (
+        client_for(client, call_manager)
+        .get(f"/admin/vetting/application/{application.pk}/change/")
+        .content.decode()
+    )
     # the ethics answers, commitments and estimate snapshot are tables and lists, not JSON
     assert '{"answer"' not in text and "&quot;answer&quot;" not in text
     assert "policy_version" not in text and "flop_hardware" not in text
