@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from allocations import selectors, services
 from allocations.forms import ChangeRequestForm, ClusterUserForm
 from allocations.models import Allocation
+from systems.models import ThresholdPolicy
 
 
 def _allocation(request, pk: int) -> Allocation:
@@ -36,7 +37,9 @@ def _error_text(error: Exception) -> str:
 @login_required
 def allocation_list(request):
     allocations = selectors.allocations_for_member(request.user).prefetch_related("users")
-    return render(request, "allocations/list.html", {"allocations": allocations})
+    warn_from = selectors.use_warning_share(ThresholdPolicy.objects.in_force())
+    rows = [(allocation, selectors.use_of(allocation)) for allocation in allocations]
+    return render(request, "allocations/list.html", {"rows": rows, "warn_from": warn_from})
 
 
 @login_required
@@ -45,6 +48,8 @@ def allocation_detail(request, pk: int, *, user_form=None, change_form=None):
     manages = selectors.allocation_managed_by(request.user, allocation)
     context = {
         "allocation": allocation,
+        "use": selectors.use_of(allocation),
+        "warn_from": selectors.use_warning_share(ThresholdPolicy.objects.in_force()),
         "manages": manages,
         "user_form": user_form or (ClusterUserForm() if manages else None),
         "change_form": change_form or (ChangeRequestForm() if manages else None),

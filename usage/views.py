@@ -15,12 +15,23 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from allocations.models import Allocation, model_key
-from allocations.selectors import allocations_visible_to
+from allocations.selectors import (
+    allocations_for_member,
+    allocations_visible_to,
+    use_of,
+    use_warning_share,
+)
 from systems.estimates import significant
 from systems.models import ThresholdPolicy
 from systems.selectors import policy_utilisation
 from usage.models import UsageRecord
-from usage.selectors import UsageTotals, usage_jobs, usage_series, usage_totals
+from usage.selectors import (
+    UsageTotals,
+    allocations_usage,
+    usage_jobs,
+    usage_series,
+    usage_totals,
+)
 
 JOBS_PER_PAGE = 50
 CHART_WIDTH, CHART_HEIGHT = 640, 220
@@ -194,6 +205,20 @@ def _annex(request, scope: Scope, as_json: bool):
     if as_json:
         return JsonResponse(summary)
     return render(request, "usage/annex_xi.html", {"scope": scope, "summary": summary})
+
+
+@login_required
+def usage_index(request):
+    """Usage of each of the person's allocations, with compute and energy, one query each."""
+    allocations = list(allocations_for_member(request.user))
+    policy = ThresholdPolicy.objects.in_force()
+    totals = allocations_usage(allocations=allocations, utilisation=policy_utilisation(policy))
+    rows = [(a, use_of(a), totals[a.pk]) for a in allocations]
+    return render(
+        request,
+        "usage/index.html",
+        {"rows": rows, "warn_from": use_warning_share(policy), "policy": policy},
+    )
 
 
 @login_required

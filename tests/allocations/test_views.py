@@ -154,7 +154,7 @@ def test_list_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(len(one_row)):
         response = client.get(reverse("allocations:list"))
 
-    assert len(response.context["allocations"]) == Allocation.objects.count() == 12
+    assert len(response.context["rows"]) == Allocation.objects.count() == 12
 
 
 def test_detail_links_to_the_usage_of_the_allocation_and_its_model(client, applicant, allocation):
@@ -176,3 +176,82 @@ def test_model_page_counts_the_names_the_threshold_check_counts_as_one_model(
         page = client_for(client, applicant).get(reverse("usage:model", args=[spelling]))
         assert page.status_code == 200
         assert [a.pk for a in page.context["scope"].allocations] == [allocation.pk]
+
+
+def test_list_shows_used_and_remaining_hours_with_a_bar(client, applicant, allocation):
+    from tests.factories import make_usage_record
+
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 12_500)
+    listing = client_for(client, applicant).get(reverse("allocations:list")).content.decode()
+    assert "12,500.0" in listing and "37,500.0" in listing and "25 %" in listing
+    assert '<meter class="use-meter" min="0" max="50000.0" value="12500.0"' in listing
+    assert reverse("usage:allocation", args=[allocation.pk]) in listing
+
+
+def test_detail_warns_from_the_first_alert_level_and_projects_to_the_end(
+    client, applicant, reference_data
+):
+    from tests.factories import make_usage_record
+
+    # 10 days in (today included), 800 GPU-hours a day: 8,000 of 10,000 used, 80 %
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant),
+        gpu_hours=10_000,
+        start=days(-9),
+        end=days(20),
+    )
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 8_000)
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert 'id="use-warning"' in page and "80 % of the grant is used" in page
+    assert "800.0 GPU-hours a day" in page
+    assert f"the grant runs out around {days(3):%-d %b %Y}" in page
+
+
+def test_detail_below_the_first_level_has_no_warning_and_projects_the_end_use(
+    client, applicant, reference_data
+):
+    from tests.factories import make_usage_record
+
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant),
+        gpu_hours=10_000,
+        start=days(-9),
+        end=days(10),
+    )
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 1_000)
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert 'id="use-warning"' not in page
+    assert "about 2,000 GPU-hours (20 %) will be used by the end date" in page
+
+
+def test_a_scheduled_allocation_says_when_it_starts_and_whether_it_is_on_the_scheduler(
+    client, applicant, reference_data
+):
+    from django.utils import timezone
+
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant), start=days(14), end=days(100)
+    )
+    client_for(client, applicant)
+    page = client.get(detail(allocation)).content.decode()
+    assert f"This allocation starts on {days(14):%-d %b %Y}" in page
+    assert "has not set it up on LUMI" in page
+    Allocation.objects.filter(pk=allocation.pk).update(first_exported_at=timezone.now())
+    page = client.get(detail(allocation)).content.decode()
+    assert "set it up on LUMI's scheduler on" in page
+    assert (
+        f"starts {days(14):%-d %b %Y}" in client.get(reverse("allocations:list")).content.decode()
+    )
+
+
+def test_cluster_users_section_says_how_to_get_an_account_on_the_system(
+    client, applicant, allocation
+):
+    client_for(client, applicant)
+    page = client.get(detail(allocation)).content.decode()
+    assert "Someone has no log-in on LUMI yet?" in page
+    assert "user support" in page
+    allocation.cluster.account_instructions = "Apply at https://accounts.example.eu/lumi."
+    allocation.cluster.save()
+    page = client.get(detail(allocation)).content.decode()
+    assert '<a href="https://accounts.example.eu/lumi"' in page

@@ -189,3 +189,25 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
     assert [a["account"] for a in data["allocations"]] == ["rival_llm"]
     assert (data["granted_gpu_hours"], data["training_time"]["jobs"]) == (5000, 1)
     assert data["gpu_hours"] == pytest.approx(40)
+
+
+def test_usage_menu_page_lists_the_persons_allocations_with_their_use(client, reference_data):
+    from allocations.models import Allocation
+    from tests.conftest import client_for
+    from tests.factories import make_allocation, make_organisation, make_usage_record, make_user
+
+    owner, rival = make_user(), make_user()
+    mine = make_allocation(organisation=make_organisation(owner=owner), account="mine_1")
+    theirs = make_allocation(
+        organisation=make_organisation(owner=rival, legal_name="Rival Oy"), account="theirs_1"
+    )
+    make_usage_record(allocation=mine, gpu_seconds=3600 * 5_000)
+    make_usage_record(allocation=theirs, gpu_seconds=3600)
+    client_for(client, owner)
+    home = client.get("/").content.decode()
+    assert 'href="/usage/"' in home
+    page = client.get("/usage/").content.decode()
+    assert "mine_1" in page and "theirs_1" not in page
+    assert "5,000.0 of 50,000" in page and "10 %" in page
+    assert f'href="/usage/allocations/{mine.pk}/"' in page
+    assert Allocation.objects.count() == 2

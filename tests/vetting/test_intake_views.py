@@ -277,3 +277,23 @@ def test_page_queries_do_not_grow_with_resources(
     client_for(client, applicant)
     with django_assert_max_num_queries(40):
         client.get(reverse("vetting:edit", args=[application.pk]))
+
+
+def test_an_approved_application_links_to_its_allocations(client, applicant, open_call):
+    from tests.factories import make_user
+    from vetting.services import review as workflow
+
+    manager = make_user(role="call manager")
+    application = make_application(
+        applicant=applicant, call=open_call, state="reviewed", manager=manager
+    )
+    leonardo = Partition.objects.get(cluster__name="leonardo")
+    decision = workflow.application_approve(
+        application=application, actor=manager, reason="Strong.", grants={leonardo.pk: 15_000}
+    )
+    (allocation,) = decision.allocations.all()
+    page = client_for(client, applicant).get(reverse("vetting:detail", args=[application.pk]))
+    text = page.content.decode()
+    assert 'id="granted-allocations"' in text
+    assert reverse("allocations:detail", args=[allocation.pk]) in text
+    assert "15,000 GPU-hours" in text and allocation.account in text

@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
+from allocations.models import Allocation
 from systems.estimates import BELOW_GPAI, estimate
 from systems.models import AccessMode, AccessModePartition, Call, ThresholdPolicy
 from vetting import rules
@@ -194,3 +195,10 @@ def ethics_rows(application: Application) -> list[dict]:
 def commitment_labels(keys) -> list[str]:
     """AI Act commitments (keys of vetting.rules.COMMITMENTS) in words."""
     return [rules.COMMITMENT_LABELS.get(key, key) for key in keys or ()]
+
+
+def application_allocations(application: Application):
+    """The allocations its approval granted, for the applicant's page."""
+    return Allocation.objects.filter(decisions__application=application).select_related(
+        "cluster", "partition"
+    )

@@ -61,6 +61,7 @@ def application_detail(request, pk: int):
             "resources": resources,
             "estimate": estimate,
             "history": selectors.application_public_history(application),
+            "allocations": selectors.application_allocations(application),
             "ethics": selectors.ethics_rows(application),
             "commitments": selectors.commitment_labels(application.commitments),
         },
