@@ -91,11 +91,16 @@ def test_invalid_user_names_are_refused_with_a_message(
     client_for(client, applicant)
 
     response = client.post(
-        reverse("allocations:user-add", args=[allocation.pk]), {"username": username}
+        reverse("allocations:user-add", args=[allocation.pk]), {"username": username}, follow=True
     )
 
-    assert response.status_code == 400
-    assert message in response.content.decode()
+    # post/redirect/get: the page shows what was typed and why it was refused, at its own URL
+    assert response.redirect_chain == [(f"{detail(allocation)}#users-title", 302)]
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert message in text and f'value="{username}"' in text
+    # a reload shows the page again, with a fresh form and nothing posted twice
+    assert message not in client.get(detail(allocation)).content.decode()
 
 
 def test_member_sees_but_cannot_manage(client, member, allocation):
@@ -115,12 +120,13 @@ def test_owner_requests_an_extension_with_a_justification(client, applicant, all
     client_for(client, applicant)
     url = reverse("allocations:change-request", args=[allocation.pk])
 
-    missing = client.post(url, {"kind": "extension", "justification": "later"})
+    missing = client.post(url, {"kind": "extension", "justification": "later"}, follow=True)
     response = client.post(
         url, {"kind": "extension", "new_end": days(200).isoformat(), "justification": "Rerun"}
     )
 
-    assert missing.status_code == 400 and "Give the new end date" in missing.content.decode()
+    assert missing.status_code == 200 and "Give the new end date" in missing.content.decode()
+    assert missing.redirect_chain == [(f"{detail(allocation)}#changes-title", 302)]
     assert response.status_code == 302
     change = ChangeRequest.objects.get()
     assert (change.kind, change.new_end, change.requested_by) == ("extension", days(200), applicant)
@@ -133,9 +139,10 @@ def test_owner_cannot_ask_for_an_earlier_end(client, applicant, allocation):
     response = client.post(
         reverse("allocations:change-request", args=[allocation.pk]),
         {"kind": "extension", "new_end": days(1).isoformat(), "justification": "x"},
+        follow=True,
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "new end date after" in response.content.decode()
     assert not ChangeRequest.objects.exists()
 
@@ -255,3 +262,20 @@ def test_cluster_users_section_says_how_to_get_an_account_on_the_system(
     allocation.cluster.save()
     page = client.get(detail(allocation)).content.decode()
     assert '<a href="https://accounts.example.eu/lumi"' in page
+
+
+def test_opening_a_form_address_directly_leads_to_the_allocation_page(
+    client, applicant, allocation
+):
+    client_for(client, applicant)
+    for name in ("allocations:user-add", "allocations:change-request"):
+        response = client.get(reverse(name, args=[allocation.pk]))
+        assert response.status_code == 302 and response["Location"] == detail(allocation)
+
+
+def test_conditionally_required_fields_say_when_they_are_needed(client, applicant, allocation):
+    text = client_for(client, applicant).get(detail(allocation)).content.decode()
+    change_form = text.split('id="changes-title"')[1]
+    assert 'Extra GPU-hours <span class="muted">(for a top-up)</span>' in change_form
+    assert 'New end date <span class="muted">(for an extension)</span>' in change_form
+    assert "(optional)" not in change_form
