@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
-from numbers import Real
 
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -72,6 +71,16 @@ def whole(value) -> str:
     if _missing(value):
         return MISSING
     return f"{round(float(value)):,}"
+
+
+def hours_from_seconds(seconds, digits: int = 1) -> str:
+    """GPU-seconds as GPU-hours: 5400 as "1.5"."""
+    return MISSING if _missing(seconds) else number(float(seconds) / 3600, digits)
+
+
+def kwh_from_joules(joules, digits: int = 1) -> str:
+    """Joules as kWh: 5.4e6 as "1.5"."""
+    return MISSING if _missing(joules) else number(float(joules) / 3.6e6, digits)
 
 
 def percent(share, digits: int = 0) -> str:
@@ -146,7 +155,3 @@ def yes_no(value) -> str:
     if value is None:
         return MISSING
     return "Yes" if value else "No"
-
-
-def is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)

@@ -11,6 +11,8 @@ for _name in (
     "number",
     "whole",
     "percent",
+    "hours_from_seconds",
+    "kwh_from_joules",
     "classification",
     "alert_level",
     "day",

@@ -55,7 +55,7 @@ def test_owner_page_shows_usage_charts_and_jobs(client, applicant, allocation):
     client.force_login(applicant)
     html = client.get(f"/usage/allocations/{allocation.pk}/").content.decode()
     assert "<svg" in html and "<polyline" in html
-    assert "grant 100 h" in html
+    assert "grant 100 GPU-hours" in html
     assert "16.0" in html  # two jobs of 4 GPUs x 7,200 s (ElapsedRaw)
     assert "measured" in html and "mixed" in html
 
@@ -149,8 +149,8 @@ def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference
     page = client_for(client, applicant).get(f"/usage/allocations/{allocation.pk}/").content
     row = page.decode().split("<td>77</td>", 1)[1].split("</tr>", 1)[0]
     assert "<td>vega</td>" in row
-    assert '<td class="num">10</td>' in row
-    assert "10 kWh measured" in row
+    assert '<td class="num">10.0</td>' in row  # GPU-hours, one decimal
+    assert '10.0 <span class="muted">measured</span>' in row  # kWh, one decimal
 
 
 def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_name(
@@ -175,7 +175,7 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
 
     client.force_login(applicant)
     page = client.get("/usage/models/acme-7b/").content.decode()
-    assert "grant 100 h" in page
+    assert "grant 100 GPU-hours" in page
     assert "rival-pretrain" not in page and "mallory" not in page
     data = client.get("/usage/models/acme-7b/annex-xi.json").json()
     assert [a["account"] for a in data["allocations"]] == ["acme_llm"]
