@@ -57,7 +57,7 @@ if not SITE_URL:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "core.apps.HpcgateAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -343,9 +343,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "filters": {"forbidden_once": {"()": "core.logging.ForbiddenOnce"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_once"]},
+        "django.server": {"filters": ["forbidden_once"]},
+    },
 }
 
 HPCGATE_ALLOW_DEMO_USERS = DEBUG or TESTING

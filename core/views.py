@@ -1,6 +1,8 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 
 from core import notifications
 from core.forms import NotificationPreferencesForm
@@ -18,3 +20,8 @@ def notification_preferences(request):
         messages.success(request, "Your e-mail preferences are saved.")
         return redirect("notification-preferences")
     return render(request, "core/notification_preferences.html", {"form": form})
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (the API docs, old clients)."""
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))

@@ -280,3 +280,17 @@ def test_review_page_shows_figures_people_can_read(client, application, assignme
     assert "below the GPAI indication" in text and "below_gpai" not in text
     assert "Finland" in text  # the organisation's country by name
     assert f"{application.parameters:,}" in text
+
+
+def test_reviewer_profiles_list_every_reviewer_auto_assign_picks_from(
+    client, call_manager, reviewer, other_reviewer
+):
+    from vetting.models import ReviewerProfile
+
+    ReviewerProfile.objects.create(user=other_reviewer, active=False)
+    text = client_for(client, call_manager).get("/admin/vetting/reviewerprofile/").content.decode()
+    assert reviewer.username in text and other_reviewer.username in text
+    assert ReviewerProfile.objects.filter(user=reviewer).exists()
+    assert "picked by auto-assign" in text.lower()
+    # the active reviewer: active and picked; the other: neither
+    assert text.count('alt="True"') == 2 and text.count('alt="False"') == 2

@@ -10,6 +10,7 @@ vetting.services.review.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -391,9 +392,25 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewerProfile)
 class ReviewerProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "expertise", "max_load_per_call", "active"]
+    """Every reviewer auto-assign may pick has a profile here (made with the defaults when the
+    list is opened), and the list says who auto-assign picks from."""
+
+    list_display = ["user", "expertise", "max_load_per_call", "active", "in_auto_assign"]
     list_filter = ["active"]
     search_fields = ["user__username", "user__email", "expertise", "affiliations"]
+    list_select_related = ["user"]
+
+    def changelist_view(self, request, extra_context=None):
+        workflow.reviewer_profiles_ensure()
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        reviewer = review_selectors.reviewers().filter(pk=OuterRef("user_id"))
+        return super().get_queryset(request).annotate(is_reviewer=Exists(reviewer))
+
+    @admin.display(boolean=True, description="picked by auto-assign")
+    def in_auto_assign(self, obj: ReviewerProfile) -> bool:
+        return bool(obj.is_reviewer and obj.active)
 
 
 class RubricCriterionInline(admin.TabularInline):

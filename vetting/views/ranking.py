@@ -118,6 +118,7 @@ def ranking(request, mode_id: int):
             "cells": [
                 {
                     "partition_id": link.partition_id,
+                    "partition": link.partition,
                     "requested": row.requested.get(link.partition_id, 0),
                     "proposed": row.proposal.proposed.get(link.partition_id, 0),
                 }
