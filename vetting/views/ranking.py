@@ -112,6 +112,8 @@ def ranking(request, mode_id: int):
         }
         for link in links
     ]
+    # Columns only for the partitions someone asked for: the others would be all dashes.
+    requested_links = [link for link in links if requested_totals[link.partition_id]]
     table = [
         {
             "row": row,
@@ -122,7 +124,7 @@ def ranking(request, mode_id: int):
                     "requested": row.requested.get(link.partition_id, 0),
                     "proposed": row.proposal.proposed.get(link.partition_id, 0),
                 }
-                for link in links
+                for link in requested_links
             ],
         }
         for row in rows
@@ -134,7 +136,7 @@ def ranking(request, mode_id: int):
             **admin.site.each_context(request),
             "title": f"Ranking: {access_mode}",
             "access_mode": access_mode,
-            "partitions": [link.partition for link in links],
+            "partitions": [link.partition for link in requested_links],
             "capacity": capacity,
             "table": table,
         },
