@@ -79,9 +79,8 @@ class AccessModeAdmin(admin.ModelAdmin):
     list_display = [
         "call",
         "kind",
-        "min_gpu_hours",
-        "max_gpu_hours",
-        "durations_months",
+        "size",
+        "durations",
         "decision_working_days",
         "cutoff_at",
     ]
@@ -89,6 +88,14 @@ class AccessModeAdmin(admin.ModelAdmin):
     search_fields = ["call__title"]
     list_select_related = ["call"]
     inlines = [AccessModePartitionInline]
+
+    @admin.display(description="size", ordering="min_gpu_hours")
+    def size(self, obj: AccessMode) -> str:
+        return obj.size_label
+
+    @admin.display(description="durations")
+    def durations(self, obj: AccessMode) -> str:
+        return obj.durations_label
 
 
 class AccessModeInline(admin.StackedInline):
