@@ -8,11 +8,10 @@ import re
 import pytest
 from django.core import mail
 from django.core.management import call_command
-from django.db import connections
 
 from allocations.models import Allocation, ChangeRequest
 from core.models import NotificationOptOut
-from tests.browser.test_application import CHROMIUM, CHROMIUM_ARGS, SCREENSHOT_DIR
+from tests.browser.test_application import SCREENSHOT_DIR
 from vetting.models import Application, Decision, ReviewAssignment
 
 pytestmark = [
@@ -25,25 +24,6 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 # axe-core impacts that fail a page
 FAILING = ("serious", "critical")
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    """A headless Chromium (Debian's), closed after the test."""
-    import os
-
-    if not CHROMIUM.exists():
-        if os.environ.get("HPCGATE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and HPCGATE_REQUIRE_BROWSER=1.")
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium').")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-    # The live server's thread used its own connection; the test body's is closed here.
-    connections["default"].close()
 
 
 @pytest.fixture
