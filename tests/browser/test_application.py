@@ -174,5 +174,8 @@ def _sign_up_and_apply(browser_page, live_server):
 
     application = Application.objects.get()
     assert application.submitted_at is not None
+    (receipt,) = [m for m in mail.outbox if "Application received" in m.subject]
+    assert receipt.to == ["founder@aurora.example"]
+    assert f"/applications/{application.pk}/" in receipt.body
     assert application.estimate_snapshot["total"]["gpu_hours"] == 20_000
     assert application.technical_annex
