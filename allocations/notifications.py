@@ -13,7 +13,7 @@ from django.utils import timezone
 from allocations.models import Allocation, AllocationEvent, ChangeRequest
 from core import roles
 from core.mail import site_url
-from core.notifications import notify
+from core.notifications import key_of, notify, unsent
 from organisations.models import Membership
 
 # Days before the end date at which owners are reminded; 0 is the last day.
@@ -21,6 +21,8 @@ EXPIRY_REMINDER_DAYS = (30, 7, 0)
 # Audit actions that tell the owners the allocation can run jobs again, or can no longer.
 ACTIVE_ACTIONS = ("activated", "reactivated")
 BLOCKED_ACTIONS = ("suspended", "exhausted")
+RECEIVED_KEY = "change_request"
+EVENT_KEY = "allocation_event"
 
 
 def _owners(allocation: Allocation):
@@ -42,7 +44,7 @@ def change_request_received_mail(*, change_request_id: int) -> int:
     managers = get_user_model().objects.filter(groups__name=roles.CALL_MANAGER)
     return notify(
         kind="change_request_received",
-        key=f"change_request:{change.pk}",
+        key=f"{RECEIVED_KEY}:{change.pk}",
         template="allocations/email/change_request_received",
         context={
             "change": change,
@@ -63,7 +65,7 @@ def change_request_decided_mail(*, change_request_id: int) -> int:
         users.append(change.requested_by)
     return notify(
         kind="change_request_decided",
-        key=f"change_request:{change.pk}:{change.state}",
+        key=f"{RECEIVED_KEY}:{change.pk}:{change.state}",
         template="allocations/email/change_request_decided",
         context={
             "change": change,
@@ -99,7 +101,7 @@ def allocation_event_mail(*, event_id: int) -> int:
     kind = "allocation_active" if event.action in ACTIVE_ACTIONS else "allocation_blocked"
     return notify(
         kind=kind,
-        key=f"allocation_event:{event.pk}",
+        key=f"{EVENT_KEY}:{event.pk}",
         template=f"allocations/email/{kind}",
         context={"allocation": allocation, "event": event, "url": _allocation_url(allocation)},
         users=_owners(allocation),
@@ -140,3 +142,28 @@ def expiry_reminders_send(*, today: date | None = None) -> int:
             users=_owners(allocation),
         )
     return sent
+
+
+def unsent_mail(*, before, batch: int) -> dict[str, list[int]]:
+    """What a lost message left unsent, older than `before`: task name -> ids."""
+    changes = ChangeRequest.objects.filter(requested_at__lt=before).order_by("pk")
+    decided = changes.exclude(state=ChangeRequest.State.PENDING).filter(decided_at__lt=before)
+    events = AllocationEvent.objects.filter(at__lt=before, at__gte=before - timedelta(days=7))
+    event_key = key_of(EVENT_KEY, "pk")
+    active = unsent(
+        events.filter(action__in=ACTIVE_ACTIONS), kind="allocation_active", key=event_key
+    )
+    blocked = unsent(
+        events.filter(action__in=BLOCKED_ACTIONS), kind="allocation_blocked", key=event_key
+    )
+    return {
+        "change_request_received_notify": list(
+            unsent(changes, kind="change_request_received", key=key_of(RECEIVED_KEY, "pk"))[:batch]
+        ),
+        "change_request_decided_notify": list(
+            unsent(decided, kind="change_request_decided", key=key_of(RECEIVED_KEY, "pk", "state"))[
+                :batch
+            ]
+        ),
+        "allocation_event_notify": [*active[:batch], *blocked[:batch]],
+    }

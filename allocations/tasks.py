@@ -39,6 +39,24 @@ def allocation_event_notify(event_id: int) -> int:
     return allocation_event_mail(event_id=event_id)
 
 
+@periodic_task("allocation_mail_sweep")
+def allocation_mail_sweep() -> str:
+    """Every few minutes: queue again the allocation e-mails whose message was lost (broker
+    down at commit, worker gone); each is sent once whatever happens."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from allocations.notifications import unsent_mail
+
+    before = timezone.now() - timedelta(minutes=10)
+    queued = 0
+    for task_name, ids in unsent_mail(before=before, batch=200).items():
+        task = globals()[task_name]
+        queued += sum(publish(task, pk) for pk in ids)
+    return f"queued={queued}"
+
+
 def after_commit(task, pk: int) -> None:
     """Queue `task(pk)` once the caller's transaction commits."""
     from django.db import transaction

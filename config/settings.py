@@ -268,6 +268,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.allocation_expiry_reminders",
         "schedule": 60 * 60 * 24,
     },
+    "allocations: re-queue e-mails a lost message left behind (every 15 minutes)": {
+        "task": "allocations.tasks.allocation_mail_sweep",
+        "schedule": 15 * 60,
+    },
     "compliance: check thresholds (hourly)": {
         "task": "compliance.tasks.thresholds_check",
         "schedule": 60 * 60,

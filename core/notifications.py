@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import CharField, Exists, OuterRef, QuerySet, Value
+from django.db.models.functions import Cast, Concat
 
 from core.mail import mail_each
 from core.models import NotificationOptOut, SentNotification
@@ -97,3 +99,20 @@ def notify(*, kind: str, key: str, template: str, context: dict, users: Iterable
         record.recipients = sent
         record.save(update_fields=["recipients"])
     return sent
+
+
+def key_of(prefix: str, *fields: str):
+    """The SQL of a notification key: "prefix:<field>[:<field>...]" of each row."""
+    parts = [Value(prefix)]
+    for name in fields:
+        parts += [Value(":"), Cast(name, CharField())]
+    return Concat(*parts, output_field=CharField())
+
+
+def unsent(queryset: QuerySet, *, kind: str, key) -> QuerySet:
+    """Ids of the rows of `queryset` whose `kind` notification (keyed by the expression `key`,
+    see key_of) has not gone out: for the sweeps that queue again what a lost message left."""
+    sent = SentNotification.objects.filter(kind=kind, key=OuterRef("notification_key"))
+    return (
+        queryset.annotate(notification_key=key).exclude(Exists(sent)).values_list("pk", flat=True)
+    )

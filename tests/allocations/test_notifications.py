@@ -177,3 +177,38 @@ def test_a_blocked_allocation_tells_the_owners_even_if_they_turned_the_others_of
     (message,) = mail.outbox
     assert "Your allocation is blocked" in message.subject
     assert ("top-up" in message.body) == (how == "exhausted")
+
+
+def test_the_sweep_sends_what_a_lost_message_left_and_only_that(
+    applicant,
+    call_manager,
+    allocation,
+    broker_down,
+    monkeypatch,
+    django_capture_on_commit_callbacks,
+):
+    from allocations import tasks
+    from allocations.models import AllocationEvent, ChangeRequest
+
+    broker_down(tasks.change_request_received_notify, tasks.allocation_event_notify)
+    with django_capture_on_commit_callbacks(execute=True):
+        change = services.change_request_submit(
+            allocation=allocation,
+            kind="top_up",
+            justification="More.",
+            requested_by=applicant,
+            extra_gpu_hours=1_000,
+        )
+        services.allocation_suspend(allocation=allocation, reason="maintenance")
+    assert mail.outbox == []
+    monkeypatch.undo()
+    assert tasks.allocation_mail_sweep() == "queued=0"  # too young: its own task may be on the way
+    past = timezone.now() - timedelta(minutes=20)
+    ChangeRequest.objects.filter(pk=change.pk).update(requested_at=past)
+    AllocationEvent.objects.filter(allocation=allocation).update(at=past)
+    assert tasks.allocation_mail_sweep() == "queued=2"
+    assert sorted(m.subject.split("] ")[1][:24] for m in mail.outbox) == [
+        "Top-up requested for lum",
+        "Your allocation is block",
+    ]
+    assert tasks.allocation_mail_sweep() == "queued=0"

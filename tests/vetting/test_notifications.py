@@ -34,3 +34,28 @@ def test_no_receipt_for_whoever_turned_receipts_off(
     with django_capture_on_commit_callbacks(execute=True):
         application_submit(application=application, actor=applicant)
     assert not [m for m in mail.outbox if "Application received" in m.subject]
+
+
+def test_the_mail_sweep_sends_a_receipt_a_lost_message_left(
+    applicant, open_call, broker_down, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from vetting import tasks
+    from vetting.models import Application
+
+    broker_down(tasks.submission_receipt_notify)
+    application = make_application(applicant=applicant, call=open_call)
+    with django_capture_on_commit_callbacks(execute=True):
+        application_submit(application=application, actor=applicant)
+    assert not [m for m in mail.outbox if "Application received" in m.subject]
+    monkeypatch.undo()
+    Application.objects.filter(pk=application.pk).update(
+        submitted_at=timezone.now() - timedelta(minutes=20)
+    )
+    tasks.mail_sweep()
+    assert len([m for m in mail.outbox if "Application received" in m.subject]) == 1
+    tasks.mail_sweep()
+    assert len([m for m in mail.outbox if "Application received" in m.subject]) == 1
