@@ -3,7 +3,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
-RUN_ENV := DEBUG=$${DEBUG:-1}
+# Links in e-mails (sent by the worker, outside any request) point at the port the site runs on.
+RUN_ENV := DEBUG=$${DEBUG:-1} SITE_URL=$${SITE_URL:-http://127.0.0.1:$(PORT)}
 
 .PHONY: install run test lint bench clean
 

@@ -23,6 +23,7 @@ from allocations.models import (
 )
 
 # Importing these modules registers the usage, alert and register admin pages.
+from core import formats
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, apply_with_reason
 from systems.models import (
     Cluster,
@@ -80,7 +81,7 @@ class AllocationAdmin(admin.ModelAdmin):
         "cluster",
         "partition",
         "organisation",
-        "gpu_hours",
+        "granted",
         "start",
         "end",
         "state",
@@ -116,6 +117,10 @@ class AllocationAdmin(admin.ModelAdmin):
     @admin.display(boolean=True)
     def exhausted(self, obj: Allocation) -> bool:
         return obj.is_exhausted
+
+    @admin.display(description="granted GPU-hours", ordering="gpu_hours")
+    def granted(self, obj: Allocation) -> str:
+        return formats.whole(obj.gpu_hours)
 
     def save_model(self, request, obj, form, change):
         if "account" in form.changed_data:
@@ -158,7 +163,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     list_display = [
         "allocation",
         "kind",
-        "extra_gpu_hours",
+        "extra",
         "new_end",
         "state",
         "requested_by",
@@ -174,6 +179,10 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="extra GPU-hours", ordering="extra_gpu_hours")
+    def extra(self, obj: ChangeRequest) -> str:
+        return formats.whole(obj.extra_gpu_hours) if obj.extra_gpu_hours else "—"
 
     @admin.action(description="Approve selected requests", permissions=["change"])
     def approve(self, request, queryset):

@@ -18,19 +18,28 @@ class ClusterUserForm(forms.Form):
 class ChangeRequestForm(forms.Form):
     kind = forms.ChoiceField(label="What do you need?", choices=ChangeRequest.Kind.choices)
     extra_gpu_hours = forms.IntegerField(
-        label="Extra GPU-hours", min_value=1, required=False, help_text="For a top-up."
+        label="Extra GPU-hours",
+        min_value=1,
+        required=False,
+        help_text="How many more GPU-hours you need.",
     )
     new_end = forms.DateField(
         label="New end date",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
-        help_text="For an extension.",
+        help_text="The day the allocation should end instead.",
     )
     justification = forms.CharField(
         widget=forms.Textarea,
         max_length=5000,
         help_text="Why the change is needed: progress so far, what the extra time or hours buy.",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Required for one kind of request only: the label says which, not "optional".
+        self.fields["extra_gpu_hours"].needed_for = "for a top-up"
+        self.fields["new_end"].needed_for = "for an extension"
 
     def clean(self):
         data = super().clean()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from datetime import date
+
+from django.db.models import Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from allocations.models import Allocation, AllocationUser, ChangeRequest
 from allocations.slurm import SlurmAccount, clean_text, gpu_hours_to_minutes
 from organisations.models import Membership
-from systems.models import Cluster
+from systems.estimates import SECONDS_PER_HOUR, UseProjection, use_projection
+from systems.models import Cluster, ThresholdPolicy
 
 
 def allocations_visible_to(user) -> QuerySet[Allocation]:
@@ -23,10 +28,32 @@ def allocations_visible_to(user) -> QuerySet[Allocation]:
 
 
 def allocations_for_member(user) -> QuerySet[Allocation]:
-    """What an applicant's own pages show: their organisations' allocations, staff or not."""
-    return Allocation.objects.select_related("organisation", "cluster", "partition").filter(
-        organisation__membership__user=user
+    """What an applicant's own pages show: their organisations' allocations, staff or not, each
+    with `used_gpu_seconds` from the usage records attributed to it (one query). The records
+    point at their allocation, so the sum needs no import of the usage app."""
+    return (
+        Allocation.objects.select_related("organisation", "cluster__site", "partition")
+        .filter(organisation__membership__user=user)
+        .annotate(used_gpu_seconds=Coalesce(Sum("usage_records__gpu_seconds"), 0))
     )
+
+
+def use_of(allocation: Allocation, *, today: date | None = None) -> UseProjection:
+    """GPU-hours used against the grant, and where they head by the end date at the rate so
+    far; `allocation` comes from allocations_for_member (it carries `used_gpu_seconds`)."""
+    return use_projection(
+        used=allocation.used_gpu_seconds / SECONDS_PER_HOUR,
+        granted=float(allocation.gpu_hours),
+        start=allocation.start,
+        end=allocation.end,
+        today=today or timezone.localdate(),
+    )
+
+
+def use_warning_share(policy: ThresholdPolicy | None) -> float:
+    """From which used share the pages warn: the policy's first allocation alert level."""
+    levels = (policy.allocation_alert_percentages if policy else None) or [75]
+    return min(levels) / 100
 
 
 def allocation_detail_for_member(user, pk: int) -> Allocation:

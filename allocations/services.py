@@ -25,6 +25,7 @@ from allocations.models import (
     DeclaredPlan,
 )
 from allocations.names import account_name_problem, user_name_problem
+from allocations.notifications import ACTIVE_ACTIONS, BLOCKED_ACTIONS
 from allocations.signals import allocation_account_assigned
 from core.errors import TransitionError as BaseTransitionError
 from systems.models import AccessMode, Partition
@@ -74,7 +75,7 @@ def allocation_event_record(
     from_state: str = "",
     to_state: str = "",
 ) -> AllocationEvent:
-    return AllocationEvent.objects.create(
+    event = AllocationEvent.objects.create(
         allocation=allocation,
         action=action,
         from_state=from_state,
@@ -82,6 +83,16 @@ def allocation_event_record(
         actor=actor,
         reason=reason,
     )
+    if action in (*ACTIVE_ACTIONS, *BLOCKED_ACTIONS):
+        _after_commit("allocation_event_notify", event.pk)
+    return event
+
+
+def _after_commit(task_name: str, pk: int) -> None:
+    """Queue one of allocations.tasks with `pk` once the transaction commits."""
+    from allocations import tasks
+
+    tasks.after_commit(getattr(tasks, task_name), pk)
 
 
 @dataclass(frozen=True)
@@ -370,10 +381,12 @@ def allocations_mark_exhausted(*, reasons: dict[int, str], actor=None) -> list[i
         )
         now = timezone.now()
         Allocation.objects.filter(pk__in=ids).update(exhausted_at=now, updated_at=now)
-        AllocationEvent.objects.bulk_create(
+        events = AllocationEvent.objects.bulk_create(
             AllocationEvent(allocation_id=pk, action="exhausted", actor=actor, reason=reasons[pk])
             for pk in ids
         )
+        for event in events:
+            _after_commit("allocation_event_notify", event.pk)
     return ids
 
 
@@ -555,6 +568,7 @@ def change_request_submit(
         allocation_event_record(
             locked, f"{kind}_requested", actor=requested_by, reason=justification
         )
+        _after_commit("change_request_received_notify", change.pk)
     return change
 
 
@@ -600,6 +614,7 @@ def change_request_approve(
             actor=actor,
             reason=f"{detail}; {reason}" if reason else detail,
         )
+        _after_commit("change_request_decided_notify", change.pk)
     change_request.refresh_from_db()
     return change_request
 
@@ -618,5 +633,6 @@ def change_request_deny(*, change_request: ChangeRequest, actor, reason: str) ->
         allocation_event_record(
             change.allocation, f"{change.kind}_denied", actor=actor, reason=reason
         )
+        _after_commit("change_request_decided_notify", change.pk)
     change_request.refresh_from_db()
     return change_request

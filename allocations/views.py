@@ -6,13 +6,15 @@ Members see; owners manage. Anyone else gets 404, so an allocation's existence d
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from allocations import selectors, services
 from allocations.forms import ChangeRequestForm, ClusterUserForm
 from allocations.models import Allocation
+from systems.models import ThresholdPolicy
 
 
 def _allocation(request, pk: int) -> Allocation:
@@ -36,26 +38,64 @@ def _error_text(error: Exception) -> str:
 @login_required
 def allocation_list(request):
     allocations = selectors.allocations_for_member(request.user).prefetch_related("users")
-    return render(request, "allocations/list.html", {"allocations": allocations})
+    warn_from = selectors.use_warning_share(ThresholdPolicy.objects.in_force())
+    rows = [(allocation, selectors.use_of(allocation)) for allocation in allocations]
+    return render(request, "allocations/list.html", {"rows": rows, "warn_from": warn_from})
+
+
+# An invalid form is kept in the session for the page it redirects to (post/redirect/get), so
+# that a reload shows the page again instead of posting the form a second time.
+_FORMS = {"user_form": ClusterUserForm, "change_form": ChangeRequestForm}
+_ANCHORS = {"user_form": "users-title", "change_form": "changes-title"}
+
+
+def _session_key(pk: int, name: str) -> str:
+    return f"allocation-{pk}-{name}"
+
+
+def _redirect_with_errors(request, pk: int, name: str, form) -> HttpResponseRedirect:
+    """Keep what was typed and the errors the service added, then show them on the page."""
+    request.session[_session_key(pk, name)] = {
+        "data": {key: value for key, value in form.data.items() if key != "csrfmiddlewaretoken"},
+        "errors": form.errors.get_json_data(),
+    }
+    return HttpResponseRedirect(f"{reverse('allocations:detail', args=[pk])}#{_ANCHORS[name]}")
+
+
+def _form_from_session(request, pk: int, name: str):
+    kept = request.session.pop(_session_key(pk, name), None)
+    if kept is None:
+        return None
+    form = _FORMS[name](kept["data"])
+    form.is_valid()
+    for field, errors in kept["errors"].items():
+        for error in errors:
+            if error["message"] not in form.errors.get(field, []):
+                form.add_error(None if field == "__all__" else field, error["message"])
+    return form
 
 
 @login_required
-def allocation_detail(request, pk: int, *, user_form=None, change_form=None):
+def allocation_detail(request, pk: int):
     allocation = _allocation(request, pk)
     manages = selectors.allocation_managed_by(request.user, allocation)
+    user_form = _form_from_session(request, pk, "user_form")
+    change_form = _form_from_session(request, pk, "change_form")
     context = {
         "allocation": allocation,
+        "use": selectors.use_of(allocation),
+        "warn_from": selectors.use_warning_share(ThresholdPolicy.objects.in_force()),
         "manages": manages,
         "user_form": user_form or (ClusterUserForm() if manages else None),
         "change_form": change_form or (ChangeRequestForm() if manages else None),
     }
-    status = 400 if (user_form or change_form) else 200
-    return render(request, "allocations/detail.html", context, status=status)
+    return render(request, "allocations/detail.html", context)
 
 
 @login_required
-@require_POST
 def allocation_user_add(request, pk: int):
+    if request.method != "POST":
+        return redirect("allocations:detail", pk=pk)
     allocation = _managed(request, pk)
     form = ClusterUserForm(request.POST)
     if form.is_valid():
@@ -69,7 +109,7 @@ def allocation_user_add(request, pk: int):
         else:
             messages.success(request, f"{username} can now use {allocation.account}.")
             return redirect("allocations:detail", pk=pk)
-    return allocation_detail(request, pk, user_form=form)
+    return _redirect_with_errors(request, pk, "user_form", form)
 
 
 @login_required
@@ -93,8 +133,9 @@ def allocation_user_remove(request, pk: int):
 
 
 @login_required
-@require_POST
 def change_request_create(request, pk: int):
+    if request.method != "POST":
+        return redirect("allocations:detail", pk=pk)
     allocation = _managed(request, pk)
     form = ChangeRequestForm(request.POST)
     if form.is_valid():
@@ -113,4 +154,4 @@ def change_request_create(request, pk: int):
         else:
             messages.success(request, "Your request is with the call manager.")
             return redirect("allocations:detail", pk=pk)
-    return allocation_detail(request, pk, change_form=form)
+    return _redirect_with_errors(request, pk, "change_form", form)

@@ -420,10 +420,9 @@ def alert_notify(*, alert_id: int, staff: set[str] | None = None) -> int:
     if staff is None:
         staff = alert_staff_emails()
     owners = _owner_emails(alert.organisation_ids) - staff
-    is_share = alert.level.startswith("allocation_")
     context = {
         "alert": alert,
-        "value": f"{alert.value:.1%}" if is_share else level_figure(alert.level, alert.value),
+        "value": level_figure(alert.level, alert.value),
         "threshold": level_figure(alert.level, alert.threshold),
     }
     staff_link = reverse("admin:compliance_alert_change", args=[alert.pk])

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from core import formats
 from systems.estimates import PolicyFigures
 
 GPAI_WARNING = "gpai_warning"
@@ -75,9 +76,9 @@ def level_figure(level: str, value: float) -> str:
     """A level's value or threshold as people read it: a share of the grant, scheduler GPUs,
     GB of accelerator memory, or FLOP."""
     if level.startswith("allocation_"):
-        return f"{value:.0%}"
+        return formats.percent(value)
     if level == FOOTPRINT_GPUS:
-        return f"{value:,.0f} GPUs"
+        return f"{formats.whole(value)} GPUs"
     if level in MEMORY_LEVELS:
-        return f"{value:,.0f} GB"
-    return f"{value:.2g} FLOP"
+        return f"{formats.whole(value)} GB"
+    return f"{formats.flop(value)} FLOP"

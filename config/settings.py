@@ -59,7 +59,7 @@ if not SITE_URL:
     )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "core.apps.HpcgateAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -152,7 +152,10 @@ if TESTING:
 AUTHENTICATION_BACKENDS = ["core.login_policy.PasswordPolicyBackend"]
 
 LANGUAGE_CODE = "en"
-TIME_ZONE = "UTC"
+# The site's time zone: times on pages, in the admin and in e-mails are shown in it, and "today"
+# (allocation start and end dates, reminders) is its calendar day.
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+FORMAT_MODULE_PATH = ["config.formats"]
 USE_I18N = True
 USE_TZ = True
 SITE_ID = 1
@@ -263,6 +266,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "allocations.tasks.allocation_dates_apply",
         "schedule": 60 * 60 * 24,
     },
+    "allocations: remind owners before the end date (daily)": {
+        "task": "allocations.tasks.allocation_expiry_reminders",
+        "schedule": 60 * 60 * 24,
+    },
+    "allocations: re-queue e-mails a lost message left behind (every 15 minutes)": {
+        "task": "allocations.tasks.allocation_mail_sweep",
+        "schedule": 15 * 60,
+    },
     "compliance: check thresholds (hourly)": {
         "task": "compliance.tasks.thresholds_check",
         "schedule": 60 * 60,
@@ -350,7 +361,10 @@ _QUIET = ["reporting_channel"]
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"reporting_channel": {"()": "compliance.privacy.ReportingChannelFilter"}},
+    "filters": {
+        "reporting_channel": {"()": "compliance.privacy.ReportingChannelFilter"},
+        "forbidden_once": {"()": "core.logging.ForbiddenOnce"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": _QUIET}
@@ -359,8 +373,13 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         # The development server's request lines, and the loggers that name a request's path
-        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        "django.request": {"filters": _QUIET},
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["forbidden_once"],
+        },
+        "django.request": {"filters": [*_QUIET, "forbidden_once"]},
         "django.security.csrf": {"filters": _QUIET},
     },
 }

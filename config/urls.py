@@ -3,15 +3,19 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core import health
+from core import views as core_views
 from systems import views as systems_views
-
-admin.site.site_header = "hpcgate administration"
-admin.site.site_title = "hpcgate"
-admin.site.index_title = "Calls, reviews, allocations and usage"
 
 urlpatterns = [
     path("", systems_views.landing, name="landing"),
     path("healthz", health.healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (the admin's, the API docs).
+    path("favicon.ico", core_views.favicon),
+    path(
+        "accounts/notifications/",
+        core_views.notification_preferences,
+        name="notification-preferences",
+    ),
     path("accounts/", include("allauth.urls")),
     path("", include("organisations.urls")),
     path("", include("vetting.urls")),

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -21,3 +22,10 @@ class CoreConfig(AppConfig):
         # A misspelt role in OIDC_<ID>_ENTITLEMENT_ROLES stops every process at start-up.
         role_maps_check()
         post_migrate.connect(_roles_after_migrate, dispatch_uid="hpcgate-roles")
+
+
+class HpcgateAdminConfig(admin_apps.AdminConfig):
+    """Django's admin, on hpcgate's admin site (core.admin_site)."""
+
+    default = False
+    default_site = "core.admin_site.HpcgateAdminSite"

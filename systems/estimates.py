@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from datetime import date, timedelta
 
 SECONDS_PER_HOUR = 3600.0
 
@@ -360,3 +361,43 @@ def estimate(
         facility_energy_kwh=facility_energy,
         co2e_kg=emissions,
     )
+
+
+@dataclass(frozen=True)
+class UseProjection:
+    """Where a grant's use is heading if it goes on at the rate so far."""
+
+    used: float
+    granted: float
+    rate_per_day: float | None
+    at_end: float
+    runs_out_on: date | None
+
+    @property
+    def used_share(self) -> float | None:
+        return self.used / self.granted if self.granted else None
+
+    @property
+    def at_end_share(self) -> float | None:
+        return self.at_end / self.granted if self.granted else None
+
+    @property
+    def remaining(self) -> float:
+        return max(self.granted - self.used, 0.0)
+
+
+def use_projection(
+    *, used: float, granted: float, start: date, end: date, today: date
+) -> UseProjection:
+    """GPU-hours used so far, spread evenly over the days since the start (today included),
+    carried on to the end date. `runs_out_on` is the day the grant would be used up, when that
+    comes before the end."""
+    elapsed = (min(today, end) - start).days + 1
+    if elapsed <= 0 or used <= 0:
+        return UseProjection(used, granted, None, used, None)
+    rate = used / elapsed
+    at_end = used + rate * max((end - today).days, 0)
+    runs_out_on = None
+    if used < granted < at_end:
+        runs_out_on = today + timedelta(days=math.ceil((granted - used) / rate))
+    return UseProjection(used, granted, rate, at_end, runs_out_on)

@@ -76,6 +76,12 @@ class Cluster(models.Model):
         help_text="The Slurm cluster name, as in sacctmgr and sacct output.",
     )
     display_name = models.CharField(max_length=120)
+    account_instructions = models.TextField(
+        "how to get a user account",
+        blank=True,
+        help_text="Shown to applicants next to their cluster users: how a person gets a log-in "
+        "on this system (the centre's user portal, identity service, who to write to).",
+    )
 
     class Meta:
         ordering = ["name"]

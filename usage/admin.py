@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from core import formats
 from usage.models import SiteToken, UsageImport, UsageRecord
 
 
@@ -108,7 +109,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "start",
         "end",
         "gpus",
-        "gpu_seconds",
+        "gpu_hours",
     ]
     list_filter = ["cluster", "state", "running"]
     search_fields = ["job_id", "account", "user", "job_name"]
@@ -118,3 +119,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description="GPU-hours", ordering="gpu_seconds")
+    def gpu_hours(self, obj: UsageRecord) -> str:
+        return formats.hours_from_seconds(obj.gpu_seconds)

@@ -298,5 +298,10 @@ def usage_series(*, records: QuerySet, utilisation: float | None = None) -> list
 
 
 def usage_jobs(*, records: QuerySet) -> QuerySet:
-    """Records for a job table, newest first; energy source per row from `energy_joules`."""
-    return records.select_related("partition", "cluster").order_by("-start", "-id")
+    """Records for a job table, newest first, each with `it_joules` (measured, else estimated:
+    see it_joules); the energy source per row is whether `energy_joules` is set."""
+    return (
+        records.select_related("partition", "cluster")
+        .annotate(it_joules=it_joules())
+        .order_by("-start", "-id")
+    )

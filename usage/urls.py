@@ -5,6 +5,7 @@ from usage import views
 app_name = "usage"
 
 urlpatterns = [
+    path("usage/", views.usage_index, name="index"),
     path("usage/allocations/<int:pk>/", views.allocation_usage, name="allocation"),
     path(
         "usage/allocations/<int:pk>/annex-xi/",

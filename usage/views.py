@@ -4,7 +4,6 @@ Only members of the allocation's organisation and staff allowed to view allocati
 anyone else gets 404, so the pages do not reveal which allocations exist.
 """
 
-import math
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
@@ -15,15 +14,26 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from allocations.models import Allocation, model_key
-from allocations.selectors import allocations_visible_to
-from systems.estimates import significant
+from allocations.selectors import (
+    allocations_for_member,
+    allocations_visible_to,
+    use_of,
+    use_warning_share,
+)
+from systems.estimates import significant, use_projection
 from systems.models import ThresholdPolicy
 from systems.selectors import policy_utilisation
+from usage import charts
 from usage.models import UsageRecord
-from usage.selectors import UsageTotals, usage_jobs, usage_series, usage_totals
+from usage.selectors import (
+    UsageTotals,
+    allocations_usage,
+    usage_jobs,
+    usage_series,
+    usage_totals,
+)
 
 JOBS_PER_PAGE = 50
-CHART_WIDTH, CHART_HEIGHT = 640, 220
 
 
 @dataclass
@@ -73,45 +83,31 @@ def _model_scope(request, model_name: str) -> Scope:
     )
 
 
-def _line(values: list[float], top: float, *, log: tuple[float, float] | None = None) -> str:
-    """SVG polyline points for a cumulative series, on the chart's scale."""
-    if not values:
-        return ""
-    step = CHART_WIDTH / max(len(values) - 1, 1)
-    points = []
-    for index, value in enumerate(values):
-        if log:
-            low, high = log
-            share = (math.log10(max(value, 10**low)) - low) / (high - low)
-        else:
-            share = value / top if top else 0
-        y = CHART_HEIGHT - min(max(share, 0), 1) * CHART_HEIGHT
-        points.append(f"{index * step:.1f},{y:.1f}")
-    return " ".join(points)
-
-
 def _charts(scope: Scope, policy: ThresholdPolicy | None, totals: UsageTotals) -> dict:
     series = usage_series(records=scope.records, utilisation=totals.utilisation)
-    hours = [p.gpu_hours for p in series]
-    granted = scope.granted_gpu_hours
-    top = max([granted, *hours, 1])
-    gpai = policy.gpai_flop if policy else 1e23
-    systemic = policy.systemic_risk_flop if policy else 1e25
-    log = (15.0, math.log10(systemic) + 1)
+    today = timezone.localdate()
+    first = min([a.start for a in scope.allocations] + [p.day for p in series[:1]])
+    last = max([a.end for a in scope.allocations] + [p.day for p in series[-1:]])
+    projection = use_projection(
+        used=totals.gpu_hours,
+        granted=float(scope.granted_gpu_hours),
+        start=min(a.start for a in scope.allocations),
+        end=max(a.end for a in scope.allocations),
+        today=today,
+    )
+    common = {"series": series, "first": first, "last": last, "today": today}
     return {
-        "width": CHART_WIDTH,
-        "height": CHART_HEIGHT,
-        "first_day": series[0].day if series else None,
-        "last_day": series[-1].day if series else None,
-        "hours_line": _line(hours, top),
-        "grant_y": CHART_HEIGHT - granted / top * CHART_HEIGHT,
-        "top_hours": top,
-        "flop_line": _line([p.flop_estimate for p in series], 0, log=log),
-        "upper_line": _line([p.flop_upper_bound for p in series], 0, log=log),
-        "gpai_y": _line([gpai], 0, log=log).split(",")[1] if series else 0,
-        "systemic_y": _line([systemic], 0, log=log).split(",")[1] if series else 0,
-        "gpai": gpai,
-        "systemic": systemic,
+        "has_usage": bool(series),
+        "projection": projection,
+        "hours": charts.hours_chart(
+            **common, granted=float(scope.granted_gpu_hours), projection=projection
+        ),
+        "compute": charts.compute_chart(
+            **common,
+            projection=projection,
+            gpai_flop=policy.gpai_flop if policy else 1e23,
+            systemic_risk_flop=policy.systemic_risk_flop if policy else 1e25,
+        ),
     }
 
 
@@ -175,11 +171,6 @@ def _page(request, scope: Scope):
             "scope": scope,
             "totals": totals,
             "granted": scope.granted_gpu_hours,
-            "used_percent": (
-                100 * totals.gpu_hours / scope.granted_gpu_hours
-                if scope.granted_gpu_hours
-                else None
-            ),
             "chart": _charts(scope, policy, totals),
             "jobs": jobs,
             "policy": policy,
@@ -194,6 +185,20 @@ def _annex(request, scope: Scope, as_json: bool):
     if as_json:
         return JsonResponse(summary)
     return render(request, "usage/annex_xi.html", {"scope": scope, "summary": summary})
+
+
+@login_required
+def usage_index(request):
+    """Usage of each of the person's allocations, with compute and energy, one query each."""
+    allocations = list(allocations_for_member(request.user))
+    policy = ThresholdPolicy.objects.in_force()
+    totals = allocations_usage(allocations=allocations, utilisation=policy_utilisation(policy))
+    rows = [(a, use_of(a), totals[a.pk]) for a in allocations]
+    return render(
+        request,
+        "usage/index.html",
+        {"rows": rows, "warn_from": use_warning_share(policy), "policy": policy},
+    )
 
 
 @login_required

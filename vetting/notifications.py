@@ -4,7 +4,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.mail import mail_each, site_url
-from vetting.models import Decision, ReviewAssignment
+from core.notifications import notify
+from vetting.models import Application, ApplicationEvent, Decision, ReviewAssignment
 
 
 def assignment_mail(*, assignment_id: int) -> int:
@@ -54,6 +55,34 @@ def decision_mail(*, decision_id: int) -> int:
     sent = mail_each(f"vetting/email/decision_{decision.outcome}", context, recipients)
     _mark_sent(Decision, decision.pk)
     return sent
+
+
+def submission_receipt_mail(*, application_id: int) -> int:
+    """A receipt to whoever submitted: what was submitted, when, and what happens next."""
+    application = (
+        Application.objects.select_related("organisation", "call", "access_mode")
+        .filter(pk=application_id)
+        .first()
+    )
+    submitted = (
+        ApplicationEvent.objects.select_related("actor")
+        .filter(application_id=application_id, to_state=Application.State.SUBMITTED)
+        .order_by("-at")
+        .first()
+    )
+    if application is None or submitted is None or submitted.actor is None:
+        return 0
+    return notify(
+        kind="application_submitted",
+        key=f"application:{application.pk}",
+        template="vetting/email/submitted",
+        context={
+            "application": application,
+            "submitted_at": application.submitted_at,
+            "url": site_url(reverse("vetting:detail", args=[application.pk])),
+        },
+        users=[submitted.actor],
+    )
 
 
 def _mark_sent(model, pk: int) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from core.formats import flop, percent
 from systems.estimates import ESTIMATE_TOLERANCE, GPAI, SYSTEMIC_RISK, relative_gap
 from vetting import rules
 
@@ -260,8 +261,9 @@ def estimate_gap_flags(data: ScreeningInput) -> list[Flag]:
         Flag(
             "estimate_gap",
             WARNING,
-            f"The hardware estimate ({hardware:.2g} FLOP) and the architecture estimate "
-            f"({architecture:.2g} FLOP) differ by {gap:.0%}, more than the 30 % the Commission "
+            f"The hardware estimate ({flop(hardware)} FLOP) and the architecture estimate "
+            f"({flop(architecture)} FLOP) differ by {percent(gap)}, more than the 30 % the "
+            "Commission "
             "guidelines accept: the request may not fit the plan.",
             {"relative_gap": gap},
         )
@@ -307,7 +309,7 @@ def related_flags(data: ScreeningInput) -> list[Flag]:
     )
     message = (
         f"Related organisations already hold allocations: {names}. With this request their "
-        f"combined compute is {combined:.2g} FLOP, {crossing}."
+        f"combined compute is {flop(combined)} FLOP, {crossing}."
     )
     if combined_class != data.classification:
         message += " Together they cross a threshold this application alone stays under."

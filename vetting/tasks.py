@@ -64,6 +64,13 @@ def assignment_notify(assignment_id: int) -> int:
 
 
 @mail_task
+def submission_receipt_notify(application_id: int) -> int:
+    from vetting.notifications import submission_receipt_mail
+
+    return submission_receipt_mail(application_id=application_id)
+
+
+@mail_task
 def decision_notify(decision_id: int) -> int:
     from vetting.notifications import decision_mail
 
@@ -72,8 +79,8 @@ def decision_notify(decision_id: int) -> int:
 
 @periodic_task("vetting_mail_sweep")
 def mail_sweep() -> str:
-    """Every few minutes: queue again the assignment and decision e-mails whose message was
-    lost (broker down at commit, worker gone). The mail functions send each one once."""
+    """Every few minutes: queue again the assignment, decision and receipt e-mails whose
+    message was lost (broker down at commit, worker gone). The mail functions send each once."""
     from vetting.models import Decision, ReviewAssignment
 
     before = timezone.now() - SWEEP_MAIL_AFTER
@@ -83,6 +90,18 @@ def mail_sweep() -> str:
     decisions = Decision.objects.filter(notified_at=None, decided_at__lt=before).values_list(
         "pk", flat=True
     )[:SWEEP_BATCH]
+    from core.notifications import key_of, unsent
+    from vetting.models import Application
+
+    submitted = Application.objects.filter(submitted_at__lt=before).order_by("-submitted_at")
+    receipts = list(
+        unsent(
+            submitted.filter(submitted_at__gte=before - timedelta(days=7)),
+            kind="application_submitted",
+            key=key_of("application", "pk"),
+        )[:SWEEP_BATCH]
+    )
     queued = sum(publish(assignment_notify, pk) for pk in assignments)
     queued += sum(publish(decision_notify, pk) for pk in decisions)
+    queued += sum(publish(submission_receipt_notify, pk) for pk in receipts)
     return f"queued={queued}"

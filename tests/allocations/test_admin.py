@@ -161,3 +161,21 @@ def test_applicant_has_no_admin(client, applicant, reference_data):
     response = client.get(reverse("admin:allocations_schedulerexport_produce"))
 
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+def test_admin_lists_show_hours_with_thousands_separators(
+    client, call_manager, allocation, open_call
+):
+    change_request_submit(
+        allocation=allocation,
+        kind="top_up",
+        justification="More.",
+        requested_by=None,
+        extra_gpu_hours=12_500,
+    )
+    client_for(client, call_manager)
+    assert "50,000" in client.get(reverse(CHANGELIST)).content.decode()
+    requests = client.get(reverse("admin:allocations_changerequest_changelist")).content.decode()
+    assert "12,500" in requests and ">12500<" not in requests
+    modes = client.get("/admin/systems/accessmode/").content.decode()
+    assert "up to 50,000 GPU-hours" in modes and "[1, 2, 3]" not in modes

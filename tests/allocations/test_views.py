@@ -91,11 +91,16 @@ def test_invalid_user_names_are_refused_with_a_message(
     client_for(client, applicant)
 
     response = client.post(
-        reverse("allocations:user-add", args=[allocation.pk]), {"username": username}
+        reverse("allocations:user-add", args=[allocation.pk]), {"username": username}, follow=True
     )
 
-    assert response.status_code == 400
-    assert message in response.content.decode()
+    # post/redirect/get: the page shows what was typed and why it was refused, at its own URL
+    assert response.redirect_chain == [(f"{detail(allocation)}#users-title", 302)]
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert message in text and f'value="{username}"' in text
+    # a reload shows the page again, with a fresh form and nothing posted twice
+    assert message not in client.get(detail(allocation)).content.decode()
 
 
 def test_member_sees_but_cannot_manage(client, member, allocation):
@@ -115,12 +120,13 @@ def test_owner_requests_an_extension_with_a_justification(client, applicant, all
     client_for(client, applicant)
     url = reverse("allocations:change-request", args=[allocation.pk])
 
-    missing = client.post(url, {"kind": "extension", "justification": "later"})
+    missing = client.post(url, {"kind": "extension", "justification": "later"}, follow=True)
     response = client.post(
         url, {"kind": "extension", "new_end": days(200).isoformat(), "justification": "Rerun"}
     )
 
-    assert missing.status_code == 400 and "Give the new end date" in missing.content.decode()
+    assert missing.status_code == 200 and "Give the new end date" in missing.content.decode()
+    assert missing.redirect_chain == [(f"{detail(allocation)}#changes-title", 302)]
     assert response.status_code == 302
     change = ChangeRequest.objects.get()
     assert (change.kind, change.new_end, change.requested_by) == ("extension", days(200), applicant)
@@ -133,9 +139,10 @@ def test_owner_cannot_ask_for_an_earlier_end(client, applicant, allocation):
     response = client.post(
         reverse("allocations:change-request", args=[allocation.pk]),
         {"kind": "extension", "new_end": days(1).isoformat(), "justification": "x"},
+        follow=True,
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 200
     assert "new end date after" in response.content.decode()
     assert not ChangeRequest.objects.exists()
 
@@ -154,7 +161,7 @@ def test_list_queries_do_not_grow_with_rows(
     with django_assert_max_num_queries(len(one_row)):
         response = client.get(reverse("allocations:list"))
 
-    assert len(response.context["allocations"]) == Allocation.objects.count() == 12
+    assert len(response.context["rows"]) == Allocation.objects.count() == 12
 
 
 def test_detail_links_to_the_usage_of_the_allocation_and_its_model(client, applicant, allocation):
@@ -176,3 +183,99 @@ def test_model_page_counts_the_names_the_threshold_check_counts_as_one_model(
         page = client_for(client, applicant).get(reverse("usage:model", args=[spelling]))
         assert page.status_code == 200
         assert [a.pk for a in page.context["scope"].allocations] == [allocation.pk]
+
+
+def test_list_shows_used_and_remaining_hours_with_a_bar(client, applicant, allocation):
+    from tests.factories import make_usage_record
+
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 12_500)
+    listing = client_for(client, applicant).get(reverse("allocations:list")).content.decode()
+    assert "12,500.0" in listing and "37,500.0" in listing and "25 %" in listing
+    assert '<meter class="use-meter" min="0" max="50000.0" value="12500.0"' in listing
+    assert reverse("usage:allocation", args=[allocation.pk]) in listing
+
+
+def test_detail_warns_from_the_first_alert_level_and_projects_to_the_end(
+    client, applicant, reference_data
+):
+    from tests.factories import make_usage_record
+
+    # 10 days in (today included), 800 GPU-hours a day: 8,000 of 10,000 used, 80 %
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant),
+        gpu_hours=10_000,
+        start=days(-9),
+        end=days(20),
+    )
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 8_000)
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert 'id="use-warning"' in page and "80 % of the grant is used" in page
+    assert "800.0 GPU-hours a day" in page
+    assert f"the grant runs out around {days(3):%-d %b %Y}" in page
+
+
+def test_detail_below_the_first_level_has_no_warning_and_projects_the_end_use(
+    client, applicant, reference_data
+):
+    from tests.factories import make_usage_record
+
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant),
+        gpu_hours=10_000,
+        start=days(-9),
+        end=days(10),
+    )
+    make_usage_record(allocation=allocation, gpu_seconds=3600 * 1_000)
+    page = client_for(client, applicant).get(detail(allocation)).content.decode()
+    assert 'id="use-warning"' not in page
+    assert "about 2,000 GPU-hours (20 %) will be used by the end date" in page
+
+
+def test_a_scheduled_allocation_says_when_it_starts_and_whether_it_is_on_the_scheduler(
+    client, applicant, reference_data
+):
+    from django.utils import timezone
+
+    allocation = make_allocation(
+        organisation=make_organisation(owner=applicant), start=days(14), end=days(100)
+    )
+    client_for(client, applicant)
+    page = client.get(detail(allocation)).content.decode()
+    assert f"This allocation starts on {days(14):%-d %b %Y}" in page
+    assert "has not set it up on LUMI" in page
+    Allocation.objects.filter(pk=allocation.pk).update(first_exported_at=timezone.now())
+    page = client.get(detail(allocation)).content.decode()
+    assert "set it up on LUMI's scheduler on" in page
+    assert (
+        f"starts {days(14):%-d %b %Y}" in client.get(reverse("allocations:list")).content.decode()
+    )
+
+
+def test_cluster_users_section_says_how_to_get_an_account_on_the_system(
+    client, applicant, allocation
+):
+    client_for(client, applicant)
+    page = client.get(detail(allocation)).content.decode()
+    assert "Someone has no log-in on LUMI yet?" in page
+    assert "user support" in page
+    allocation.cluster.account_instructions = "Apply at https://accounts.example.eu/lumi."
+    allocation.cluster.save()
+    page = client.get(detail(allocation)).content.decode()
+    assert '<a href="https://accounts.example.eu/lumi"' in page
+
+
+def test_opening_a_form_address_directly_leads_to_the_allocation_page(
+    client, applicant, allocation
+):
+    client_for(client, applicant)
+    for name in ("allocations:user-add", "allocations:change-request"):
+        response = client.get(reverse(name, args=[allocation.pk]))
+        assert response.status_code == 302 and response["Location"] == detail(allocation)
+
+
+def test_conditionally_required_fields_say_when_they_are_needed(client, applicant, allocation):
+    text = client_for(client, applicant).get(detail(allocation)).content.decode()
+    change_form = text.split('id="changes-title"')[1]
+    assert 'Extra GPU-hours <span class="muted">(for a top-up)</span>' in change_form
+    assert 'New end date <span class="muted">(for an extension)</span>' in change_form
+    assert "(optional)" not in change_form

@@ -18,17 +18,6 @@ from systems.reference import reference_data_seed
 from vetting.models import Application
 from vetting.rules import ETHICS_KEYS
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT_DIR = Path(os.environ.get("HPCGATE_SCREENSHOT_DIR", "/tmp"))
 PASSWORD = "a-long-pass-phrase-9"
 
@@ -39,23 +28,12 @@ pytestmark = [
 
 
 @pytest.fixture
-def browser_page(monkeypatch):
-    if not CHROMIUM.exists():
-        if os.environ.get("HPCGATE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and HPCGATE_REQUIRE_BROWSER=1.")
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium').")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test
-    # body are still synchronous and safe. monkeypatch keeps the flag out of later tests.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1100, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
+def browser_page(chromium):
+    context = chromium.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
 
 
 @pytest.fixture
@@ -149,7 +127,7 @@ def _sign_up_and_apply(browser_page, live_server):
     page.get_by_role("button", name="Save draft").click()
     page.wait_for_selector("text=Draft saved.")
     assert page.get_by_label("Parameters").input_value() == "7000000000"
-    assert "below_gpai" in page.locator("#estimate").inner_text()
+    assert "below the GPAI indication" in page.locator("#estimate").inner_text()
 
     # 4. Team
     page.get_by_label("Principal investigator (PI)").fill("Aino Virtanen")
@@ -196,5 +174,8 @@ def _sign_up_and_apply(browser_page, live_server):
 
     application = Application.objects.get()
     assert application.submitted_at is not None
+    (receipt,) = [m for m in mail.outbox if "Application received" in m.subject]
+    assert receipt.to == ["founder@aurora.example"]
+    assert f"/applications/{application.pk}/" in receipt.body
     assert application.estimate_snapshot["total"]["gpu_hours"] == 20_000
     assert application.technical_annex

@@ -407,12 +407,12 @@ def test_owners_learn_a_shared_level_but_never_the_other_companys_compute(
     ]
     bodies = {m.to[0]: m.body for m in model_gpai}
     assert set(bodies) == {applicant.email, other_applicant.email, operator.email}
-    assert "1.2e+23 FLOP" in bodies[operator.email]
+    assert "1.2 × 10²³ FLOP" in bodies[operator.email]
     for owner in (applicant.email, other_applicant.email):
-        assert "e+23 FLOP" not in bodies[owner].split("Threshold:")[0]
+        assert "10²³ FLOP" not in bodies[owner].split("Threshold:")[0]
         assert "several organisations' allocations together" in bodies[owner]
     own = next(m for m in mail.outbox if m.to == [applicant.email] and "parent_9" in m.subject)
-    assert "e+22 FLOP" in own.body  # an allocation's own figure is the owner's to see
+    assert "10²² FLOP" in own.body  # an allocation's own figure is the owner's to see
 
 
 def test_acknowledging_records_who_and_why_once(split_model, operator):

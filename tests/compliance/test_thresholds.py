@@ -74,3 +74,12 @@ def test_sister_companies_of_a_controller_that_never_applied_are_one_group():
         OrganisationNode(3, "C", ""),
     ]
     assert organisation_groups(orgs) == {1: "ZZ-PARENT", 2: "ZZ-PARENT", 3: "C"}
+
+
+def test_level_figures_read_as_people_read_them():
+    from compliance.thresholds import level_figure
+
+    assert level_figure("allocation_90", 0.9123) == "91 %"
+    assert level_figure("gpai", 1e23) == "1.0 × 10²³ FLOP"
+    assert level_figure("footprint_gpus", 1536) == "1,536 GPUs"
+    assert level_figure("footprint_memory", 98304) == "98,304 GB"

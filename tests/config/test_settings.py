@@ -126,3 +126,22 @@ def test_a_command_with_the_database_down_prints_one_line_and_exits_1():
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert result.stderr.startswith("The database does not answer")
+
+
+def test_make_run_gives_every_process_mail_links_on_the_port_it_serves():
+    """Under `make run PORT=8101` the Celery worker's e-mails link to :8101, not :8000."""
+    plan = subprocess.run(
+        ["make", "-n", "run", "PORT=8101"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout
+    line = next(line for line in plan.splitlines() if "honcho start" in line)
+    code = "from django.conf import settings; print(settings.SITE_URL)"
+    command = line.replace(
+        ".venv/bin/honcho start -f Procfile",
+        f"{sys.executable} manage.py shell --no-imports -c '{code}'",
+    )
+    env = {key: value for key, value in os.environ.items() if key not in {"DEBUG", *BLANK}}
+    env["HPCGATE_TESTING"] = "0"
+    result = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == "http://127.0.0.1:8101", result.stderr

@@ -502,3 +502,29 @@ def test_gpu_hours_for_rejects_zero_peak():
 def test_facility_energy_rejects_pue_below_one():
     with pytest.raises(ValueError, match="PUE must be 1 or more"):
         facility_energy_kwh(it_kwh=100, pue=0.5)
+
+
+def test_use_projection_carries_the_rate_so_far_to_the_end_date():
+    from datetime import date
+
+    from systems.estimates import use_projection
+
+    today = date(2026, 3, 10)
+    halfway = use_projection(
+        used=1_000, granted=10_000, start=date(2026, 3, 1), end=date(2026, 3, 20), today=today
+    )
+    assert halfway.rate_per_day == 100  # ten days, today included
+    assert halfway.at_end == 2_000 and halfway.runs_out_on is None
+    assert halfway.used_share == 0.1 and halfway.at_end_share == 0.2
+    fast = use_projection(
+        used=8_000, granted=10_000, start=date(2026, 3, 1), end=date(2026, 3, 30), today=today
+    )
+    assert fast.runs_out_on == date(2026, 3, 13)
+    unused = use_projection(
+        used=0, granted=10_000, start=date(2026, 3, 1), end=date(2026, 3, 30), today=today
+    )
+    assert unused.rate_per_day is None and unused.at_end == 0 and unused.remaining == 10_000
+    future = use_projection(
+        used=0, granted=10, start=date(2026, 4, 1), end=date(2026, 4, 30), today=today
+    )
+    assert future.rate_per_day is None

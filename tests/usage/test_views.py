@@ -55,7 +55,7 @@ def test_owner_page_shows_usage_charts_and_jobs(client, applicant, allocation):
     client.force_login(applicant)
     html = client.get(f"/usage/allocations/{allocation.pk}/").content.decode()
     assert "<svg" in html and "<polyline" in html
-    assert "grant 100 h" in html
+    assert "grant 100 GPU-hours" in html
     assert "16.0" in html  # two jobs of 4 GPUs x 7,200 s (ElapsedRaw)
     assert "measured" in html and "mixed" in html
 
@@ -149,8 +149,8 @@ def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference
     page = client_for(client, applicant).get(f"/usage/allocations/{allocation.pk}/").content
     row = page.decode().split("<td>77</td>", 1)[1].split("</tr>", 1)[0]
     assert "<td>vega</td>" in row
-    assert '<td class="num">10</td>' in row
-    assert "10 kWh measured" in row
+    assert '<td class="num">10.0</td>' in row  # GPU-hours, one decimal
+    assert '10.0 <span class="muted">measured</span>' in row  # kWh, one decimal
 
 
 def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_name(
@@ -175,7 +175,7 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
 
     client.force_login(applicant)
     page = client.get("/usage/models/acme-7b/").content.decode()
-    assert "grant 100 h" in page
+    assert "grant 100 GPU-hours" in page
     assert "rival-pretrain" not in page and "mallory" not in page
     data = client.get("/usage/models/acme-7b/annex-xi.json").json()
     assert [a["account"] for a in data["allocations"]] == ["acme_llm"]
@@ -189,3 +189,25 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
     assert [a["account"] for a in data["allocations"]] == ["rival_llm"]
     assert (data["granted_gpu_hours"], data["training_time"]["jobs"]) == (5000, 1)
     assert data["gpu_hours"] == pytest.approx(40)
+
+
+def test_usage_menu_page_lists_the_persons_allocations_with_their_use(client, reference_data):
+    from allocations.models import Allocation
+    from tests.conftest import client_for
+    from tests.factories import make_allocation, make_organisation, make_usage_record, make_user
+
+    owner, rival = make_user(), make_user()
+    mine = make_allocation(organisation=make_organisation(owner=owner), account="mine_1")
+    theirs = make_allocation(
+        organisation=make_organisation(owner=rival, legal_name="Rival Oy"), account="theirs_1"
+    )
+    make_usage_record(allocation=mine, gpu_seconds=3600 * 5_000)
+    make_usage_record(allocation=theirs, gpu_seconds=3600)
+    client_for(client, owner)
+    home = client.get("/").content.decode()
+    assert 'href="/usage/"' in home
+    page = client.get("/usage/").content.decode()
+    assert "mine_1" in page and "theirs_1" not in page
+    assert "5,000.0 of 50,000" in page and "10 %" in page
+    assert f'href="/usage/allocations/{mine.pk}/"' in page
+    assert Allocation.objects.count() == 2

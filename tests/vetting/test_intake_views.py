@@ -230,8 +230,9 @@ def test_form_shows_the_estimate_of_the_saved_draft(client, applicant, applicati
     page = client_for(client, applicant).get(reverse("vetting:edit", args=[application.pk]))
     text = page.content.decode()
     # 20,000 A100-hours at 312 TFLOP/s and 0.4: 9.0e21 FLOP
-    assert "9.0 × 10<sup>21</sup>" in text
-    assert "below_gpai" in text
+    assert "9.0 × 10²¹" in text
+    assert "below the GPAI indication" in text
+    assert "below_gpai" not in text
 
 
 def test_form_uploads_a_valid_annex_and_refuses_a_renamed_image(client, applicant, open_call):
@@ -276,3 +277,23 @@ def test_page_queries_do_not_grow_with_resources(
     client_for(client, applicant)
     with django_assert_max_num_queries(40):
         client.get(reverse("vetting:edit", args=[application.pk]))
+
+
+def test_an_approved_application_links_to_its_allocations(client, applicant, open_call):
+    from tests.factories import make_user
+    from vetting.services import review as workflow
+
+    manager = make_user(role="call manager")
+    application = make_application(
+        applicant=applicant, call=open_call, state="reviewed", manager=manager
+    )
+    leonardo = Partition.objects.get(cluster__name="leonardo")
+    decision = workflow.application_approve(
+        application=application, actor=manager, reason="Strong.", grants={leonardo.pk: 15_000}
+    )
+    (allocation,) = decision.allocations.all()
+    page = client_for(client, applicant).get(reverse("vetting:detail", args=[application.pk]))
+    text = page.content.decode()
+    assert 'id="granted-allocations"' in text
+    assert reverse("allocations:detail", args=[allocation.pk]) in text
+    assert "15,000 GPU-hours" in text and allocation.account in text

@@ -161,3 +161,33 @@ def test_one_by_one_reject_needs_a_reason_and_reports_errors(
     )
     application.refresh_from_db()
     assert application.state == Application.State.WAITLISTED
+
+
+def test_the_ranking_page_is_in_the_admin_index_for_call_managers_only(
+    client, call_manager, reviewer, open_call
+):
+    index = client_for(client, call_manager).get("/admin/").content.decode()
+    assert "Ranking and decisions" in index and reverse("ranking:index") in index
+    assert (
+        "Ranking and decisions" not in client_for(client, reviewer).get("/admin/").content.decode()
+    )
+
+
+def test_every_grant_input_has_a_label(
+    client, applicant, open_call, fast_lane, reviewer, other_reviewer, call_manager
+):
+    make_application(
+        applicant=applicant,
+        call=open_call,
+        reviewers=[reviewer, other_reviewer],
+        manager=call_manager,
+        state="reviewed",
+    )
+    import re
+
+    text = client_for(client, call_manager).get(url(fast_lane)).content.decode()
+    inputs = re.findall(r'<input type="number"[^>]*id="([^"]+)"', text)
+    assert inputs
+    for input_id in inputs:
+        assert f'<label for="{input_id}">' in text
+    assert "Ranking and decisions</a> &rsaquo;" in text  # breadcrumb back to the index

@@ -268,3 +268,29 @@ def test_a_reviewer_taken_out_of_the_role_no_longer_sees_the_assignment(
     reviewer.groups.clear()
     assert client.get(page(assignment)).status_code in (403, 404)
     assert client.get(annex).status_code in (403, 404)
+
+
+def test_review_page_shows_figures_people_can_read(client, application, assignment, reviewer):
+    workflow.conflict_confirm_none(assignment=assignment, reviewer=reviewer)
+    text = client_for(client, reviewer).get(page(assignment)).content.decode()
+    application.refresh_from_db()
+    hardware = application.estimate_snapshot["total"]["flop_hardware"]
+    assert f"{hardware:.1e}".split("e")[0] + " × 10" in text
+    assert str(int(hardware)) not in text and repr(hardware) not in text
+    assert "below the GPAI indication" in text and "below_gpai" not in text
+    assert "Finland" in text  # the organisation's country by name
+    assert f"{application.parameters:,}" in text
+
+
+def test_reviewer_profiles_list_every_reviewer_auto_assign_picks_from(
+    client, call_manager, reviewer, other_reviewer
+):
+    from vetting.models import ReviewerProfile
+
+    ReviewerProfile.objects.create(user=other_reviewer, active=False)
+    text = client_for(client, call_manager).get("/admin/vetting/reviewerprofile/").content.decode()
+    assert reviewer.username in text and other_reviewer.username in text
+    assert ReviewerProfile.objects.filter(user=reviewer).exists()
+    assert "picked by auto-assign" in text.lower()
+    # the active reviewer: active and picked; the other: neither
+    assert text.count('alt="True"') == 2 and text.count('alt="False"') == 2

@@ -10,13 +10,13 @@ vetting.services.review.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.admin import ReadOnlyAdmin, ReadOnlyInline, apply_with_reason
-from vetting import rules
 from vetting.admin.intake import ApplicationAdmin
 from vetting.models import (
     Application,
@@ -29,10 +29,11 @@ from vetting.models import (
     RubricCriterion,
     ScreeningFlag,
 )
+from vetting.selectors import intake as intake_selectors
 from vetting.selectors import review as review_selectors
 from vetting.services import review as workflow
 from vetting.services.transitions import TransitionError
-from vetting.views.intake import _ethics_rows, annex_response
+from vetting.views.intake import annex_response
 
 # Call managers
 
@@ -377,12 +378,11 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
                 flags=application.screening_flags.all(),
                 resources=application.resources.select_related("partition__cluster"),
                 estimate=application.estimate_snapshot or {},
-                ethics=_ethics_rows(application),
-                commitments=[rules.COMMITMENT_LABELS.get(k, k) for k in application.commitments],
-                required=[
-                    rules.COMMITMENT_LABELS.get(k, k)
-                    for k in (application.estimate_snapshot or {}).get("required_commitments", [])
-                ],
+                ethics=intake_selectors.ethics_rows(application),
+                commitments=intake_selectors.commitment_labels(application.commitments),
+                required=intake_selectors.commitment_labels(
+                    (application.estimate_snapshot or {}).get("required_commitments")
+                ),
                 annex_url=reverse("admin:vetting_reviewassignment_annex", args=[assignment.pk])
                 if application.technical_annex
                 else "",
@@ -392,9 +392,25 @@ class ReviewAssignmentAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewerProfile)
 class ReviewerProfileAdmin(admin.ModelAdmin):
-    list_display = ["user", "expertise", "max_load_per_call", "active"]
+    """Every reviewer auto-assign may pick has a profile here (made with the defaults when the
+    list is opened), and the list says who auto-assign picks from."""
+
+    list_display = ["user", "expertise", "max_load_per_call", "active", "in_auto_assign"]
     list_filter = ["active"]
     search_fields = ["user__username", "user__email", "expertise", "affiliations"]
+    list_select_related = ["user"]
+
+    def changelist_view(self, request, extra_context=None):
+        workflow.reviewer_profiles_ensure()
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        reviewer = review_selectors.reviewers().filter(pk=OuterRef("user_id"))
+        return super().get_queryset(request).annotate(is_reviewer=Exists(reviewer))
+
+    @admin.display(boolean=True, description="picked by auto-assign")
+    def in_auto_assign(self, obj: ReviewerProfile) -> bool:
+        return bool(obj.is_reviewer and obj.active)
 
 
 class RubricCriterionInline(admin.TabularInline):

@@ -5,6 +5,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
+from allocations.models import Allocation
 from systems.estimates import BELOW_GPAI, estimate
 from systems.models import AccessMode, AccessModePartition, Call, ThresholdPolicy
 from vetting import rules
@@ -173,4 +174,31 @@ def application_public_history(application: Application) -> QuerySet[Application
     """The audit trail as the applicant sees it: states, times and public notes, no people."""
     return application.events.only("from_state", "to_state", "at", "public_note").order_by(
         "at", "id"
+    )
+
+
+def ethics_rows(application: Application) -> list[dict]:
+    """The ethics self-assessment as question, answer in words and explanation."""
+    rows = []
+    for key, question, _ in rules.ETHICS_QUESTIONS:
+        answer = (application.ethics or {}).get(key) or {}
+        rows.append(
+            {
+                "question": question,
+                "answer": {True: "Yes", False: "No"}.get(answer.get("answer"), "Not answered"),
+                "explanation": answer.get("explanation", ""),
+            }
+        )
+    return rows
+
+
+def commitment_labels(keys) -> list[str]:
+    """AI Act commitments (keys of vetting.rules.COMMITMENTS) in words."""
+    return [rules.COMMITMENT_LABELS.get(key, key) for key in keys or ()]
+
+
+def application_allocations(application: Application):
+    """The allocations its approval granted, for the applicant's page."""
+    return Allocation.objects.filter(decisions__application=application).select_related(
+        "cluster", "partition"
     )

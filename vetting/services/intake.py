@@ -160,9 +160,11 @@ def application_submit(*, application: Application, actor: AbstractBaseUser) -> 
             actor=actor,
             public_note="Application submitted.",
         )
-        from vetting.tasks import screening_enqueue
+        from core.tasks import publish
+        from vetting.tasks import screening_enqueue, submission_receipt_notify
 
         transaction.on_commit(lambda: screening_enqueue(current.pk))
+        transaction.on_commit(lambda: publish(submission_receipt_notify, current.pk))
     application.refresh_from_db()
     return application
 

@@ -29,6 +29,7 @@ from vetting.models import (
     DecisionGrant,
     Review,
     ReviewAssignment,
+    ReviewerProfile,
     Rubric,
     RubricCriterion,
     ScreeningFlag,
@@ -325,6 +326,16 @@ def reviewers_auto_assign(
             "conflict of interest or exceeding a reviewer's maximum load."
         )
     return made
+
+
+def reviewer_profiles_ensure() -> int:
+    """Give everyone in the reviewer role a profile with the defaults auto-assign applies to
+    those without one, so that the profiles list shows every reviewer it may pick."""
+    missing = review_selectors.reviewers().filter(reviewer_profile__isnull=True)
+    made = ReviewerProfile.objects.bulk_create(
+        [ReviewerProfile(user=user) for user in missing], ignore_conflicts=True
+    )
+    return len(made)
 
 
 def _locked_assignment(

@@ -61,24 +61,11 @@ def application_detail(request, pk: int):
             "resources": resources,
             "estimate": estimate,
             "history": selectors.application_public_history(application),
-            "ethics": _ethics_rows(application),
-            "commitments": [rules.COMMITMENT_LABELS.get(k, k) for k in application.commitments],
+            "allocations": selectors.application_allocations(application),
+            "ethics": selectors.ethics_rows(application),
+            "commitments": selectors.commitment_labels(application.commitments),
         },
     )
-
-
-def _ethics_rows(application: Application) -> list[dict]:
-    rows = []
-    for key, question, _ in rules.ETHICS_QUESTIONS:
-        answer = (application.ethics or {}).get(key) or {}
-        rows.append(
-            {
-                "question": question,
-                "answer": {True: "Yes", False: "No"}.get(answer.get("answer"), "Not answered"),
-                "explanation": answer.get("explanation", ""),
-            }
-        )
-    return rows
 
 
 @login_required

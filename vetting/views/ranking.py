@@ -112,16 +112,19 @@ def ranking(request, mode_id: int):
         }
         for link in links
     ]
+    # Columns only for the partitions someone asked for: the others would be all dashes.
+    requested_links = [link for link in links if requested_totals[link.partition_id]]
     table = [
         {
             "row": row,
             "cells": [
                 {
                     "partition_id": link.partition_id,
+                    "partition": link.partition,
                     "requested": row.requested.get(link.partition_id, 0),
                     "proposed": row.proposal.proposed.get(link.partition_id, 0),
                 }
-                for link in links
+                for link in requested_links
             ],
         }
         for row in rows
@@ -133,7 +136,7 @@ def ranking(request, mode_id: int):
             **admin.site.each_context(request),
             "title": f"Ranking: {access_mode}",
             "access_mode": access_mode,
-            "partitions": [link.partition for link in links],
+            "partitions": [link.partition for link in requested_links],
             "capacity": capacity,
             "table": table,
         },
