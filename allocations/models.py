@@ -4,11 +4,26 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.deconstruct import deconstructible
 
-from allocations.names import ACCOUNT_NAME_RE, ACCOUNT_NAME_RULE, USER_NAME_RE, USER_NAME_RULE
+from allocations.names import USER_NAME_RE, USER_NAME_RULE, account_key, account_name_problem
 from systems.models import AccessMode, Cluster, Partition
 
-ACCOUNT_VALIDATOR = RegexValidator(ACCOUNT_NAME_RE, f"A Slurm account is {ACCOUNT_NAME_RULE}.")
+
+@deconstructible
+class AccountNameValidator:
+    """`allocations.names.account_name_problem` as a model field validator."""
+
+    def __call__(self, value) -> None:
+        problem = account_name_problem(value)
+        if problem:
+            raise ValidationError(problem + ".", code="invalid")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AccountNameValidator)
+
+
+ACCOUNT_VALIDATOR = AccountNameValidator()
 CLUSTER_USER_VALIDATOR = RegexValidator(USER_NAME_RE, f"A cluster user name is {USER_NAME_RULE}.")
 
 
@@ -44,7 +59,12 @@ class Allocation(models.Model):
         "Slurm account",
         max_length=63,
         validators=[ACCOUNT_VALIDATOR],
-        help_text="Unique per cluster.",
+        help_text="Unique per cluster, whatever the case (Slurm stores it in lower case).",
+    )
+    account_key = models.CharField(
+        max_length=63,
+        editable=False,
+        help_text="The account as compared with accounting: see allocations.names.account_key.",
     )
     gpu_hours = models.PositiveBigIntegerField(
         "granted GPU-hours", help_text="Hours of the partition's scheduler GPU."
@@ -79,7 +99,7 @@ class Allocation(models.Model):
         ordering = ["cluster__name", "account"]
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "account"], name="allocation_account_per_cluster"
+                fields=["cluster", "account_key"], name="allocation_account_key_per_cluster"
             ),
             models.CheckConstraint(
                 condition=Q(end__gte=models.F("start")), name="allocation_end_after_start"
@@ -92,9 +112,13 @@ class Allocation(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.model_key = model_key(self.model_name)
+        self.account_key = account_key(self.account)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "model_name" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "model_key"}
+        if update_fields is not None:
+            derived = {"model_name": "model_key", "account": "account_key"}
+            extra = {derived[name] for name in update_fields if name in derived}
+            if extra:
+                kwargs["update_fields"] = {*update_fields, *extra}
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

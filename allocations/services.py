@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
-from allocations.names import account_name_problem, user_name_problem
+from allocations.names import account_key, account_name_problem, user_name_problem
 from allocations.signals import allocation_account_assigned
 from systems.models import AccessMode, Partition
 
@@ -148,7 +148,10 @@ def allocation_create(
     if state is None:
         state = State.ACTIVE if start <= today else State.SCHEDULED
     with transaction.atomic():
-        if Allocation.objects.filter(cluster_id=partition.cluster_id, account=account).exists():
+        taken = Allocation.objects.filter(
+            cluster_id=partition.cluster_id, account_key=account_key(account)
+        )
+        if taken.exists():
             raise AccountTakenError(
                 f"Slurm account '{account}' is already used on cluster {partition.cluster.name}."
             )
@@ -397,7 +400,9 @@ def allocation_rename_account(
             )
         if locked.account == account:
             return allocation
-        taken = Allocation.objects.filter(cluster_id=locked.cluster_id, account=account)
+        taken = Allocation.objects.filter(
+            cluster_id=locked.cluster_id, account_key=account_key(account)
+        )
         if taken.exclude(pk=locked.pk).exists():
             raise ValidationError(f"Slurm account '{account}' is already used on this cluster.")
         old = locked.account

@@ -30,6 +30,8 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
+from allocations.names import account_key  # the one rule for comparing account names
+
 __all__ = [
     "ELAPSED_LIMIT_SECONDS",
     "GPU_CEILING",
@@ -164,17 +166,6 @@ _REJECTED_TEXT_LIMIT = 500
 # ---------------------------------------------------------------------------------------------
 # Building blocks, exposed so they can be tested and reused on their own.
 # ---------------------------------------------------------------------------------------------
-
-
-def account_key(name: str) -> str:
-    """The form of an account name to compare, never to store: case-folded.
-
-    Slurm keeps account names in lower case ("The contents of Slurm's database are maintained
-    in lower case", sacct(1)), so `sacctmgr add account SCSG0001` reports usage as `scsg0001`,
-    while PBS prints the account exactly as `qsub -A` was given it. An allocation and the
-    usage of its account match when their keys are equal.
-    """
-    return name.casefold()
 
 
 def account_problem(name: str) -> str | None:

@@ -37,6 +37,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from allocations.models import Allocation
+from allocations.names import account_key
 from systems.models import Cluster, Partition
 from usage.accounting import AccountingFormatError, JobRecord, Rejected, parse_pbs, parse_sacct
 from usage.models import UsageImport, UsageRecord
@@ -62,6 +63,7 @@ INPUT_FORMATS = ("sacct", "pbs")
 # The stored fields that describe a run; two versions of a run are "identical" when all agree.
 DATA_FIELDS = (
     "account",
+    "account_key",
     "job_id",
     "user",
     "partition_name",
@@ -206,6 +208,7 @@ def _row(record: JobRecord) -> Row | str:
     return (
         job_key,
         account,
+        account_key(account),
         job_id,
         user[:_USER_LIMIT],
         record.partition[:_PARTITION_LIMIT],
@@ -483,10 +486,10 @@ class _OrmWriter:
 
     def write(self, rows: list[Row], size: int, counts: _Counts) -> None:
         keys = [row[0] for row in rows]
-        accounts = {row[1] for row in rows}
+        accounts = {row[2] for row in rows}
         owners = dict(
-            Allocation.objects.filter(cluster=self.cluster, account__in=accounts).values_list(
-                "account", "id"
+            Allocation.objects.filter(cluster=self.cluster, account_key__in=accounts).values_list(
+                "account_key", "id"
             )
         )
         stored: dict[str, UsageRecord] = {}
@@ -499,7 +502,7 @@ class _OrmWriter:
         new, changed = [], []
         for row in rows:
             job_key, values = row[0], row[1:]
-            allocation_id = owners.get(values[0])
+            allocation_id = owners.get(values[1])
             old = stored.get(job_key)
             if old is not None and self.kept:
                 values = list(values)
@@ -525,7 +528,7 @@ class _OrmWriter:
                 for name, value in zip(DATA_FIELDS, values, strict=True):
                     setattr(record, name, value)
                 record.allocation_id = allocation_id
-                record.partition_id = self.partitions.get(values[3])
+                record.partition_id = self.partitions.get(values[4])
                 record.import_run = self.run
                 record.updated_at = now
         UsageRecord.objects.bulk_create(new, batch_size=self._CHUNK)
@@ -563,6 +566,7 @@ _BATCH_TABLE = "hpcgate_usage_batch"
 _BATCH_COLUMNS = (
     ("job_key", "text"),
     ("account", "text"),
+    ("account_key", "text"),
     ("job_id", "text"),
     ("user", "text"),
     ("partition_name", "text"),
@@ -633,7 +637,7 @@ class _PostgresWriter:
                     LIMIT 1
                 ) r ON TRUE"""  # noqa: S608 - identifiers from model metadata only
         owner = f"""LEFT JOIN {_q(Allocation._meta.db_table)} a
-                    ON a.cluster_id = %(cluster)s AND a.account = b.account"""
+                    ON a.cluster_id = %(cluster)s AND a.account_key = b.account_key"""
         partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
         # The stored run is joined last (cheapest plan) unless the partition is read from it.
@@ -728,6 +732,7 @@ def _copy_data(rows: list[Row]) -> bytes:
     for (
         job_key,
         account,
+        key,
         job_id,
         user,
         partition_name,
@@ -743,11 +748,13 @@ def _copy_data(rows: list[Row]) -> bytes:
         gpu_seconds,
         energy_joules,
     ) in rows:
-        text = f"{job_key}\t{account}\t{job_id}\t{user}\t{partition_name}\t{job_name}\t{state}"
-        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != 6:
+        text = (
+            f"{job_key}\t{account}\t{key}\t{job_id}\t{user}\t{partition_name}\t{job_name}\t{state}"
+        )
+        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != 7:
             text = "\t".join(
                 value.translate(_COPY_SPECIAL)
-                for value in (job_key, account, job_id, user, partition_name, job_name, state)
+                for value in (job_key, account, key, job_id, user, partition_name, job_name, state)
             )
         append(
             f"{text}\t{'t' if running else 'f'}\t{_copy_time(submit)}\t{_copy_time(start)}\t"

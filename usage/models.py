@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from allocations.models import Allocation
+from allocations.names import account_key
 from systems.models import Cluster, Partition
 
 
@@ -129,7 +130,8 @@ class UsageRecord(models.Model):
     # foreign-key check here is paid per row:
     # - no index a composite one already covers (cluster: the unique (cluster, job_key);
     #   allocation: (allocation, start)), none on links nothing filters by;
-    # - (cluster, account) serves only the attribution of unmatched records, so it holds those;
+    # - (cluster, account_key) serves only the attribution of unmatched records, so it holds
+    #   those;
     # - no database constraint on the links: Django's deferred foreign keys make PostgreSQL
     #   check each row and key again at commit, which cost a third of a bulk import. The
     #   importer takes the ids from the rows it joins in the same statement, and Django still
@@ -142,7 +144,11 @@ class UsageRecord(models.Model):
         db_constraint=False,
     )
     job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
-    account = models.CharField(max_length=63)
+    account = models.CharField(max_length=63, help_text="As the scheduler printed it.")
+    account_key = models.CharField(
+        max_length=63,
+        help_text="The account as compared with allocations: allocations.names.account_key.",
+    )
     allocation = models.ForeignKey(
         Allocation,
         on_delete=models.SET_NULL,
@@ -195,12 +201,20 @@ class UsageRecord(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["cluster", "account"],
+                fields=["cluster", "account_key"],
                 condition=Q(allocation__isnull=True),
-                name="usage_record_unmatched",
+                name="usage_record_unattributed",
             ),
             models.Index(fields=["allocation", "start"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.cluster.name} job {self.job_id} ({self.account})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The importer writes account_key itself; this covers records made one at a time.
+        self.account_key = account_key(self.account)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "account" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "account_key"}
+        super().save(*args, **kwargs)

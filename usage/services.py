@@ -18,12 +18,14 @@ def usage_attribute(*, cluster: Cluster | None = None, allocation: Allocation | 
     """
     records = UsageRecord.objects.filter(allocation__isnull=True)
     if allocation is not None:
-        return records.filter(cluster_id=allocation.cluster_id, account=allocation.account).update(
+        return records.filter(
+            cluster_id=allocation.cluster_id, account_key=allocation.account_key
+        ).update(
             allocation=allocation,
             partition_id=Coalesce(F("partition_id"), Value(allocation.partition_id)),
         )
     owner = Allocation.objects.filter(
-        cluster_id=OuterRef("cluster_id"), account=OuterRef("account")
+        cluster_id=OuterRef("cluster_id"), account_key=OuterRef("account_key")
     )
     records = records.filter(Exists(owner))
     if cluster is not None:

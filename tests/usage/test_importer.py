@@ -304,6 +304,37 @@ def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_p
     assert (again["unmatched"], again["unchanged"]) == (0, 1)
 
 
+def test_slurms_lower_case_account_matches_an_allocation_granted_in_upper_case(tmp_path, leonardo):
+    allocation = make_allocation(cluster="leonardo", account="SCSG0001")
+    # sacct prints what slurmdbd stores: the name in lower case
+    counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="scsg0001")))[0])
+    assert (counts["imported"], counts["unmatched"]) == (1, 0)
+    record = UsageRecord.objects.get()
+    assert (record.account, record.allocation) == ("scsg0001", allocation)
+
+
+def test_pbs_account_in_upper_case_and_hyphenated_names_match(tmp_path, leonardo):
+    upper = make_allocation(cluster="leonardo", account="SCSG0001")
+    hyphen = make_allocation(cluster="leonardo", account="ec110-guest")
+    log = "".join(
+        f"01/05/2026 11:00:00;E;{job}.pbs01;user=alice group=ai {attribute} queue=boost_usr_prod"
+        f" qtime=1767596400 start=1767603600 end=1767610800 Resource_List.ngpus=4"
+        f" resources_used.walltime=02:00:00 Exit_status=0\n"
+        for job, attribute in [(1, "account=SCSG0001"), (2, 'project="ec110-guest"')]
+    )
+    counts = summary(import_text(tmp_path, log, "--format", "pbs")[0])
+    assert (counts["imported"], counts["unmatched"]) == (2, 0)
+    owners = dict(UsageRecord.objects.values_list("job_id", "allocation"))
+    assert owners == {"1": upper.pk, "2": hyphen.pk}
+
+
+def test_usage_imported_first_is_attributed_to_an_allocation_in_another_case(tmp_path, leonardo):
+    import_text(tmp_path, sacct_text(sacct_line("1", account="scsg0001")))
+    assert UsageRecord.objects.get().allocation is None
+    allocation = make_allocation(cluster="leonardo", account="SCSG0001")
+    assert UsageRecord.objects.get().allocation == allocation
+
+
 def test_an_allocation_on_another_cluster_does_not_match(tmp_path, leonardo):
     make_allocation(cluster="lumi", account="lumi_only")
     counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="lumi_only")))[0])
@@ -550,14 +581,15 @@ def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
 def test_copy_text_has_one_line_per_row_and_null_markers():
     started = datetime(2026, 1, 5, 9, tzinfo=UTC)
     rows = [
-        ("1@k", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
+        ("1@k", "Acme", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
         + (60, 4, 1, 240, None),
-        ("2@k", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started, started)
-        + (0, 0, 1, 0, 7),
+        ("2@k", "acme", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started)
+        + (started, 0, 0, 1, 0, 7),
     ]
     assert _copy_data(rows).decode().splitlines() == [
-        "1@k\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t1\t240\t\\N",
-        "2@k\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
+        "1@k\tAcme\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t1"
+        "\t240\t\\N",
+        "2@k\tacme\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
         "\t1767603600.0\t1767603600.0\t0\t0\t1\t0\t7",
     ]
 
