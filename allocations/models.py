@@ -1,3 +1,6 @@
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -25,6 +28,21 @@ class AccountNameValidator:
 
 ACCOUNT_VALIDATOR = AccountNameValidator()
 CLUSTER_USER_VALIDATOR = RegexValidator(USER_NAME_RE, f"A cluster user name is {USER_NAME_RULE}.")
+
+
+def usage_window(
+    *, start: date, end: date, time_zone: str, grace_days: int = 0
+) -> tuple[datetime, datetime]:
+    """When a job must start to count against an allocation: [from, until) in UTC.
+
+    From midnight at the start of the first day to midnight at the end of the last, in the
+    site's own time zone (the dates are the site's calendar), then `grace_days` more: jobs
+    queued before the end may start after it, and the call decides how long they still count.
+    """
+    zone = ZoneInfo(time_zone)
+    opens = datetime.combine(start, time.min, tzinfo=zone)
+    closes = datetime.combine(end + timedelta(days=1 + grace_days), time.min, tzinfo=zone)
+    return opens.astimezone(UTC), closes.astimezone(UTC)
 
 
 def model_key(name: str) -> str:
@@ -71,6 +89,15 @@ class Allocation(models.Model):
     )
     start = models.DateField()
     end = models.DateField()
+    usage_from = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Jobs that start from then count."
+    )
+    usage_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Jobs that start from then on do not count: the end plus the call's grace.",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED)
     exhausted_at = models.DateTimeField(
         null=True, blank=True, help_text="Set by the threshold check when the grant is used up."
@@ -110,16 +137,48 @@ class Allocation(models.Model):
     def __str__(self) -> str:
         return f"{self.cluster.name}:{self.account}"
 
+    # Fields that decide a derived one: (derived fields, the fields they come from).
+    _DERIVED = (
+        ({"model_key"}, {"model_name"}),
+        ({"account_key"}, {"account"}),
+        ({"usage_from", "usage_until"}, {"start", "end", "cluster", "access_mode"}),
+    )
+
     def save(self, *args, **kwargs) -> None:
         self.model_key = model_key(self.model_name)
         self.account_key = account_key(self.account)
         update_fields = kwargs.get("update_fields")
+        if update_fields is None or {"start", "end", "cluster", "access_mode"} & set(update_fields):
+            self.usage_from, self.usage_until = self.window()
         if update_fields is not None:
-            derived = {"model_name": "model_key", "account": "account_key"}
-            extra = {derived[name] for name in update_fields if name in derived}
+            extra = {
+                name
+                for derived, sources in self._DERIVED
+                if sources & set(update_fields)
+                for name in derived
+            }
             if extra:
                 kwargs["update_fields"] = {*update_fields, *extra}
         super().save(*args, **kwargs)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """[from, until) of the jobs that count against this allocation: see usage_window."""
+        grace = 0
+        if self.access_mode_id is not None:
+            grace = self.access_mode.call.usage_grace_days
+        return usage_window(
+            start=self.start,
+            end=self.end,
+            time_zone=self.cluster.site.time_zone,
+            grace_days=grace,
+        )
+
+    def counts(self, when: datetime | None) -> bool:
+        """Whether a job that started (or, not started yet, was submitted) `when` counts
+        against this allocation; a job with no time at all cannot be placed outside."""
+        if when is None or self.usage_from is None:
+            return True
+        return self.usage_from <= when < self.usage_until
 
     def clean(self) -> None:
         if self.partition_id and self.cluster_id and self.partition.cluster_id != self.cluster_id:

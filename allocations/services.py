@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from allocations.models import Allocation, AllocationEvent, AllocationUser, ChangeRequest
 from allocations.names import account_key, account_name_problem, user_name_problem
-from allocations.signals import allocation_account_assigned
+from allocations.signals import allocation_account_assigned, allocation_window_changed
 from systems.models import AccessMode, Partition
 
 State = Allocation.State
@@ -416,6 +416,24 @@ def allocation_rename_account(
     return allocation
 
 
+def allocation_windows_refresh(*, allocations: Iterable[Allocation]) -> int:
+    """Recompute the usage window of `allocations` after what it depends on beyond their own
+    dates changed (the call's grace, the site's time zone); returns how many moved."""
+    moved = 0
+    for allocation in allocations:
+        window = allocation.window()
+        if window == (allocation.usage_from, allocation.usage_until):
+            continue
+        with transaction.atomic():
+            allocation.usage_from, allocation.usage_until = window
+            Allocation.objects.filter(pk=allocation.pk).update(
+                usage_from=window[0], usage_until=window[1]
+            )
+            allocation_window_changed.send(sender=Allocation, allocation=allocation)
+        moved += 1
+    return moved
+
+
 def _users_editable(locked: Allocation) -> None:
     if locked.state == State.CLOSED:
         raise TransitionError(f"Allocation {locked.account} is closed; its users cannot change.")
@@ -574,6 +592,7 @@ def change_request_approve(
             old = allocation.end
             allocation.end = change.new_end
             allocation.save(update_fields=["end", "updated_at"])
+            allocation_window_changed.send(sender=Allocation, allocation=allocation)
             detail = f"end {old:%Y-%m-%d} -> {change.new_end:%Y-%m-%d}"
         else:
             old = allocation.gpu_hours

@@ -18,6 +18,7 @@ from django.db.models import Prefetch, QuerySet
 from allocations.models import Allocation, AllocationUser
 from allocations.names import account_key, account_name_problem, user_name_problem
 from allocations.services import allocation_create, allocation_event_record
+from allocations.signals import allocation_window_changed
 from organisations.models import Organisation
 from systems.models import Cluster, Partition
 
@@ -348,9 +349,12 @@ def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, 
     if not changed:
         return "unchanged"
     from_state = existing.state
+    window = (existing.usage_from, existing.usage_until)
     for name, value in fields.items():
         setattr(existing, name, value)
     existing.save()
+    if (existing.usage_from, existing.usage_until) != window:
+        allocation_window_changed.send(sender=Allocation, allocation=existing)
     allocation_event_record(
         existing,
         "imported",
