@@ -33,13 +33,21 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from allocations.models import Allocation
 from allocations.names import account_key
 from systems.models import Cluster, Partition
-from usage.accounting import AccountingFormatError, JobRecord, Rejected, parse_pbs, parse_sacct
+from usage.accounting import (
+    MIG_PROFILES,
+    AccountingFormatError,
+    JobRecord,
+    Rejected,
+    UnknownSliceProfile,
+    parse_pbs,
+    parse_sacct,
+)
 from usage.models import UsageImport, UsageRecord
 from usage.services import usage_attribute
 
@@ -75,10 +83,16 @@ DATA_FIELDS = (
     "end",
     "elapsed_seconds",
     "gpus",
+    "gpu_slices",
     "nodes",
     "gpu_seconds",
     "energy_joules",
 )
+
+# What a row carries behind the job key and DATA_FIELDS: how the run is attributed and where it
+# came from. Row = (job_key, *DATA_FIELDS, *ROW_TAIL).
+ROW_TAIL = ("allocation_id", "outside_window", "no_gpu_field", "line_no")
+_DATA_END = 1 + len(DATA_FIELDS)
 
 
 # Informative sacct fields an input may leave out: a run already stored keeps its value then,
@@ -98,6 +112,9 @@ _START = DATA_FIELDS.index("start")
 
 
 _ELAPSED = DATA_FIELDS.index("elapsed_seconds")
+
+
+_PARTITION_NAME = DATA_FIELDS.index("partition_name")
 
 
 _limits = {name: UsageRecord._meta.get_field(name).max_length for name in DATA_FIELDS}
@@ -128,7 +145,7 @@ class UsageImportError(ValueError):
     """The input cannot be read at all; nothing was written."""
 
 
-Row = tuple  # (job_key, *DATA_FIELDS values)
+Row = tuple  # (job_key, *DATA_FIELDS values, *ROW_TAIL values)
 
 
 def supersedes(new: Row, old: Row) -> bool:
@@ -190,7 +207,39 @@ def _parsed(
     return iter(items)
 
 
-def _row(record: JobRecord) -> Row | str:
+class _Owner:
+    """An allocation as the import needs it: whose usage a run is, and whether it counts."""
+
+    __slots__ = ("id", "usage_from", "usage_until", "profiles")
+
+    def __init__(self, pk: int, usage_from, usage_until, profiles: dict[str, float]) -> None:
+        self.id = pk
+        self.usage_from = usage_from
+        self.usage_until = usage_until
+        self.profiles = profiles
+
+
+class _Places:
+    """What a run's line is checked against on this cluster, read once per import (before the
+    parsing process forks, which then has it too): the allocations by account key, with their
+    usage windows, and the partitions by name, with their size and GPU slice profiles."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        partitions = list(Partition.objects.filter(cluster=cluster))
+        profiles = {partition.pk: partition.slice_profiles() for partition in partitions}
+        self.partitions = {
+            partition.name: (partition.total_gpus, profiles[partition.pk])
+            for partition in partitions
+        }
+        self.owners = {
+            key: _Owner(pk, usage_from, usage_until, profiles.get(partition_id, MIG_PROFILES))
+            for pk, key, usage_from, usage_until, partition_id in Allocation.objects.filter(
+                cluster=cluster
+            ).values_list("id", "account_key", "usage_from", "usage_until", "partition_id")
+        }
+
+
+def _row(record: JobRecord, places: _Places) -> Row | str:
     """The values to store for one run, or the reason the line cannot be stored."""
     job_key = record.job_key
     account = record.account
@@ -205,13 +254,57 @@ def _row(record: JobRecord) -> Row | str:
         # PostgreSQL text cannot hold NUL; the name is informative only
         job_name = job_name.replace("\x00", "")
         user = user.replace("\x00", "")
+    key = account_key(account)
+    owner = places.owners.get(key)
+    partition_name = record.partition
+    partition = places.partitions.get(partition_name)
+
+    gpus = record.gpus
+    slices = record.gpu_slices if record.gpu_types else 0
+    if slices:
+        # a slice is worth what the partition it ran on declares (its allocation's partition
+        # when the line names none; the A100/H100 table on a partition this site does not know)
+        if partition is not None:
+            profiles = partition[1]
+        elif owner is not None and not partition_name:
+            profiles = owner.profiles
+        else:
+            profiles = MIG_PROFILES
+        try:
+            share = record.gpu_share(profiles)
+        except (UnknownSliceProfile, ValueError) as error:
+            where = f" on partition {partition_name}" if partition_name else ""
+            return f"Job {job_id}{where}: {error}"
+        gpu_seconds = round(share * record.elapsed_seconds)
+    else:
+        share = gpus
+        gpu_seconds = gpus * record.elapsed_seconds
+    if partition is not None and share > partition[0]:
+        return (
+            f"Job {job_id} has {share:g} GPUs, more than partition {partition_name} has"
+            f" ({partition[0]:,})."
+        )
+
+    allocation_id = None
+    outside = False
+    if owner is not None:
+        when = record.start or record.submit
+        if when is None or owner.usage_from is None or owner.usage_from <= when < owner.usage_until:
+            allocation_id = owner.id
+        else:
+            outside = True
+    # "no GPU field" says something only of a GPU partition: every partition this site knows,
+    # and the allocation's when the line names none. A CPU partition's lines name no GPUs.
+    no_gpu_field = record.no_gpu_field and (
+        partition is not None or (owner is not None and not partition_name)
+    )
     return (
         job_key,
         account,
-        account_key(account),
+        key,
         job_id,
         user[:_USER_LIMIT],
-        record.partition[:_PARTITION_LIMIT],
+        partition_name[:_PARTITION_LIMIT],
         job_name[:_JOB_NAME_LIMIT],
         record.state[:_STATE_LIMIT],
         record.running,
@@ -219,22 +312,31 @@ def _row(record: JobRecord) -> Row | str:
         record.start,
         record.end,
         record.elapsed_seconds,
-        record.gpus,
+        gpus,
+        slices,
         record.nodes,
-        record.gpus * record.elapsed_seconds,
+        gpu_seconds,
         record.energy_joules,
+        allocation_id,
+        outside,
+        no_gpu_field,
+        record.line_no,
     )
 
 
 class _Counts:
-    __slots__ = ("imported", "updated", "unchanged", "steps_skipped", "unmatched", "rejected")
+    __slots__ = (*UsageImport.BUCKETS, *UsageImport.INFORMATIONAL)
 
     def __init__(self) -> None:
-        self.imported = self.updated = self.unchanged = 0
-        self.steps_skipped = self.unmatched = self.rejected = 0
+        for name in self.__slots__:
+            setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
+
+    def add(self, other: _Counts) -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def usage_import(
@@ -288,6 +390,7 @@ def usage_import(
         site_token=site_token,
     )
     usage_attribute(cluster=cluster)
+    places = _Places(cluster)
     writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
     writer = writer_class(cluster, run, frozenset(kept))
     if parallel is None:
@@ -304,12 +407,14 @@ def usage_import(
 
     batches = _batches(
         items if first is None else _chain(first, items),
+        places=places,
         batch_size=batch_size or writer.batch_size,
         progress_every=progress_every if on_progress is not None else 0,
         encode=writer.encode,
     )
     stream = _forked(batches) if parallel and _can_fork() else batches
     try:
+        writer.prepare()
         for batch in stream:
             for note in batch.notes:
                 if type(note) is int:
@@ -319,7 +424,7 @@ def usage_import(
             counts.steps_skipped += batch.steps
             with transaction.atomic():
                 if batch.size:
-                    writer.write(batch.data, batch.size, counts)
+                    counts.add(_write_batch(writer, batch.data, batch.size, reject))
                 run.rejected_lines = rejected_kept
                 for name, value in counts.as_dict().items():
                     setattr(run, name, value)
@@ -339,6 +444,40 @@ def usage_import(
     return run
 
 
+def _data_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [DataError, IntegrityError, UnicodeError, OverflowError]
+    if connection.vendor == "postgresql":
+        import psycopg  # COPY goes through psycopg's own cursor, which raises its own errors
+
+        errors += [psycopg.DataError, psycopg.IntegrityError]
+    return tuple(errors)
+
+
+def _write_batch(writer, data, size: int, reject: Callable[[Rejected], None]) -> _Counts:
+    """Write one batch in a savepoint; when the database refuses a value in it (a text it
+    cannot store, a number past a column's range), write each half again, down to the line at
+    fault, which is rejected alone with its number: one bad line never costs the batch."""
+    try:
+        with transaction.atomic():
+            return writer.write(data, size)
+    except _data_errors() as error:
+        if size == 1:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            reject(
+                Rejected(
+                    writer.line_of(data),
+                    f"The database cannot store this line ({type(error).__name__}: {reason}).",
+                    "",
+                )
+            )
+            return _Counts()
+    half = size // 2
+    first, second = writer.split(data)
+    counts = _write_batch(writer, first, half, reject)
+    counts.add(_write_batch(writer, second, size - half, reject))
+    return counts
+
+
 class _Batch:
     """What one write transaction gets: the rows (as the writer's `encode` made them), and the
     rejected lines (`Rejected`), progress marks (line numbers) and step lines met since the
@@ -354,7 +493,12 @@ class _Batch:
 
 
 def _batches(
-    items: Iterator, *, batch_size: int, progress_every: int, encode: Callable[[list[Row]], object]
+    items: Iterator,
+    *,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
 ) -> Iterator[_Batch]:
     """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
     (possibly empty) always comes, so the final counts are saved."""
@@ -368,7 +512,7 @@ def _batches(
             next_progress = (item.line_no // progress_every + 1) * progress_every
         kind = type(item)
         if kind is JobRecord:
-            row = _row(item)
+            row = _row(item, places)
             if type(row) is str:
                 notes.append(Rejected(item.line_no, row, ""))
                 continue
@@ -484,14 +628,21 @@ class _OrmWriter:
     def encode(rows: list[Row]) -> list[Row]:
         return rows
 
-    def write(self, rows: list[Row], size: int, counts: _Counts) -> None:
+    def prepare(self) -> None:
+        pass
+
+    @staticmethod
+    def split(rows: list[Row]) -> tuple[list[Row], list[Row]]:
+        half = len(rows) // 2
+        return rows[:half], rows[half:]
+
+    @staticmethod
+    def line_of(rows: list[Row]) -> int:
+        return rows[0][-1]
+
+    def write(self, rows: list[Row], size: int) -> _Counts:
+        counts = _Counts()
         keys = [row[0] for row in rows]
-        accounts = {row[2] for row in rows}
-        owners = dict(
-            Allocation.objects.filter(cluster=self.cluster, account_key__in=accounts).values_list(
-                "account_key", "id"
-            )
-        )
         stored: dict[str, UsageRecord] = {}
         for start in range(0, len(keys), self._CHUNK):
             for record in UsageRecord.objects.filter(
@@ -501,8 +652,8 @@ class _OrmWriter:
         now = timezone.now()
         new, changed = [], []
         for row in rows:
-            job_key, values = row[0], row[1:]
-            allocation_id = owners.get(values[1])
+            job_key, values = row[0], row[1:_DATA_END]
+            allocation_id, outside, no_gpu_field, _line_no = row[_DATA_END:]
             old = stored.get(job_key)
             if old is not None and self.kept:
                 values = list(values)
@@ -520,15 +671,18 @@ class _OrmWriter:
             else:
                 outcome = "unchanged"
                 record = None
-            if allocation_id is None:
+            if outside:
+                counts.outside_window += 1
+            elif allocation_id is None:
                 counts.unmatched += 1
             else:
                 setattr(counts, outcome, getattr(counts, outcome) + 1)
+            counts.no_gpu_field += no_gpu_field
             if record is not None:
                 for name, value in zip(DATA_FIELDS, values, strict=True):
                     setattr(record, name, value)
                 record.allocation_id = allocation_id
-                record.partition_id = self.partitions.get(values[4])
+                record.partition_id = self.partitions.get(values[_PARTITION_NAME])
                 record.import_run = self.run
                 record.updated_at = now
         UsageRecord.objects.bulk_create(new, batch_size=self._CHUNK)
@@ -537,6 +691,7 @@ class _OrmWriter:
             [*DATA_FIELDS, "allocation", "partition", "import_run", "updated_at"],
             batch_size=self._CHUNK,
         )
+        return counts
 
     def close(self) -> None:
         pass
@@ -580,9 +735,14 @@ _BATCH_COLUMNS = (
     ("end", "double precision"),
     ("elapsed_seconds", "bigint"),
     ("gpus", "integer"),
+    ("gpu_slices", "integer"),
     ("nodes", "integer"),
     ("gpu_seconds", "bigint"),
     ("energy_joules", "bigint"),
+    ("allocation_id", "integer"),
+    ("outside_window", "boolean"),
+    ("no_gpu_field", "boolean"),
+    ("line_no", "integer"),
 )
 
 
@@ -636,20 +796,18 @@ class _PostgresWriter:
                     WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
                     LIMIT 1
                 ) r ON TRUE"""  # noqa: S608 - identifiers from model metadata only
-        owner = f"""LEFT JOIN {_q(Allocation._meta.db_table)} a
-                    ON a.cluster_id = %(cluster)s AND a.account_key = b.account_key"""
         partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
         # The stored run is joined last (cheapest plan) unless the partition is read from it.
         if "partition_name" in kept:
-            joins = "\n".join([stored_run, owner, partition])
+            joins = "\n".join([stored_run, partition])
         else:
-            joins = "\n".join([owner, partition, stored_run])
+            joins = "\n".join([partition, stored_run])
         # Only identifiers from model metadata are interpolated; values go in as parameters.
         self.merge_sql = f"""
             WITH src AS MATERIALIZED (
-                SELECT b.job_key, {values},
-                       a.id AS allocation_id, p.id AS partition_id, r.id AS stored_id,
+                SELECT b.job_key, {values}, b.allocation_id, b.outside_window, b.no_gpu_field,
+                       p.id AS partition_id, r.id AS stored_id,
                        r.id IS NOT NULL AND {_supersedes_sql(value, lambda name: f"r.{_q(name)}")}
                            AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
@@ -668,9 +826,12 @@ class _PostgresWriter:
                 RETURNING s.allocation_id
             )
             SELECT
-                (SELECT count(*) FROM src WHERE allocation_id IS NULL),
+                count(*) FILTER (WHERE allocation_id IS NULL AND NOT outside_window),
+                count(*) FILTER (WHERE outside_window),
+                count(*) FILTER (WHERE no_gpu_field),
                 (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
                 (SELECT count(*) FROM updated WHERE allocation_id IS NOT NULL)
+            FROM src
         """  # noqa: S608
         self.ready = False
 
@@ -678,11 +839,27 @@ class _PostgresWriter:
     def encode(rows: list[Row]) -> bytes:
         return _copy_data(rows)
 
-    def write(self, data: bytes, size: int, counts: _Counts) -> None:
-        with connection.cursor() as cursor:
-            if not self.ready:
+    @staticmethod
+    def split(data: bytes) -> tuple[bytes, bytes]:
+        lines = data.splitlines(keepends=True)  # COPY text escapes line breaks inside values
+        half = len(lines) // 2
+        return b"".join(lines[:half]), b"".join(lines[half:])
+
+    @staticmethod
+    def line_of(data: bytes) -> int:
+        return int(data.split(b"\n", 1)[0].rsplit(b"\t", 1)[1])
+
+    def prepare(self) -> None:
+        """Make the session's batch table, outside any batch's transaction (a batch that is
+        rolled back must not take it along)."""
+        if not self.ready:
+            with connection.cursor() as cursor:
                 cursor.execute(self.create_sql)
-                self.ready = True
+            self.ready = True
+
+    def write(self, data: bytes, size: int) -> _Counts:
+        self.prepare()
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
             )
@@ -694,11 +871,15 @@ class _PostgresWriter:
                 self.merge_sql,
                 {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
             )
-            unmatched, imported, updated = cursor.fetchone()
-        counts.unmatched += unmatched
-        counts.imported += imported
-        counts.updated += updated
-        counts.unchanged += size - unmatched - imported - updated
+            unmatched, outside, no_gpu_field, imported, updated = cursor.fetchone()
+        counts = _Counts()
+        counts.unmatched = unmatched
+        counts.outside_window = outside
+        counts.no_gpu_field = no_gpu_field
+        counts.imported = imported
+        counts.updated = updated
+        counts.unchanged = size - unmatched - outside - imported - updated
+        return counts
 
     def close(self) -> None:
         if self.ready:
@@ -721,11 +902,12 @@ def _copy_time(value) -> object:
 
 def _copy_data(rows: list[Row]) -> bytes:
     """The rows as PostgreSQL COPY text (tab-separated, `\\N` for NULL, times as seconds since
-    the epoch), in _BATCH_COLUMNS order.
+    the epoch), in _BATCH_COLUMNS order: one line per row.
 
     psycopg's `write_row` adapts value by value in Python; one f-string per row is several
     times faster, and the escaping is only paid by the rare line with a backslash, tab or
-    line break in it.
+    line break in it. Text that is not valid Unicode (a lone surrogate) is passed on as the
+    bytes it stands for: the server refuses that row, and the import rejects it alone.
     """
     lines = []
     append = lines.append
@@ -744,9 +926,14 @@ def _copy_data(rows: list[Row]) -> bytes:
         end,
         elapsed_seconds,
         gpus,
+        gpu_slices,
         nodes,
         gpu_seconds,
         energy_joules,
+        allocation_id,
+        outside_window,
+        no_gpu_field,
+        line_no,
     ) in rows:
         text = (
             f"{job_key}\t{account}\t{key}\t{job_id}\t{user}\t{partition_name}\t{job_name}\t{state}"
@@ -758,7 +945,9 @@ def _copy_data(rows: list[Row]) -> bytes:
             )
         append(
             f"{text}\t{'t' if running else 'f'}\t{_copy_time(submit)}\t{_copy_time(start)}\t"
-            f"{_copy_time(end)}\t{elapsed_seconds}\t{gpus}\t{nodes}\t{gpu_seconds}\t"
-            f"{_NULL if energy_joules is None else energy_joules}\n"
+            f"{_copy_time(end)}\t{elapsed_seconds}\t{gpus}\t{gpu_slices}\t{nodes}\t{gpu_seconds}\t"
+            f"{_NULL if energy_joules is None else energy_joules}\t"
+            f"{_NULL if allocation_id is None else allocation_id}\t"
+            f"{'t' if outside_window else 'f'}\t{'t' if no_gpu_field else 'f'}\t{line_no}\n"
         )
-    return "".join(lines).encode()
+    return "".join(lines).encode("utf-8", "surrogatepass")

@@ -100,6 +100,15 @@ class UsageImport(models.Model):
     steps_skipped = models.PositiveIntegerField(default=0)
     unmatched = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    outside_window = models.PositiveIntegerField(
+        default=0,
+        help_text="Runs of an account with an allocation that started outside its usage window: "
+        "kept, never counted against the grant.",
+    )
+    no_gpu_field = models.PositiveIntegerField(
+        default=0,
+        help_text="Runs on a GPU partition whose line named no GPUs at all: imported with zero.",
+    )
     rejected_lines = models.JSONField(
         default=list,
         blank=True,
@@ -114,12 +123,23 @@ class UsageImport(models.Model):
         when = f"{self.started_at:%Y-%m-%d %H:%M}"
         return f"{self.cluster.name} {self.get_source_display()} import at {when}"
 
+    # The summary line: the buckets every non-step line counts in exactly one of (CONTRACT.md),
+    # then counts that inform about lines already in a bucket.
+    BUCKETS = (
+        "imported",
+        "updated",
+        "unchanged",
+        "steps_skipped",
+        "unmatched",
+        "rejected",
+        "outside_window",
+    )
+    INFORMATIONAL = ("no_gpu_field",)
+
     @property
     def summary(self) -> str:
-        return (
-            f"imported={self.imported} updated={self.updated} unchanged={self.unchanged} "
-            f"steps_skipped={self.steps_skipped} unmatched={self.unmatched} "
-            f"rejected={self.rejected}"
+        return " ".join(
+            f"{name}={getattr(self, name)}" for name in self.BUCKETS + self.INFORMATIONAL
         )
 
 
@@ -177,9 +197,14 @@ class UsageRecord(models.Model):
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.PositiveBigIntegerField(default=0)
-    gpus = models.PositiveIntegerField(default=0)
+    gpus = models.PositiveIntegerField(default=0, help_text="Whole scheduler GPUs.")
+    gpu_slices = models.PositiveIntegerField(
+        default=0, help_text="MIG slices, each counted at its profile's share of a GPU."
+    )
     nodes = models.PositiveIntegerField(default=0)
-    gpu_seconds = models.PositiveBigIntegerField(default=0)
+    gpu_seconds = models.PositiveBigIntegerField(
+        default=0, help_text="Elapsed seconds x (whole GPUs + the GPU share of the slices)."
+    )
     energy_joules = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Measured by the scheduler (ConsumedEnergyRaw)."
     )

@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
 from tests.factories import make_allocation, make_cluster
-from tests.usage.sacct import FOX_FIELDS, sacct_line, sacct_text, sample
+from tests.usage.sacct import FOX_FIELDS, SINCE, sacct_line, sacct_text, sample
 from usage.models import UsageImport, UsageRecord
 
 pytestmark = pytest.mark.django_db
@@ -15,7 +15,7 @@ URL = "/api/v1/usage/imports/"
 
 @pytest.fixture
 def leonardo(reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
 
 
 def post_text(client, text: str, **params):
@@ -31,7 +31,8 @@ def test_operator_imports_a_plain_text_body_with_a_token(api_client, operator, l
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["summary"] == (
-        "imported=1 updated=0 unchanged=0 steps_skipped=1 unmatched=1 rejected=0"
+        "imported=1 updated=0 unchanged=0 steps_skipped=1 "
+        "unmatched=1 rejected=0 outside_window=0 no_gpu_field=0"
     )
     assert body["source"] == "api" and body["status"] == "done"
     run = UsageImport.objects.get()

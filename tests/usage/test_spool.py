@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 
 from tests.factories import make_allocation, make_cluster
-from tests.usage.sacct import sacct_line, sacct_text, sample
+from tests.usage.sacct import SINCE, sacct_line, sacct_text, sample
 from usage.models import UsageImport, UsageRecord
 from usage.tasks import usage_spool_import
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def spool(tmp_path, settings, reference_data):
     settings.USAGE_SPOOL_DIR = tmp_path / "spool"
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
     folder = settings.USAGE_SPOOL_DIR / "leonardo"
     folder.mkdir(parents=True)
     cache.delete("hpcgate:lock:usage_spool_import")
@@ -39,7 +39,8 @@ def test_complete_file_is_imported_and_moved_to_done_with_a_report(spool):
     assert (spool / "done" / "2026-01-05.txt").exists()
     report = json.loads((spool / "done" / "2026-01-05.txt.report.json").read_text())
     assert report["summary"] == (
-        "imported=1 updated=0 unchanged=0 steps_skipped=1 unmatched=0 rejected=1"
+        "imported=1 updated=0 unchanged=0 steps_skipped=1 "
+        "unmatched=0 rejected=1 outside_window=0 no_gpu_field=0"
     )
     assert report["rejected_lines"][0]["line"] == 4
     run = UsageImport.objects.get()
