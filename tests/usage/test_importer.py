@@ -382,6 +382,19 @@ def test_rejected_lines_are_reported_with_their_numbers(tmp_path, leonardo):
     assert run.status == "done" and run.source == "command"
 
 
+def test_a_value_the_database_cannot_store_rejects_its_line_alone(leonardo):
+    # a lone surrogate: what a file read with errors="surrogateescape" hands over for a byte
+    # that is not UTF-8; it parses, but no database column can hold it
+    lines = sacct_text(
+        sacct_line("1"), sacct_line("2", name="bad\udcffname"), sacct_line("3")
+    ).split("\n")
+    run = usage_import(cluster=leonardo, lines=lines, source="command")
+    assert (run.imported, run.rejected, run.status) == (2, 1, UsageImport.Status.DONE)
+    assert run.rejected_lines[0]["line"] == 3
+    assert run.rejected_lines[0]["reason"].startswith("The database cannot store this line")
+    assert sorted(UsageRecord.objects.values_list("job_id", flat=True)) == ["1", "3"]
+
+
 def test_header_without_required_fields_writes_nothing(tmp_path, leonardo):
     with pytest.raises(CommandError, match="lacks required sacct fields: AllocTRES"):
         import_text(tmp_path, "JobID|Account|Start|End|State\n1|acme_llm|x|y|COMPLETED\n")
