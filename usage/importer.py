@@ -26,14 +26,16 @@ On PostgreSQL a file is parsed in a forked child process while the parent writes
 from __future__ import annotations
 
 import io
+import json
 import logging
 import multiprocessing
 import pickle
 from collections.abc import Callable, Iterable, Iterator
-from datetime import tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from allocations.models import Allocation
@@ -117,6 +119,15 @@ _ELAPSED = DATA_FIELDS.index("elapsed_seconds")
 _PARTITION_NAME = DATA_FIELDS.index("partition_name")
 
 
+_SUBMIT = DATA_FIELDS.index("submit")
+
+
+_END = DATA_FIELDS.index("end")
+
+
+_JOB_ID = DATA_FIELDS.index("job_id")
+
+
 _limits = {name: UsageRecord._meta.get_field(name).max_length for name in DATA_FIELDS}
 
 
@@ -160,6 +171,53 @@ def supersedes(new: Row, old: Row) -> bool:
     if new[_ELAPSED] != old[_ELAPSED]:
         return new[_ELAPSED] > old[_ELAPSED]
     return new[_START] is not None and old[_START] is None
+
+
+# A UTC offset is a whole number of quarter hours and never more than 26 hours off another.
+_OFFSET_STEP = timedelta(minutes=15)
+_OFFSET_SPAN = timedelta(hours=26)
+
+
+def _offset_apart(new, old) -> bool:
+    """Whether two times differ by what two UTC offsets can: a non-zero whole number of
+    quarter hours, at most 26 hours."""
+    gap = new - old
+    return bool(gap) and abs(gap) <= _OFFSET_SPAN and not gap % _OFFSET_STEP
+
+
+def time_shifted(new: Row, old: tuple) -> bool:
+    """Whether the new run `new` (a row) is a stored run `old` (submit, start, end) read in
+    another time zone: the same job id, every time moved by a UTC offset, the same duration.
+
+    A run's key holds its Submit in UTC (see parse_sacct), so the same lines imported once in
+    the right zone and once in a wrong one would make two runs of one job. Requeued runs of a
+    job (`sacct -D`) are told apart by the same key and are not shifted copies of each other:
+    Slurm resets Submit to the moment of the requeue, and the new run starts when it starts,
+    so their times do not differ by whole quarter hours to the second, and their durations
+    differ. Mirrored in SQL by `_shifted_sql`; both must agree.
+    """
+    submit, start, end = new[_SUBMIT + 1], new[_START + 1], new[_END + 1]
+    old_submit, old_start, old_end = old
+    if submit is None or old_submit is None or not _offset_apart(submit, old_submit):
+        return False
+    if start is not None and old_start is not None:
+        if not _offset_apart(start, old_start):
+            return False
+        if end is not None and old_end is not None and end - start != old_end - old_start:
+            return False
+    return True
+
+
+def _shift_reason(job_id: str, submit, old_submit, old_run: int | None) -> str:
+    hours = (old_submit - submit).total_seconds() / 3600
+    shift = f"{abs(hours):g} h {'later' if hours > 0 else 'earlier'}"
+    run = f" by import run {old_run}" if old_run else ""
+    return (
+        f"Job {job_id} is stored already{run} with its times {shift} "
+        f"(submitted {old_submit:%Y-%m-%d %H:%M:%S} UTC): the same run read in another time "
+        "zone. Not added. If the stored times are the wrong ones, delete those records and "
+        "import again with the right --timezone."
+    )
 
 
 def time_zone_for(cluster: Cluster, name: str | None = None) -> tzinfo:
@@ -392,7 +450,8 @@ def usage_import(
     usage_attribute(cluster=cluster)
     places = _Places(cluster)
     writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
-    writer = writer_class(cluster, run, frozenset(kept))
+    # Only sacct keys hold a time read in a declared zone; PBS logs write seconds since 1970.
+    writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
     if parallel is None:
         parallel = writer_class is _PostgresWriter and _is_open_file(lines)
     counts = _Counts()
@@ -459,7 +518,7 @@ def _write_batch(writer, data, size: int, reject: Callable[[Rejected], None]) ->
     fault, which is rejected alone with its number: one bad line never costs the batch."""
     try:
         with transaction.atomic():
-            return writer.write(data, size)
+            counts, rejections = writer.write(data, size)
     except _data_errors() as error:
         if size == 1:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
@@ -471,6 +530,10 @@ def _write_batch(writer, data, size: int, reject: Callable[[Rejected], None]) ->
                 )
             )
             return _Counts()
+    else:
+        for rejection in rejections:
+            reject(rejection)
+        return counts
     half = size // 2
     first, second = writer.split(data)
     counts = _write_batch(writer, first, half, reject)
@@ -618,11 +681,14 @@ class _OrmWriter:
     _CHUNK = 500  # keeps `job_key IN (...)` under SQLite's variable limit
     batch_size = BATCH_SIZE
 
-    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
+    def __init__(
+        self, cluster: Cluster, run: UsageImport, kept: frozenset[str], *, shifts: bool
+    ) -> None:
         self.cluster = cluster
         self.run = run
         self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
         self.kept = [DATA_FIELDS.index(name) for name in DATA_FIELDS if name in kept]
+        self.shifts = shifts
 
     @staticmethod
     def encode(rows: list[Row]) -> list[Row]:
@@ -640,8 +706,24 @@ class _OrmWriter:
     def line_of(rows: list[Row]) -> int:
         return rows[0][-1]
 
-    def write(self, rows: list[Row], size: int) -> _Counts:
+    def _runs_of(self, stems: set[str]) -> dict[str, list[tuple]]:
+        """Stored runs whose key starts with `<stem>@`: (submit, start, end, import run) by
+        stem. `@` and `A` are neighbours in byte order, which SQLite compares keys in."""
+        runs: dict[str, list[tuple]] = {}
+        ordered = sorted(stems)
+        for start in range(0, len(ordered), self._CHUNK // 5):
+            ranges = Q()
+            for stem in ordered[start : start + self._CHUNK // 5]:
+                ranges |= Q(job_key__gt=f"{stem}@", job_key__lt=f"{stem}A")
+            for key, *times in UsageRecord.objects.filter(ranges, cluster=self.cluster).values_list(
+                "job_key", "submit", "start", "end", "import_run_id"
+            ):
+                runs.setdefault(key.split("@", 1)[0], []).append(tuple(times))
+        return runs
+
+    def write(self, rows: list[Row], size: int) -> tuple[_Counts, list[Rejected]]:
         counts = _Counts()
+        rejections: list[Rejected] = []
         keys = [row[0] for row in rows]
         stored: dict[str, UsageRecord] = {}
         for start in range(0, len(keys), self._CHUNK):
@@ -649,12 +731,29 @@ class _OrmWriter:
                 cluster=self.cluster, job_key__in=keys[start : start + self._CHUNK]
             ):
                 stored[record.job_key] = record
+        siblings: dict[str, list[tuple]] = {}
+        if self.shifts:
+            stems = {key.split("@", 1)[0] for key in keys if key not in stored and "@" in key}
+            siblings = self._runs_of(stems) if stems else {}
         now = timezone.now()
         new, changed = [], []
         for row in rows:
             job_key, values = row[0], row[1:_DATA_END]
-            allocation_id, outside, no_gpu_field, _line_no = row[_DATA_END:]
+            allocation_id, outside, no_gpu_field, line_no = row[_DATA_END:]
             old = stored.get(job_key)
+            if old is None and siblings:
+                shifted = next(
+                    (
+                        run
+                        for run in siblings.get(job_key.split("@", 1)[0], ())
+                        if time_shifted(row, run[:3])
+                    ),
+                    None,
+                )
+                if shifted is not None:
+                    reason = _shift_reason(row[_JOB_ID + 1], row[_SUBMIT + 1], *shifted[::3])
+                    rejections.append(Rejected(line_no, reason, ""))
+                    continue
             if old is not None and self.kept:
                 values = list(values)
                 for index in self.kept:
@@ -691,7 +790,7 @@ class _OrmWriter:
             [*DATA_FIELDS, "allocation", "partition", "import_run", "updated_at"],
             batch_size=self._CHUNK,
         )
-        return counts
+        return counts, rejections
 
     def close(self) -> None:
         pass
@@ -712,6 +811,24 @@ def _supersedes_sql(new: Callable[[str], str], old: Callable[[str], str]) -> str
         f"{new(elapsed)} > {old(elapsed)}"
         f" OR ({new(elapsed)} = {old(elapsed)}"
         f" AND {new(start)} IS NOT NULL AND {old(start)} IS NULL))))"
+    )
+
+
+def _apart_sql(new: str, old: str) -> str:
+    """SQL twin of `_offset_apart`."""
+    gap = f"extract(epoch FROM {new} - {old})::numeric"
+    step, span = int(_OFFSET_STEP.total_seconds()), int(_OFFSET_SPAN.total_seconds())
+    return f"({new} <> {old} AND abs({gap}) <= {span} AND mod({gap}, {step}) = 0)"
+
+
+def _shifted_sql(new: Callable[[str], str], old: Callable[[str], str]) -> str:
+    """SQL twin of `time_shifted`; `new(field)` and `old(field)` give the two runs' times."""
+    submit, start, end = (new(name) for name in ("submit", "start", "end"))
+    old_submit, old_start, old_end = (old(name) for name in ("submit", "start", "end"))
+    return (
+        f"{submit} IS NOT NULL AND {old_submit} IS NOT NULL AND {_apart_sql(submit, old_submit)}"
+        f" AND ({start} IS NULL OR {old_start} IS NULL OR ({_apart_sql(start, old_start)}"
+        f" AND ({end} IS NULL OR {old_end} IS NULL OR {end} - {start} = {old_end} - {old_start})))"
     )
 
 
@@ -770,16 +887,46 @@ class _PostgresWriter:
     batch_size = COPY_BATCH_SIZE
     _LOCK_CLASS = 0x75736167  # pg_advisory_xact_lock(class, cluster id): "usag"
 
-    def __init__(self, cluster: Cluster, run: UsageImport, kept: frozenset[str]) -> None:
+    def __init__(
+        self, cluster: Cluster, run: UsageImport, kept: frozenset[str], *, shifts: bool
+    ) -> None:
         self.cluster = cluster
         self.run = run
         table = _q(UsageRecord._meta.db_table)
+
+        if shifts:
+            # One look-up finds the stored run with this key or, when there is none, another run
+            # of the job that this one is, read in another time zone (see time_shifted). Every
+            # run of a job has a key `<JobIDRaw>@...`: a range of the unique index, in byte order
+            # (migration 0004); a key without `@` (no Submit) is the range of itself alone.
+            stem = "split_part(b.job_key, '@', 1)"
+            at = "strpos(b.job_key, '@') > 0"
+            low = f"CASE WHEN {at} THEN {stem} || '@' ELSE b.job_key END"
+            high = f"CASE WHEN {at} THEN {stem} || 'A' ELSE b.job_key || chr(1) END"
+            shifted = _shifted_sql(lambda name: f"b.{_q(name)}", lambda name: f"found.{_q(name)}")
+            found = f"""LEFT JOIN LATERAL (
+                    SELECT * FROM {table} found
+                    WHERE found.cluster_id = %(cluster)s
+                      AND found.job_key >= ({low}) COLLATE "C"
+                      AND found.job_key < ({high}) COLLATE "C"
+                      AND (found.job_key = b.job_key OR ({shifted}))
+                    ORDER BY found.job_key = b.job_key DESC
+                    LIMIT 1
+                ) found ON TRUE"""  # noqa: S608 - identifiers from model metadata only
+            exact = "found.job_key = b.job_key"  # NULL when nothing was found
+        else:
+            found = f"""LEFT JOIN LATERAL (
+                    SELECT * FROM {table} found
+                    WHERE found.cluster_id = %(cluster)s AND found.job_key = b.job_key
+                    LIMIT 1
+                ) found ON TRUE"""  # noqa: S608
+            exact = "found.id IS NOT NULL"
 
         def value(name: str) -> str:
             """What the batch row stores for `name`: for a field the input lacks, the stored
             run's value when there is one."""
             if name in kept:
-                return f"CASE WHEN r.id IS NULL THEN b.{_q(name)} ELSE r.{_q(name)} END"
+                return f"CASE WHEN {exact} THEN found.{_q(name)} ELSE b.{_q(name)} END"
             return f"b.{_q(name)}"
 
         columns = ", ".join(f"{_q(name)} {kind}" for name, kind in _BATCH_COLUMNS)
@@ -791,25 +938,20 @@ class _PostgresWriter:
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
         values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
-        stored_run = f"""LEFT JOIN LATERAL (
-                    SELECT * FROM {table} stored
-                    WHERE stored.cluster_id = %(cluster)s AND stored.job_key = b.job_key
-                    LIMIT 1
-                ) r ON TRUE"""  # noqa: S608 - identifiers from model metadata only
         partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
         # The stored run is joined last (cheapest plan) unless the partition is read from it.
-        if "partition_name" in kept:
-            joins = "\n".join([stored_run, partition])
-        else:
-            joins = "\n".join([partition, stored_run])
+        joins = f"{found}\n{partition}" if "partition_name" in kept else f"{partition}\n{found}"
+        newer = _supersedes_sql(value, lambda name: f"found.{_q(name)}")
         # Only identifiers from model metadata are interpolated; values go in as parameters.
         self.merge_sql = f"""
             WITH src AS MATERIALIZED (
                 SELECT b.job_key, {values}, b.allocation_id, b.outside_window, b.no_gpu_field,
-                       p.id AS partition_id, r.id AS stored_id,
-                       r.id IS NOT NULL AND {_supersedes_sql(value, lambda name: f"r.{_q(name)}")}
-                           AS newer
+                       b.line_no, p.id AS partition_id,
+                       CASE WHEN {exact} THEN found.id END AS stored_id,
+                       CASE WHEN NOT ({exact}) THEN found.submit END AS shifted_submit,
+                       CASE WHEN NOT ({exact}) THEN found.import_run_id END AS shifted_run,
+                       coalesce({exact}, false) AND {newer} AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                 {joins}
             ),
@@ -817,7 +959,7 @@ class _PostgresWriter:
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
                 SELECT %(cluster)s, job_key, {", ".join(_q(name) for name in stored)},
                        %(run)s, %(now)s
-                FROM src WHERE stored_id IS NULL
+                FROM src WHERE stored_id IS NULL AND shifted_submit IS NULL
                 RETURNING allocation_id
             ),
             updated AS (
@@ -826,11 +968,22 @@ class _PostgresWriter:
                 RETURNING s.allocation_id
             )
             SELECT
-                count(*) FILTER (WHERE allocation_id IS NULL AND NOT outside_window),
-                count(*) FILTER (WHERE outside_window),
-                count(*) FILTER (WHERE no_gpu_field),
+                count(*) FILTER (
+                    WHERE allocation_id IS NULL AND NOT outside_window AND shifted_submit IS NULL
+                ),
+                count(*) FILTER (WHERE outside_window AND shifted_submit IS NULL),
+                count(*) FILTER (WHERE no_gpu_field AND shifted_submit IS NULL),
                 (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
-                (SELECT count(*) FROM updated WHERE allocation_id IS NOT NULL)
+                (SELECT count(*) FROM updated WHERE allocation_id IS NOT NULL),
+                coalesce(
+                    json_agg(
+                        json_build_array(
+                            line_no, job_id, extract(epoch FROM submit),
+                            extract(epoch FROM shifted_submit), shifted_run
+                        )
+                    ) FILTER (WHERE shifted_submit IS NOT NULL),
+                    '[]'
+                )
             FROM src
         """  # noqa: S608
         self.ready = False
@@ -857,7 +1010,7 @@ class _PostgresWriter:
                 cursor.execute(self.create_sql)
             self.ready = True
 
-    def write(self, data: bytes, size: int) -> _Counts:
+    def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
         with connection.cursor() as cursor:
             cursor.execute(
@@ -871,15 +1024,25 @@ class _PostgresWriter:
                 self.merge_sql,
                 {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
             )
-            unmatched, outside, no_gpu_field, imported, updated = cursor.fetchone()
+            unmatched, outside, no_gpu_field, imported, updated, shifted = cursor.fetchone()
+        if isinstance(shifted, str):
+            shifted = json.loads(shifted)
         counts = _Counts()
         counts.unmatched = unmatched
         counts.outside_window = outside
         counts.no_gpu_field = no_gpu_field
         counts.imported = imported
         counts.updated = updated
-        counts.unchanged = size - unmatched - outside - imported - updated
-        return counts
+        counts.unchanged = size - unmatched - outside - imported - updated - len(shifted)
+        rejections = [
+            Rejected(
+                line_no,
+                _shift_reason(job_id, _utc(float(submit)), _utc(float(old_submit)), old_run),
+                "",
+            )
+            for line_no, job_id, submit, old_submit, old_run in shifted
+        ]
+        return counts, rejections
 
     def close(self) -> None:
         if self.ready:
@@ -888,6 +1051,10 @@ class _PostgresWriter:
                     cursor.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
             except Exception:  # a failed transaction leaves it to the session's end
                 logger.debug("temporary usage batch table left to the session's end")
+
+
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 _COPY_SPECIAL = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -163,6 +163,8 @@ class UsageRecord(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # On PostgreSQL the column compares bytewise (COLLATE "C", migration 0004): the import
+    # reads a job's runs as a range of keys. A change of this field must keep that collation.
     job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
     account = models.CharField(max_length=63, help_text="As the scheduler printed it.")
     account_key = models.CharField(

@@ -447,6 +447,93 @@ def test_times_default_to_the_site_zone_and_timezone_overrides(tmp_path, leonard
     assert UsageRecord.objects.get(job_id="2").start == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path, leonardo):
+    text = sacct_text(sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown"))
+    import_text(tmp_path, text)  # Leonardo's own zone, Europe/Rome
+    before = total_gpu_seconds(leonardo)
+
+    out, err = import_text(tmp_path, text, "--timezone", "UTC")
+
+    assert summary(out)["rejected"] == 2 and summary(out)["imported"] == 0
+    assert UsageRecord.objects.count() == 2 and total_gpu_seconds(leonardo) == before
+    assert "line 2: rejected: Job 1 is stored already by import run" in err
+    assert "with its times 1 h earlier (submitted 2026-01-05 07:00:00 UTC)" in err
+    assert "the same run read in another time zone. Not added." in err
+
+
+def test_a_wrong_zone_first_and_the_right_one_after_is_refused_the_same_way(tmp_path, leonardo):
+    text = sacct_text(sacct_line("1"))
+    import_text(tmp_path, text, "--timezone", "Asia/Kolkata")  # five and a half hours off
+    out, err = import_text(tmp_path, text)
+    assert (summary(out)["rejected"], UsageRecord.objects.count()) == (1, 1)
+    assert "times 4.5 h earlier (submitted 2026-01-05 02:30:00 UTC)" in err
+
+
+def test_a_finished_run_reimported_in_another_zone_does_not_replace_the_running_one(
+    tmp_path, leonardo
+):
+    import_text(tmp_path, sacct_text(sacct_line("1", state="RUNNING", end="Unknown")))
+    out, _ = import_text(tmp_path, sacct_text(sacct_line("1")), "--timezone", "America/New_York")
+    assert summary(out)["rejected"] == 1
+    assert UsageRecord.objects.get().running  # the right-zone pull of the end will update it
+
+
+def test_times_that_carry_their_offset_or_epoch_seconds_need_no_zone(tmp_path, leonardo):
+    offset = sacct_text(
+        sacct_line("1", submit="2026-01-05T08:00:00+01:00", start="2026-01-05T09:00:00+01:00",
+                   end="2026-01-05T11:00:00+01:00"),
+        sacct_line("2", submit="1767596400", start="1767600000", end="1767607200"),
+    )  # fmt: skip
+    import_text(tmp_path, offset)
+    out, _ = import_text(tmp_path, offset, "--timezone", "Pacific/Auckland")
+    assert (summary(out)["unchanged"], summary(out)["rejected"]) == (2, 0)
+
+
+def test_requeued_runs_hours_apart_are_still_separate_runs(tmp_path, leonardo):
+    # requeued at a round hour and restarted at one: only the durations tell them apart
+    first = sacct_line(
+        "400",
+        state="REQUEUED",
+        submit="2026-01-05T08:00:00",
+        start="2026-01-05T09:00:00",
+        end="2026-01-05T10:00:00",
+        elapsed=3600,
+    )
+    second = sacct_line("400", submit="2026-01-05T10:00:00", start="2026-01-05T11:00:00",
+                        end="2026-01-05T13:00:00", elapsed=7200)  # fmt: skip
+    import_text(tmp_path, sacct_text(first))
+    out, _ = import_text(tmp_path, sacct_text(second))
+    assert (summary(out)["imported"], summary(out)["rejected"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "shifted"),
+    [
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00", "10:00"), True),
+        (("08:00", "09:00", None), ("07:00", "08:00", "10:00"), True),  # running vs finished
+        (("08:00", None, None), ("07:00", None, None), True),  # pending
+        (("08:00", "09:00", "11:00"), ("08:00", "09:00", "11:00"), False),  # the same run
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00", "09:00"), False),  # other duration
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00:07", "10:00:07"), False),  # other start
+        (("08:00:05", "09:00", "11:00"), ("07:00", "08:00", "10:00"), False),  # other submit
+        (("08:00", "09:00", "11:00"), ("07:30", "08:30", "10:30"), True),  # half-hour zones
+    ],
+)
+def test_a_shift_is_what_two_utc_offsets_make_of_the_same_times(new, old, shifted):
+    from usage.importer import time_shifted
+
+    def when(text):
+        return None if text is None else datetime.fromisoformat(f"2026-01-05T{text}+00:00")
+
+    submit, start, end = (when(text) for text in new)
+    row = ("1@x", *[None] * len(DATA_FIELDS))
+    row = list(row)
+    row[DATA_FIELDS.index("submit") + 1] = submit
+    row[DATA_FIELDS.index("start") + 1] = start
+    row[DATA_FIELDS.index("end") + 1] = end
+    assert time_shifted(tuple(row), tuple(when(text) for text in old)) is shifted
+
+
 def test_stdin_is_read_with_a_dash(monkeypatch, leonardo, tmp_path):
     path = tmp_path / "stdin.txt"
     path.write_text(sacct_text(sacct_line("1")), encoding="utf-8")
