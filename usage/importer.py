@@ -25,16 +25,28 @@ On PostgreSQL a file is parsed in a forked child process while the parent writes
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import json
 import logging
 import multiprocessing
+import os
 import pickle
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    connection,
+    connections,
+    transaction,
+)
 from django.db.models import Q
 from django.utils import timezone
 
@@ -51,7 +63,13 @@ from usage.accounting import (
     parse_sacct,
 )
 from usage.models import UsageImport, UsageRecord
-from usage.services import usage_attribute
+from usage.services import (
+    INTERRUPTED_REASON,
+    usage_attribute,
+    usage_import_hold,
+    usage_import_release,
+    usage_imports_sweep,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -415,6 +433,7 @@ def usage_import(
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 100_000,
     parallel: bool | None = None,
+    run: UsageImport | None = None,
 ) -> UsageImport:
     """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
 
@@ -426,6 +445,13 @@ def usage_import(
     `on_progress(line_no)` about every `progress_every` lines.
     `parallel`: parse in a forked process while this one writes (default: on PostgreSQL when
     `lines` is an open file, where inputs are large enough for the overlap to pay).
+    `run`: a queued (or interrupted) run to import into, e.g. a pushed upload's.
+
+    Killing the process at any moment leaves what its committed batches wrote and nothing
+    else: each batch is one transaction, the parsing process dies with this one, and the
+    run, held by this process (`usage.services.usage_import_hold`), is marked `interrupted`
+    by the next import or sweep; SIGTERM and Ctrl-C mark it so at once. Importing the same
+    input again completes it.
     """
     if tz is None or isinstance(tz, str):
         tz = time_zone_for(cluster, tz)
@@ -439,7 +465,9 @@ def usage_import(
     except AccountingFormatError as exc:
         raise UsageImportError(str(exc)) from exc
 
-    run = UsageImport.objects.create(
+    usage_imports_sweep(cluster=cluster)
+    run = _run_start(
+        run,
         cluster=cluster,
         source=source,
         input_format=input_format,
@@ -447,13 +475,6 @@ def usage_import(
         started_by=actor if actor is not None and actor.is_authenticated else None,
         site_token=site_token,
     )
-    usage_attribute(cluster=cluster)
-    places = _Places(cluster)
-    writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
-    # Only sacct keys hold a time read in a declared zone; PBS logs write seconds since 1970.
-    writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
-    if parallel is None:
-        parallel = writer_class is _PostgresWriter and _is_open_file(lines)
     counts = _Counts()
     rejected_kept: list[dict] = []
 
@@ -464,16 +485,25 @@ def usage_import(
         if on_rejected is not None:
             on_rejected(item)
 
-    batches = _batches(
-        items if first is None else _chain(first, items),
-        places=places,
-        batch_size=batch_size or writer.batch_size,
-        progress_every=progress_every if on_progress is not None else 0,
-        encode=writer.encode,
-    )
-    stream = _forked(batches) if parallel and _can_fork() else batches
+    stream = writer = None
     try:
+        usage_attribute(cluster=cluster)
+        places = _Places(cluster)
+        writer_class = _PostgresWriter if connection.vendor == "postgresql" else _OrmWriter
+        # Only sacct keys hold a time read in a declared zone; PBS logs write seconds since 1970.
+        writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
+        if parallel is None:
+            parallel = writer_class is _PostgresWriter and _is_open_file(lines)
+        batches = _batches(
+            items if first is None else _chain(first, items),
+            places=places,
+            batch_size=batch_size or writer.batch_size,
+            progress_every=progress_every if on_progress is not None else 0,
+            encode=writer.encode,
+        )
+        stream = _forked(batches) if parallel and _can_fork() else batches
         writer.prepare()
+        saved = [*counts.as_dict(), "rejected_lines", "heartbeat_at"]
         for batch in stream:
             for note in batch.notes:
                 if type(note) is int:
@@ -487,20 +517,62 @@ def usage_import(
                 run.rejected_lines = rejected_kept
                 for name, value in counts.as_dict().items():
                     setattr(run, name, value)
-                run.save(update_fields=[*counts.as_dict(), "rejected_lines"])
+                run.heartbeat_at = timezone.now()
+                run.save(update_fields=saved)
     except BaseException as exc:
-        run.status = UsageImport.Status.FAILED
-        run.error = f"{type(exc).__name__}: {exc}"[:10_000]
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "error", "finished_at"])
+        interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
+        _run_finish(
+            run,
+            status=UsageImport.Status.INTERRUPTED if interrupted else UsageImport.Status.FAILED,
+            error=(f"{INTERRUPTED_REASON} ({exc})" if interrupted else "")
+            or f"{type(exc).__name__}: {exc}"[:10_000],
+        )
         raise
     finally:
-        stream.close()
-        writer.close()
-    run.status = UsageImport.Status.DONE
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "finished_at"])
+        if stream is not None:
+            stream.close()
+        if writer is not None:
+            writer.close()
+        usage_import_release(run)
+    _run_finish(run, status=UsageImport.Status.DONE)
     return run
+
+
+class UsageImportInterrupted(KeyboardInterrupt):
+    """The importing process was asked to stop (SIGTERM): the run ends `interrupted`."""
+
+
+def _run_start(run: UsageImport | None, **fields) -> UsageImport:
+    """The run, `running` and held by this process: a new one, or a queued or interrupted
+    run (a pushed upload) starting again from zero."""
+    with transaction.atomic():
+        if run is None:
+            run = UsageImport.objects.create(status=UsageImport.Status.RUNNING, **fields)
+        else:
+            run.status = UsageImport.Status.RUNNING
+            run.started_at = timezone.now()
+            run.finished_at = None
+            run.error = ""
+            run.rejected_lines = []
+            run.attempts += 1
+            for name in _Counts.__slots__:
+                setattr(run, name, 0)
+            run.save()
+        usage_import_hold(run)
+    return run
+
+
+def _run_finish(run: UsageImport, *, status: str, error: str = "") -> None:
+    """Record how the run ended, on a fresh connection if the import broke this one."""
+    run.status, run.error, run.finished_at = status, error, timezone.now()
+    fields = {"status": status, "error": error, "finished_at": run.finished_at}
+    try:
+        UsageImport.objects.filter(pk=run.pk).update(**fields)
+    except DatabaseError:
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        UsageImport.objects.filter(pk=run.pk).update(**fields)
 
 
 def _data_errors() -> tuple[type[BaseException], ...]:
@@ -624,9 +696,48 @@ class _ParseFailed:
         self.exc = exc
 
 
-def _produce(batches: Iterator[_Batch], sender) -> None:
+_PR_SET_PDEATHSIG = 1  # prctl(2), <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """Make this (forked) process end with `parent`, however the parent ends.
+
+    Linux delivers SIGKILL to it when the parent dies (prctl PR_SET_PDEATHSIG); a parent that
+    died before that was set has already left it to another parent, which getppid() shows.
+    Elsewhere `_produce` looks at getppid() between batches."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            logger.debug("prctl(PR_SET_PDEATHSIG) is not available")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _let_go_of_connections() -> None:
+    """Close this process's copies of the parent's database sockets. The parent's connections
+    are its own: a copy held here would keep its session, with its transaction and locks,
+    alive on the server after the parent is killed."""
+    for alias in connections:
+        raw = getattr(connections[alias], "connection", None)
+        fileno = getattr(raw, "fileno", None)
+        if fileno is None:
+            continue
+        with contextlib.suppress(Exception):  # a closed connection has no socket to let go of
+            os.close(fileno())
+
+
+def _produce(batches: Iterator[_Batch], sender, parent: int) -> None:
+    _die_with(parent)
+    _let_go_of_connections()
+    # The parent stops this process when it is interrupted; the signals are for the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         for batch in batches:
+            if os.getppid() != parent:
+                return  # the parent is gone: nobody reads what comes next
             sender.send(batch)
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         sender.send(_ParseFailed(exc))
@@ -641,12 +752,13 @@ def _forked(batches: Iterator[_Batch]) -> Iterator[_Batch]:
 
     Parsing is pure Python and the writes mostly wait for PostgreSQL, so the two overlap on two
     cores. The pipe holds no more than the batch in transit, so memory stays flat. The child
-    inherits the open input and never touches the database connection: it leaves through
-    os._exit, which runs no clean-up that could close the parent's connection.
+    inherits the open input; it closes its copies of the database sockets without a word to
+    the server and leaves through os._exit, so the parent's sessions stay the parent's alone,
+    and it dies with the parent (see _die_with): a killed import leaves no process behind.
     """
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_produce, args=(batches, sender), daemon=True)
+    child = context.Process(target=_produce, args=(batches, sender, os.getpid()), daemon=True)
     child.start()
     sender.close()
     batch = False

@@ -72,9 +72,15 @@ class UsageImport(models.Model):
         SPOOL = "spool", "Spool directory"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # pushed, waiting for a worker
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        # the process importing it ended without finishing (killed, crashed, shut down): what
+        # its committed batches wrote stays, and importing the same input again completes it
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    FINISHED = (Status.DONE, Status.FAILED, Status.INTERRUPTED)
 
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_imports")
     source = models.CharField(max_length=10, choices=Source.choices)
@@ -93,7 +99,26 @@ class UsageImport(models.Model):
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    host = models.CharField(
+        max_length=255, blank=True, help_text="The machine of the process importing it."
+    )
+    pid = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The process importing it, on that machine."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the importing process last committed a batch."
+    )
+    # A pushed upload, kept until a worker has imported it (see usage.uploads).
+    upload = models.CharField(max_length=255, blank=True, editable=False)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How to read the input: timezone, fields, delimiter, time_format.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker started importing it."
+    )
     imported = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)

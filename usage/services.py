@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from allocations.models import Allocation
+from core.locks import advisory_key, process_alive, this_process
 from systems.models import Cluster
-from usage.models import UsageRecord
+from usage.models import UsageImport, UsageRecord
 
 
 def _counted_by(allocation: Allocation) -> Q:
@@ -78,3 +83,80 @@ def usage_attribute(*, cluster: Cluster | None = None, allocation: Allocation | 
             )
         )
     return attached
+
+
+# --- import runs and the processes that run them -----------------------------------------------
+
+# Runs this process is importing now; any other run it is named on has ended in fact.
+_ACTIVE_RUNS: set[int] = set()
+# Without PostgreSQL's locks, a run of another machine that wrote nothing for this long is
+# taken for gone (batches commit every few seconds while an import reads its input).
+STALE_AFTER = timedelta(hours=1)
+INTERRUPTED_REASON = (
+    "The process importing it ended before it finished (killed, crashed or shut down). What its "
+    "committed batches wrote is kept; importing the same input again completes it."
+)
+
+
+def _run_lock_key(run: UsageImport) -> int:
+    return advisory_key(f"hpcgate:usage-import:{run.pk}")
+
+
+def usage_import_hold(run: UsageImport) -> None:
+    """Name this process on `run` and hold it for as long as the process lives: call inside the
+    transaction that makes the run `running`, so nobody ever sees it running and unheld. On
+    PostgreSQL a session advisory lock, which ends with this process's connection."""
+    host, _, pid = this_process().rpartition(":")
+    run.host, run.pid, run.heartbeat_at = host, int(pid), timezone.now()
+    UsageImport.objects.filter(pk=run.pk).update(
+        host=run.host, pid=run.pid, heartbeat_at=run.heartbeat_at
+    )
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [_run_lock_key(run)])
+    _ACTIVE_RUNS.add(run.pk)
+
+
+def usage_import_release(run: UsageImport) -> None:
+    _ACTIVE_RUNS.discard(run.pk)
+    if connection.vendor == "postgresql" and connection.is_usable():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_run_lock_key(run)])
+
+
+def _run_alive(run: UsageImport) -> bool:
+    if f"{run.host}:{run.pid}" == this_process():
+        return run.pk in _ACTIVE_RUNS
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            key = _run_lock_key(run)
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+            if not cursor.fetchone()[0]:
+                return True  # its process holds it
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+        return False
+    alive = process_alive(run.host, run.pid)
+    if alive is not None:
+        return alive
+    last = run.heartbeat_at or run.started_at
+    return timezone.now() - last < STALE_AFTER
+
+
+def usage_imports_sweep(*, cluster: Cluster | None = None) -> list[int]:
+    """Mark `interrupted` the runs left `running` by a process that is gone; returns their ids.
+
+    Runs at the start of every import and with the spool's periodic task, so a killed import
+    shows as interrupted, never as running for ever. A run that is merely slow stays running:
+    its process is asked, not its clock (PostgreSQL: its session lock; else its pid on this
+    machine, or an hour without a batch on another)."""
+    runs = UsageImport.objects.filter(status=UsageImport.Status.RUNNING)
+    if cluster is not None:
+        runs = runs.filter(cluster=cluster)
+    gone = [run.pk for run in runs.only("pk", "host", "pid", "heartbeat_at", "started_at")
+            if not _run_alive(run)]  # fmt: skip
+    if gone:
+        UsageImport.objects.filter(pk__in=gone, status=UsageImport.Status.RUNNING).update(
+            status=UsageImport.Status.INTERRUPTED, finished_at=timezone.now(),
+            error=INTERRUPTED_REASON,
+        )  # fmt: skip
+    return gone

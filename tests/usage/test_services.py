@@ -1,9 +1,12 @@
 """Which runs count against an allocation: its usage window, in the importer and in
 usage_attribute, as dates, a call's grace and a site's time zone move it."""
 
+import os
+import time
 from datetime import UTC, date, datetime
 
 import pytest
+from django.db import connection
 
 from allocations import services as allocation_services
 from allocations.models import Allocation, ChangeRequest
@@ -195,3 +198,79 @@ def test_records_made_before_their_allocation_are_attributed_by_the_window(refer
 
     assert usage_attribute(cluster=allocation.cluster) == 1
     assert (owner("1"), owner("2")) == (allocation, None)
+
+
+# --- import runs whose process is gone ---------------------------------------------------------
+
+
+def test_a_run_left_running_by_a_process_that_is_gone_is_marked_interrupted(reference_data):
+    import subprocess
+    import sys
+
+    from core.locks import HOST
+    from usage.models import UsageImport
+    from usage.services import usage_imports_sweep
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    cluster = Cluster.objects.get(name="leonardo")
+    gone = UsageImport.objects.create(
+        cluster=cluster, source="command", host=HOST, pid=int(ended.stdout), status="running"
+    )
+    # this very process, but not importing it: it ended here too
+    stale = UsageImport.objects.create(
+        cluster=cluster, source="command", host=HOST, pid=os.getpid(), status="running"
+    )
+
+    assert sorted(usage_imports_sweep()) == [gone.pk, stale.pk]
+
+    gone.refresh_from_db()
+    assert gone.status == "interrupted" and gone.finished_at is not None
+    assert "importing the same input again completes it" in gone.error
+
+
+def test_a_run_whose_process_lives_stays_running(reference_data):
+    from core.locks import HOST
+    from usage.models import UsageImport
+    from usage.services import usage_imports_sweep
+
+    # PostgreSQL asks the run's session lock, which nobody holds here: only on SQLite is a
+    # live pid on this machine the proof of life
+    if connection.vendor == "postgresql":
+        pytest.skip("on PostgreSQL a run is alive while its session holds its lock")
+    UsageImport.objects.create(
+        cluster=Cluster.objects.get(name="leonardo"), source="command", host=HOST,
+        pid=os.getppid(), status="running",
+    )  # fmt: skip
+
+    assert usage_imports_sweep() == []
+
+
+def test_on_postgresql_a_run_lives_while_a_session_holds_it(reference_data):
+    from django.db import connections
+
+    from core.locks import advisory_key
+    from usage.models import UsageImport
+    from usage.services import usage_imports_sweep
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's session locks")
+    run = UsageImport.objects.create(
+        cluster=Cluster.objects.get(name="leonardo"), source="command", host="elsewhere",
+        pid=1, status="running",
+    )  # fmt: skip
+    holder = connections.create_connection("default")
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_lock(%s)", [advisory_key(f"hpcgate:usage-import:{run.pk}")]
+            )
+        assert usage_imports_sweep() == []
+    finally:
+        holder.close()  # the importing process ends
+
+    # the server lets go of the session's locks as it ends it, a moment after the client left
+    deadline = time.monotonic() + 10
+    while not (swept := usage_imports_sweep()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert swept == [run.pk]

@@ -7,6 +7,7 @@ import time
 import pytest
 from django.core.cache import cache
 
+from core.locks import task_lock
 from tests.factories import make_allocation, make_cluster
 from tests.usage.sacct import SINCE, sacct_line, sacct_text, sample
 from usage.models import UsageImport, UsageRecord
@@ -88,11 +89,9 @@ def test_dropping_the_same_file_twice_never_double_counts(spool):
 
 def test_overlapping_runs_are_skipped(spool):
     drop(spool, "pull.txt", sacct_text(sacct_line("1")))
-    cache.add("hpcgate:lock:usage_spool_import", "1", 60)
-    try:
+    with task_lock("usage_spool_import", timeout=60) as acquired:
+        assert acquired
         assert usage_spool_import.delay().get().startswith("skipped")
-    finally:
-        cache.delete("hpcgate:lock:usage_spool_import")
     assert (spool / "pull.txt").exists()
 
 
