@@ -10,6 +10,7 @@ from datetime import UTC, date
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 from django.db.models import Sum
 
@@ -188,3 +189,70 @@ def test_sigterm_marks_the_run_interrupted_on_the_way_out(accounting):
     wait_for(lambda: other_sessions("state LIKE 'idle in transaction%'") == 0, 10, "idle tx")
     import_whole_file(path)
     assert totals(cluster) == expected
+
+
+@pytest.mark.worker
+@pytest.mark.skipif(
+    not settings.CELERY_BROKER_CONFIGURED,
+    reason="no CELERY_BROKER_URL configured (e.g. redis://127.0.0.1:6379/12)",
+)
+def test_a_worker_killed_mid_spool_import_leaves_the_file_imported_exactly_once(
+    accounting, tmp_path, settings
+):
+    from config.celery import app
+    from usage.tasks import usage_spool_import
+
+    cluster, lines, path, expected = accounting
+    spool = tmp_path / "spool"
+    folder = spool / "leonardo"
+    folder.mkdir(parents=True)
+    dropped = folder / "sacct-2026-01.txt"
+    # three copies of the month, one after the other: the same runs again, as a site that
+    # re-sends overlapping windows does, and time enough to be killed mid-file
+    dropped.write_text("\n".join(lines + lines[1:] + lines[1:]) + "\n", encoding="utf-8")
+    os.utime(dropped, (time.time() - 600, time.time() - 600))
+    queue = f"test-spool-kill-{os.getpid()}"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo",
+         "--loglevel=WARNING", "-Q", queue, "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env={**os.environ, "DEBUG": "1", "HPCGATE_TESTING": "0", "DATABASE_URL": database_url(),
+             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "USAGE_SPOOL_DIR": str(spool)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        app.send_task("usage.tasks.usage_spool_import", queue=queue)
+        wait_for(
+            lambda: UsageImport.objects.filter(source="spool", imported__gt=0).exists(),
+            120,
+            "the spool import's first batch",
+        )
+        children = children_of(worker.pid)
+        run = UsageImport.objects.get(source="spool")
+        assert run.status == UsageImport.Status.RUNNING
+
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+
+    wait_for(lambda: not any(process_alive(run.host, pid) for pid in children), 10, "orphans")
+    wait_for(lambda: advisory_locks_held() == 0, 10, "the task lock and the run's lock")
+    assert other_sessions("state LIKE 'idle in transaction%'") == 0
+    assert [p.name for p in (folder / "processing").iterdir()] == [dropped.name]
+    assert 0 < totals(cluster)[0] < expected[0]
+
+    # the next run of the periodic task (redelivered, or the next beat): not skipped, it takes
+    # the stranded file up again
+    settings.USAGE_SPOOL_DIR = spool
+    assert usage_spool_import.delay().get() == "files=1"
+
+    assert not list((folder / "processing").iterdir())
+    assert sorted(p.name for p in (folder / "done").iterdir()) == [
+        dropped.name, f"{dropped.name}.report.json"
+    ]  # fmt: skip
+    assert totals(cluster) == expected
+    run.refresh_from_db()
+    assert run.status == UsageImport.Status.INTERRUPTED
+    assert UsageImport.objects.latest("id").status == UsageImport.Status.DONE
