@@ -47,7 +47,7 @@ from django.db import (
     connections,
     transaction,
 )
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from allocations.models import Allocation
@@ -481,7 +481,8 @@ def usage_import(
     def reject(item: Rejected) -> None:
         counts.rejected += 1
         if len(rejected_kept) < REJECTED_KEPT:
-            rejected_kept.append({"line": item.line_no, "reason": item.reason, "text": item.text})
+            reason, text = _storable(item.reason), _storable(item.text)
+            rejected_kept.append({"line": item.line_no, "reason": reason, "text": text})
         if on_rejected is not None:
             on_rejected(item)
 
@@ -538,6 +539,38 @@ def usage_import(
     return run
 
 
+def usage_input_check(
+    *,
+    cluster: Cluster,
+    lines: Iterable[str],
+    input_format: str = "sacct",
+    tz: tzinfo | str | None = None,
+    fields: list[str] | str | None = None,
+    delimiter: str | None = None,
+    time_format: str | None = None,
+) -> None:
+    """Raise UsageImportError when usage_import would refuse this input as a whole (reading its
+    header and first line only): what a push is told at once, before it is queued."""
+    if tz is None or isinstance(tz, str):
+        tz = time_zone_for(cluster, tz)
+    if isinstance(fields, str):
+        fields = [name for name in fields.split(",") if name.strip()] or None
+    try:
+        next(_parsed(lines, input_format, tz, fields, set(), delimiter, time_format), None)
+    except AccountingFormatError as exc:
+        raise UsageImportError(str(exc)) from exc
+
+
+def _storable(text: str) -> str:
+    """`text` as a JSON column can hold it: shown as read, but PostgreSQL's JSON holds neither
+    a NUL character nor half of a surrogate pair (what a file read with surrogateescape has)."""
+    return text.replace("\x00", "\u2400").encode("utf-8", "replace").decode("utf-8")
+
+
+class UsageImportBusy(Exception):
+    """The run to import into is not waiting for an import: done, or another process's."""
+
+
 class UsageImportInterrupted(KeyboardInterrupt):
     """The importing process was asked to stop (SIGTERM): the run ends `interrupted`."""
 
@@ -549,15 +582,19 @@ def _run_start(run: UsageImport | None, **fields) -> UsageImport:
         if run is None:
             run = UsageImport.objects.create(status=UsageImport.Status.RUNNING, **fields)
         else:
-            run.status = UsageImport.Status.RUNNING
-            run.started_at = timezone.now()
-            run.finished_at = None
-            run.error = ""
-            run.rejected_lines = []
-            run.attempts += 1
-            for name in _Counts.__slots__:
-                setattr(run, name, 0)
-            run.save()
+            waiting = (UsageImport.Status.QUEUED, UsageImport.Status.INTERRUPTED)
+            claimed = UsageImport.objects.filter(pk=run.pk, status__in=waiting).update(
+                status=UsageImport.Status.RUNNING,
+                started_at=timezone.now(),
+                finished_at=None,
+                error="",
+                rejected_lines=[],
+                attempts=F("attempts") + 1,
+                **dict.fromkeys(_Counts.__slots__, 0),
+            )
+            if not claimed:
+                raise UsageImportBusy(f"Import run {run.pk} is not waiting to be imported.")
+            run.refresh_from_db()
         usage_import_hold(run)
     return run
 

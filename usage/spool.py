@@ -12,7 +12,6 @@ from django.conf import settings
 from systems.models import Cluster
 from usage.importer import _Counts, logger, usage_import
 from usage.models import UsageImport
-from usage.services import usage_imports_sweep
 
 SPOOL_SETTLE_SECONDS = 60
 
@@ -79,7 +78,6 @@ def usage_spool_import(
     root = Path(spool_dir or settings.USAGE_SPOOL_DIR)
     if not root.is_dir():
         return []
-    usage_imports_sweep()
     clusters = {c.name: c for c in Cluster.objects.select_related("site")}
     runs: list[UsageImport] = []
     now = time.time()

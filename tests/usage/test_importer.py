@@ -395,6 +395,16 @@ def test_a_value_the_database_cannot_store_rejects_its_line_alone(leonardo):
     assert sorted(UsageRecord.objects.values_list("job_id", flat=True)) == ["1", "3"]
 
 
+def test_a_rejected_line_is_kept_as_read_even_with_nul_and_surrogates(leonardo):
+    lines = sacct_text(
+        sacct_line("1", state=""), sacct_line("2", state="", name="x\udcff\x00")
+    ).split("\n")
+    run = usage_import(cluster=leonardo, lines=lines, source="command")
+    run.refresh_from_db()
+    assert run.rejected == 2 and run.status == UsageImport.Status.DONE
+    assert run.rejected_lines[1]["text"].endswith("|x?\u2400")
+
+
 def test_header_without_required_fields_writes_nothing(tmp_path, leonardo):
     with pytest.raises(CommandError, match="lacks required sacct fields: AllocTRES"):
         import_text(tmp_path, "JobID|Account|Start|End|State\n1|acme_llm|x|y|COMPLETED\n")
