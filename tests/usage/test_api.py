@@ -423,3 +423,19 @@ def test_an_upload_interrupted_again_and_again_is_given_up(api_client, operator,
 
     run.refresh_from_db()
     assert run.status == "failed" and run.upload == ""
+
+
+def test_an_upload_no_run_names_is_deleted_after_a_day(uploads, reference_data):
+    import os
+    import time
+
+    from usage.uploads import usage_uploads_forget_orphans
+
+    uploads.mkdir(parents=True)
+    orphan, fresh = uploads / "a1b2", uploads / ".c3d4.part"  # a web process died with them
+    for path in (orphan, fresh):
+        path.write_text("JobID|...\n")
+    os.utime(orphan, (time.time() - 2 * 86400,) * 2)
+
+    assert usage_uploads_forget_orphans() == 1
+    assert not orphan.exists() and fresh.exists()
