@@ -713,11 +713,17 @@ def test_copy_text_has_one_line_per_row_and_null_markers():
         + (3, False, True, 13),
     ]
     assert _copy_data(rows).decode().splitlines() == [
-        "1@k\tAcme\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t0\t1"
+        "1@k\tAcme\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600\t\\N\t60\t4\t0\t1"
         "\t240\t\\N\t\\N\tt\tf\t12",
-        "2@k\tacme\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
-        "\t1767603600.0\t1767603600.0\t0\t0\t7\t1\t0\t7\t3\tf\tt\t13",
+        "2@k\tacme\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600"
+        "\t1767603600\t1767603600\t0\t0\t7\t1\t0\t7\t3\tf\tt\t13",
     ]
+
+
+def test_fractions_of_a_second_are_kept(leonardo):
+    line = sacct_line("1", start="2026-01-05T09:00:00.250", end="2026-01-05T11:00:00.250")
+    usage_import(cluster=leonardo, lines=sacct_text(line).split("\n"), source="command")
+    assert UsageRecord.objects.get().start.microsecond == 250_000
 
 
 # --- inputs that leave informative fields out --------------------------------------------------
