@@ -882,53 +882,59 @@ class _OrmWriter:
     def line_of(rows: list[Row]) -> int:
         return rows[0][-1]
 
-    def _runs_of(self, stems: set[str]) -> dict[str, list[tuple]]:
-        """Stored runs whose key starts with `<stem>@`: (submit, start, end, import run) by
-        stem. `@` and `A` are neighbours in byte order, which SQLite compares keys in."""
-        runs: dict[str, list[tuple]] = {}
-        ordered = sorted(stems)
-        for start in range(0, len(ordered), self._CHUNK // 5):
-            ranges = Q()
-            for stem in ordered[start : start + self._CHUNK // 5]:
-                ranges |= Q(job_key__gt=f"{stem}@", job_key__lt=f"{stem}A")
-            for key, *times in UsageRecord.objects.filter(ranges, cluster=self.cluster).values_list(
-                "job_key", "submit", "start", "end", "import_run_id"
+    def _stored(self, keys: list[str]) -> dict[str, UsageRecord]:
+        """The stored runs with these keys and, when shifts are checked, every stored run of
+        their jobs (keys `<JobIDRaw>@...`: `@` and `A` are neighbours in byte order, which
+        SQLite compares text in)."""
+        stored: dict[str, UsageRecord] = {}
+        if self.shifts:
+            stems = sorted({key.split("@", 1)[0] for key in keys if "@" in key})
+            exact = [key for key in keys if "@" not in key]
+            step = self._CHUNK // 5
+            for start in range(0, len(stems), step):
+                ranges = Q()
+                for stem in stems[start : start + step]:
+                    ranges |= Q(job_key__gt=f"{stem}@", job_key__lt=f"{stem}A")
+                for record in UsageRecord.objects.filter(ranges, cluster=self.cluster):
+                    stored[record.job_key] = record
+        else:
+            exact = keys
+        for start in range(0, len(exact), self._CHUNK):
+            for record in UsageRecord.objects.filter(
+                cluster=self.cluster, job_key__in=exact[start : start + self._CHUNK]
             ):
-                runs.setdefault(key.split("@", 1)[0], []).append(tuple(times))
-        return runs
+                stored[record.job_key] = record
+        return stored
 
     def write(self, rows: list[Row], size: int) -> tuple[_Counts, list[Rejected]]:
         counts = _Counts()
         rejections: list[Rejected] = []
-        keys = [row[0] for row in rows]
-        stored: dict[str, UsageRecord] = {}
-        for start in range(0, len(keys), self._CHUNK):
-            for record in UsageRecord.objects.filter(
-                cluster=self.cluster, job_key__in=keys[start : start + self._CHUNK]
-            ):
-                stored[record.job_key] = record
-        siblings: dict[str, list[tuple]] = {}
+        stored = self._stored([row[0] for row in rows])
+        runs_of: dict[str, list[str]] = {}
         if self.shifts:
-            stems = {key.split("@", 1)[0] for key in keys if key not in stored and "@" in key}
-            siblings = self._runs_of(stems) if stems else {}
+            for key in sorted(stored):  # key order, as the unique index gives them
+                runs_of.setdefault(key.split("@", 1)[0], []).append(key)
         now = timezone.now()
         new, changed = [], []
         for row in rows:
             job_key, values = row[0], row[1:_DATA_END]
             allocation_id, outside, no_gpu_field, line_no = row[_DATA_END:]
             old = stored.get(job_key)
-            if old is None and siblings:
-                shifted = next(
-                    (
-                        run
-                        for run in siblings.get(job_key.split("@", 1)[0], ())
-                        if time_shifted(row, run[:3])
-                    ),
-                    None,
-                )
-                if shifted is not None:
-                    reason = _shift_reason(row[_JOB_ID + 1], row[_SUBMIT + 1], *shifted[::3])
-                    rejections.append(Rejected(line_no, reason, ""))
+            if runs_of and "@" in job_key:
+                # the first run of the job, in key order, that is this run or it shifted:
+                # what _PostgresWriter's look-up finds
+                for key in runs_of.get(job_key.split("@", 1)[0], ()):
+                    run = stored[key]
+                    if key == job_key:
+                        break
+                    if time_shifted(row, (run.submit, run.start, run.end)):
+                        reason = _shift_reason(
+                            row[_JOB_ID + 1], row[_SUBMIT + 1], run.submit, run.import_run_id
+                        )
+                        rejections.append(Rejected(line_no, reason, ""))
+                        old = False
+                        break
+                if old is False:
                     continue
             if old is not None and self.kept:
                 values = list(values)
@@ -1071,10 +1077,13 @@ class _PostgresWriter:
         table = _q(UsageRecord._meta.db_table)
 
         if shifts:
-            # One look-up finds the stored run with this key or, when there is none, another run
-            # of the job that this one is, read in another time zone (see time_shifted). Every
-            # run of a job has a key `<JobIDRaw>@...`: a range of the unique index, in byte order
+            # One look-up finds the first stored run of the job, in key order, that is this run:
+            # the same key, or this run read in another time zone (see time_shifted). Every run
+            # of a job has a key `<JobIDRaw>@...`: a range of the unique index, in byte order
             # (migration 0004); a key without `@` (no Submit) is the range of itself alone.
+            # Both can be stored only if they were before the check existed; then the line is
+            # refused, naming the shifted copy, whichever comes first. No sort: it costs more
+            # than the look-up. _OrmWriter.write follows the same order.
             stem = "split_part(b.job_key, '@', 1)"
             at = "strpos(b.job_key, '@') > 0"
             low = f"CASE WHEN {at} THEN {stem} || '@' ELSE b.job_key END"
@@ -1086,7 +1095,6 @@ class _PostgresWriter:
                       AND found.job_key >= ({low}) COLLATE "C"
                       AND found.job_key < ({high}) COLLATE "C"
                       AND (found.job_key = b.job_key OR ({shifted}))
-                    ORDER BY found.job_key = b.job_key DESC
                     LIMIT 1
                 ) found ON TRUE"""  # noqa: S608 - identifiers from model metadata only
             exact = "found.job_key = b.job_key"  # NULL when nothing was found
