@@ -4,13 +4,26 @@
 so memory stays flat whatever the input size and a long import shows progress in the admin.
 Every non-step line lands in exactly one of the counters of `UsageImport`:
 
-- imported   a run not seen before, on an account with an allocation on the cluster;
+- imported   a run not seen before, that counts against an allocation of the cluster;
 - updated    a run seen before, and this line supersedes what is stored;
 - unchanged  a run seen before, and this line says nothing newer (a re-import, an overlapping
              window, a stale pull of a job that has since finished);
 - unmatched  the account has no allocation on the cluster: the record is kept (inserted or
              updated by the same rules) and attributed once the allocation exists;
-- rejected   the line is malformed; its number and reason are kept on the import run.
+- rejected   the line cannot be stored: malformed (see accounting.py), a MIG slice of a
+             profile its partition does not declare, more GPUs than its partition has, a
+             value the database refuses (that line alone: `_write_batch`), or a run stored
+             already with its times shifted by a UTC offset (`time_shifted`); its number and
+             reason are kept on the import run;
+- outside_window  the account has an allocation, but the run started outside its usage window
+             (allocations.models.usage_window): kept, never counted against a grant.
+
+Informational counts say more about lines already in a bucket: `no_gpu_field`, runs on a GPU
+partition whose line named no GPU at all.
+
+Attribution (which allocation, if any, a run counts against), GPU-seconds with MIG slices at
+their partition's share, and the partition's size check are decided per line in Python
+(`_row`), the same for both write paths.
 
 "Newer" (`supersedes`): a finished run beats a running one; of two running versions the one
 with more elapsed time wins (a pending one that has since started beats it too); two finished
