@@ -21,6 +21,7 @@ from allocations.models import (
     ChangeRequest,
     SchedulerExport,
 )
+from allocations.names import account_key
 
 # Importing these modules registers the usage, alert and register admin pages.
 from core import formats
@@ -149,7 +150,9 @@ class AllocationAdmin(admin.ModelAdmin):
                     services.account_name_check(account)
                 except ValidationError as error:
                     raise forms.ValidationError(error.messages) from error
-                taken = Allocation.objects.filter(cluster_id=allocation.cluster_id, account=account)
+                taken = Allocation.objects.filter(
+                    cluster_id=allocation.cluster_id, account_key=account_key(account)
+                )
                 if taken.exclude(pk=allocation.pk).exists():
                     raise forms.ValidationError("This account is already used on this cluster.")
                 return account

@@ -1,4 +1,6 @@
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -6,12 +8,42 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.deconstruct import deconstructible
 
-from allocations.names import ACCOUNT_NAME_RE, ACCOUNT_NAME_RULE, USER_NAME_RE, USER_NAME_RULE
+from allocations.names import USER_NAME_RE, USER_NAME_RULE, account_key, account_name_problem
 from systems.models import AccessMode, Cluster, Partition
 
-ACCOUNT_VALIDATOR = RegexValidator(ACCOUNT_NAME_RE, f"A Slurm account is {ACCOUNT_NAME_RULE}.")
+
+@deconstructible
+class AccountNameValidator:
+    """`allocations.names.account_name_problem` as a model field validator."""
+
+    def __call__(self, value) -> None:
+        problem = account_name_problem(value)
+        if problem:
+            raise ValidationError(problem + ".", code="invalid")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AccountNameValidator)
+
+
+ACCOUNT_VALIDATOR = AccountNameValidator()
 CLUSTER_USER_VALIDATOR = RegexValidator(USER_NAME_RE, f"A cluster user name is {USER_NAME_RULE}.")
+
+
+def usage_window(
+    *, start: date, end: date, time_zone: str, grace_days: int = 0
+) -> tuple[datetime, datetime]:
+    """When a job must start to count against an allocation: [from, until) in UTC.
+
+    From midnight at the start of the first day to midnight at the end of the last, in the
+    site's own time zone (the dates are the site's calendar), then `grace_days` more: jobs
+    queued before the end may start after it, and the call decides how long they still count.
+    """
+    zone = ZoneInfo(time_zone)
+    opens = datetime.combine(start, time.min, tzinfo=zone)
+    closes = datetime.combine(end + timedelta(days=1 + grace_days), time.min, tzinfo=zone)
+    return opens.astimezone(UTC), closes.astimezone(UTC)
 
 
 def model_key(name: str) -> str:
@@ -66,13 +98,27 @@ class Allocation(models.Model):
         "Slurm account",
         max_length=63,
         validators=[ACCOUNT_VALIDATOR],
-        help_text="Unique per cluster.",
+        help_text="Unique per cluster, whatever the case (Slurm stores it in lower case).",
+    )
+    account_key = models.CharField(
+        max_length=63,
+        editable=False,
+        help_text="The account as compared with accounting: see allocations.names.account_key.",
     )
     gpu_hours = models.PositiveBigIntegerField(
         "granted GPU-hours", help_text="Hours of the partition's scheduler GPU."
     )
     start = models.DateField()
     end = models.DateField()
+    usage_from = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Jobs that start from then count."
+    )
+    usage_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Jobs that start from then on do not count: the end plus the call's grace.",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.SCHEDULED)
     exhausted_at = models.DateTimeField(
         null=True, blank=True, help_text="Set by the threshold check when the grant is used up."
@@ -120,7 +166,7 @@ class Allocation(models.Model):
         ordering = ["cluster__name", "account"]
         constraints = [
             models.UniqueConstraint(
-                fields=["cluster", "account"], name="allocation_account_per_cluster"
+                fields=["cluster", "account_key"], name="allocation_account_key_per_cluster"
             ),
             models.CheckConstraint(
                 condition=Q(end__gte=models.F("start")), name="allocation_end_after_start"
@@ -131,12 +177,48 @@ class Allocation(models.Model):
     def __str__(self) -> str:
         return f"{self.cluster.name}:{self.account}"
 
+    # Fields that decide a derived one: (derived fields, the fields they come from).
+    _DERIVED = (
+        ({"model_key"}, {"model_name"}),
+        ({"account_key"}, {"account"}),
+        ({"usage_from", "usage_until"}, {"start", "end", "cluster", "access_mode"}),
+    )
+
     def save(self, *args, **kwargs) -> None:
         self.model_key = model_key(self.model_name)
+        self.account_key = account_key(self.account)
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "model_name" in update_fields:
-            kwargs["update_fields"] = {*update_fields, "model_key"}
+        if update_fields is None or {"start", "end", "cluster", "access_mode"} & set(update_fields):
+            self.usage_from, self.usage_until = self.window()
+        if update_fields is not None:
+            extra = {
+                name
+                for derived, sources in self._DERIVED
+                if sources & set(update_fields)
+                for name in derived
+            }
+            if extra:
+                kwargs["update_fields"] = {*update_fields, *extra}
         super().save(*args, **kwargs)
+
+    def window(self) -> tuple[datetime, datetime]:
+        """[from, until) of the jobs that count against this allocation: see usage_window."""
+        grace = 0
+        if self.access_mode_id is not None:
+            grace = self.access_mode.call.usage_grace_days
+        return usage_window(
+            start=self.start,
+            end=self.end,
+            time_zone=self.cluster.site.time_zone,
+            grace_days=grace,
+        )
+
+    def counts(self, when: datetime | None) -> bool:
+        """Whether a job that started (or, not started yet, was submitted) `when` counts
+        against this allocation; a job with no time at all cannot be placed outside."""
+        if when is None or self.usage_from is None:
+            return True
+        return self.usage_from <= when < self.usage_until
 
     def clean(self) -> None:
         if self.partition_id and self.cluster_id and self.partition.cluster_id != self.cluster_id:

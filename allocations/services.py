@@ -24,9 +24,9 @@ from allocations.models import (
     ChangeRequest,
     DeclaredPlan,
 )
-from allocations.names import account_name_problem, user_name_problem
+from allocations.names import account_key, account_name_problem, user_name_problem
 from allocations.notifications import ACTIVE_ACTIONS, BLOCKED_ACTIONS
-from allocations.signals import allocation_account_assigned
+from allocations.signals import allocation_account_assigned, allocation_window_changed
 from core.errors import TransitionError as BaseTransitionError
 from systems.models import AccessMode, Partition
 
@@ -167,7 +167,10 @@ def allocation_create(
     if state is None:
         state = State.ACTIVE if start <= today else State.SCHEDULED
     with transaction.atomic():
-        if Allocation.objects.filter(cluster_id=partition.cluster_id, account=account).exists():
+        taken = Allocation.objects.filter(
+            cluster_id=partition.cluster_id, account_key=account_key(account)
+        )
+        if taken.exists():
             raise AccountTakenError(
                 f"Slurm account '{account}' is already used on cluster {partition.cluster.name}."
             )
@@ -422,7 +425,9 @@ def allocation_rename_account(
             )
         if locked.account == account:
             return allocation
-        taken = Allocation.objects.filter(cluster_id=locked.cluster_id, account=account)
+        taken = Allocation.objects.filter(
+            cluster_id=locked.cluster_id, account_key=account_key(account)
+        )
         if taken.exclude(pk=locked.pk).exists():
             raise ValidationError(f"Slurm account '{account}' is already used on this cluster.")
         old = locked.account
@@ -434,6 +439,24 @@ def allocation_rename_account(
         allocation_account_assigned.send(sender=Allocation, allocation=locked)
     allocation.refresh_from_db()
     return allocation
+
+
+def allocation_windows_refresh(*, allocations: Iterable[Allocation]) -> int:
+    """Recompute the usage window of `allocations` after what it depends on beyond their own
+    dates changed (the call's grace, the site's time zone); returns how many moved."""
+    moved = 0
+    for allocation in allocations:
+        window = allocation.window()
+        if window == (allocation.usage_from, allocation.usage_until):
+            continue
+        with transaction.atomic():
+            allocation.usage_from, allocation.usage_until = window
+            Allocation.objects.filter(pk=allocation.pk).update(
+                usage_from=window[0], usage_until=window[1]
+            )
+            allocation_window_changed.send(sender=Allocation, allocation=allocation)
+        moved += 1
+    return moved
 
 
 def _users_editable(locked: Allocation) -> None:
@@ -595,6 +618,7 @@ def change_request_approve(
             old = allocation.end
             allocation.end = change.new_end
             allocation.save(update_fields=["end", "updated_at"])
+            allocation_window_changed.send(sender=Allocation, allocation=allocation)
             detail = f"end {old:%Y-%m-%d} -> {change.new_end:%Y-%m-%d}"
         else:
             old = allocation.gpu_hours

@@ -5,3 +5,7 @@ from django.dispatch import Signal
 # Sent with `allocation=` inside the transaction that gave an allocation its account (created,
 # imported or renamed): usage already imported under that account now belongs to it.
 allocation_account_assigned = Signal()
+
+# Sent with `allocation=` when the window of the jobs that count against an allocation moved (its
+# dates, its call's grace, its site's time zone): usage is attributed again by the new window.
+allocation_window_changed = Signal()

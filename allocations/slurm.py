@@ -24,8 +24,11 @@ How ``sacctmgr load`` reads that file decides what free text may contain (same s
 ``_parse_options`` splits specs on ``:`` and opens quotes on ``'`` or ``"``; lines are read with
 ``fgets`` into a 4096-byte buffer. So ``clean_text`` removes quotes, ``:``, ``#``, ``\\``, ``=``,
 ``|`` and every control/line-separator character, and caps the length; names are never cleaned,
-only validated. Slurm stores Description and Organization in lower case (``strip_quotes(...,
-make_lower)`` in ``src/sacctmgr/common.c``), so compare them case-insensitively with a dump.
+only validated (``allocations.names``: letters, digits, ``_``, ``.`` and ``-``, none of which
+needs escaping inside the flat file's quotes or in a shell word; ``ec110-guest`` and
+``SCSG0001`` are written as given, and Slurm folds account names to lower case itself).
+Slurm stores Description and Organization in lower case (``strip_quotes(..., make_lower)`` in
+``src/sacctmgr/common.c``), so compare them case-insensitively with a dump.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from django.db import transaction
 from django.db.models import Prefetch, QuerySet
 
 from allocations.models import Allocation, AllocationUser
-from allocations.names import account_name_problem, user_name_problem
+from allocations.names import account_key, account_name_problem, user_name_problem
 from allocations.services import allocation_create, allocation_event_record
+from allocations.signals import allocation_window_changed
 from organisations.models import Organisation
 from systems.models import Cluster, Partition
 
@@ -259,7 +260,7 @@ def _entries(data, report: ImportReport) -> list[_Entry]:
         where = f"allocations[{position}]"
         try:
             entry = _entry(raw, where, partitions)
-            key = (entry.partition.cluster.name, entry.account)
+            key = (entry.partition.cluster.name, account_key(entry.account))
             if key in seen_accounts:
                 raise _Invalid(
                     f"{where}.account: {entry.account!r} on {key[0]} is already in "
@@ -310,6 +311,7 @@ def _organisations_apply(entries: list[_Entry], report: ImportReport) -> dict:
 
 def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, actor) -> str:
     fields = {
+        "account": entry.account,  # the same account in the case the file gives
         "organisation": organisation,
         "project": entry.project,
         "partition": entry.partition,
@@ -347,9 +349,12 @@ def _allocation_apply(entry: _Entry, organisation, existing: Allocation | None, 
     if not changed:
         return "unchanged"
     from_state = existing.state
+    window = (existing.usage_from, existing.usage_until)
     for name, value in fields.items():
         setattr(existing, name, value)
     existing.save()
+    if (existing.usage_from, existing.usage_until) != window:
+        allocation_window_changed.send(sender=Allocation, allocation=existing)
     allocation_event_record(
         existing,
         "imported",
@@ -372,9 +377,9 @@ def allocations_import(data, *, actor=None) -> ImportReport:
         return report
     with transaction.atomic():
         existing = {
-            (a.cluster_id, a.account): a
+            (a.cluster_id, a.account_key): a
             for a in Allocation.objects.select_for_update()
-            .filter(account__in={e.account for e in entries})
+            .filter(account_key__in={account_key(e.account) for e in entries})
             .prefetch_related("users")
         }
         organisations = _organisations_apply(entries, report)
@@ -382,7 +387,7 @@ def allocations_import(data, *, actor=None) -> ImportReport:
             outcome = _allocation_apply(
                 entry,
                 organisations[entry.organisation[:2]],
-                existing.get((entry.partition.cluster_id, entry.account)),
+                existing.get((entry.partition.cluster_id, account_key(entry.account))),
                 actor,
             )
             setattr(report, outcome, getattr(report, outcome) + 1)

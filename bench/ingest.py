@@ -89,20 +89,24 @@ def _seed():
     organisation = Organisation.objects.create(
         legal_name="Bench AI", country="IT", registration_id="IT00000000000"
     )
-    Allocation.objects.bulk_create(
+    allocations = [
         Allocation(
             organisation=organisation,
             project=f"Bench {account}",
             cluster=cluster,
             partition=partition,
             account=account,
+            account_key=account,
             gpu_hours=10_000_000,
             start=date(2026, 1, 1),
             end=date(2026, 12, 31),
             state="active",
         )
         for account in ACCOUNTS[:190]
-    )
+    ]
+    for allocation in allocations:
+        allocation.usage_from, allocation.usage_until = allocation.window()
+    Allocation.objects.bulk_create(allocations)
     return cluster
 
 
@@ -121,8 +125,11 @@ def _timed_copy(path: Path, scratch: Path) -> float:
     """Parse the file into COPY text (not timed), then time COPY of it into a scratch table."""
     from django.db import connection
 
+    from systems.models import Cluster
     from usage.accounting import JobRecord, parse_sacct
-    from usage.importer import _BATCH_COLUMNS, _copy_data, _row
+    from usage.importer import _BATCH_COLUMNS, _copy_data, _Places, _row
+
+    places = _Places(Cluster.objects.get(name="leonardo"))
 
     with (
         path.open(encoding="utf-8", errors="replace", newline="") as source,
@@ -131,7 +138,7 @@ def _timed_copy(path: Path, scratch: Path) -> float:
         rows = []
         for item in parse_sacct(source, tz=UTC):
             if type(item) is JobRecord:
-                row = _row(item)
+                row = _row(item, places)
                 if type(row) is tuple:
                     rows.append(row)
                     if len(rows) >= 10_000:

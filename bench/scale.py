@@ -135,9 +135,9 @@ def _build(allocations: int, records: int) -> None:
         cursor.execute(
             """
             INSERT INTO allocations_allocation
-                (organisation_id, project, cluster_id, partition_id, account, gpu_hours, start,
-                 "end", state, model_name, model_key, created_at, updated_at)
-            SELECT o.id, 'Bench project ' || g, p.cluster_id, p.id, 'bench_' || g,
+                (organisation_id, project, cluster_id, partition_id, account, account_key,
+                 gpu_hours, start, "end", state, model_name, model_key, created_at, updated_at)
+            SELECT o.id, 'Bench project ' || g, p.cluster_id, p.id, 'bench_' || g, 'bench_' || g,
                    20000 + (g %% 7) * 5000, DATE %s, DATE %s, 'active',
                    CASE WHEN g %% 10 = 0 THEN 'bench-model-' || (g / 30) ELSE '' END,
                    CASE WHEN g %% 10 = 0 THEN 'bench-model-' || (g / 30) ELSE '' END,
@@ -154,13 +154,13 @@ def _build(allocations: int, records: int) -> None:
         cursor.execute(
             """
             INSERT INTO usage_usagerecord
-                (cluster_id, job_key, account, allocation_id, partition_id, job_id, "user",
-                 partition_name, job_name, state, running, submit, start, "end",
-                 elapsed_seconds, gpus, nodes, gpu_seconds, energy_joules, updated_at)
-            SELECT a.cluster_id, g || '@bench', a.account, a.id, a.partition_id, g::text,
-                   'user' || (g %% 97), p.name, 'train', 'COMPLETED', false,
+                (cluster_id, job_key, account, account_key, allocation_id, partition_id, job_id,
+                 "user", partition_name, job_name, state, running, submit, start, "end",
+                 elapsed_seconds, gpus, gpu_slices, nodes, gpu_seconds, energy_joules, updated_at)
+            SELECT a.cluster_id, g || '@bench', a.account, a.account, a.id, a.partition_id,
+                   g::text, 'user' || (g %% 97), p.name, 'train', 'COMPLETED', false,
                    t, t, t + make_interval(secs => 600 + g %% 3000),
-                   600 + g %% 3000, 1 + g %% 8, 1, (600 + g %% 3000) * (1 + g %% 8),
+                   600 + g %% 3000, 1 + g %% 8, 0, 1, (600 + g %% 3000) * (1 + g %% 8),
                    CASE WHEN g %% 3 = 0 THEN (600 + g %% 3000) * 300 ELSE NULL END, now()
             FROM generate_series(1, %s) g
             CROSS JOIN LATERAL (
@@ -194,13 +194,13 @@ def _crossings(allocations: int) -> None:
         cursor.execute(
             """
             INSERT INTO usage_usagerecord
-                (cluster_id, job_key, account, allocation_id, partition_id, job_id, "user",
-                 partition_name, job_name, state, running, submit, start, "end",
-                 elapsed_seconds, gpus, nodes, gpu_seconds, updated_at)
-            SELECT a.cluster_id, 'cross-' || a.id, a.account, a.id, a.partition_id,
+                (cluster_id, job_key, account, account_key, allocation_id, partition_id, job_id,
+                 "user", partition_name, job_name, state, running, submit, start, "end",
+                 elapsed_seconds, gpus, gpu_slices, nodes, gpu_seconds, updated_at)
+            SELECT a.cluster_id, 'cross-' || a.id, a.account, a.account_key, a.id, a.partition_id,
                    'cross-' || a.id, 'u', '', 'big', 'COMPLETED', false,
                    TIMESTAMPTZ %s, TIMESTAMPTZ %s, TIMESTAMPTZ %s, 3600,
-                   1, 1, (a.gpu_hours * 3600 * 21) / 20, now()
+                   1, 0, 1, (a.gpu_hours * 3600 * 21) / 20, now()
             FROM allocations_allocation a
             WHERE a.id %% %s = 0
             ON CONFLICT DO NOTHING

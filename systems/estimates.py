@@ -22,6 +22,12 @@ FLOP_PER_PARAMETER_AND_TOKEN = 6.0
 # both estimates, a larger disagreement is a flag for reviewers.
 ESTIMATE_TOLERANCE = 0.30
 
+# Share of one GPU per MIG compute slice of the NVIDIA cards that split into seven (A100, H100,
+# H200, GH200; NVIDIA's MIG user guide, "Supported MIG Profiles"): a `1g.10gb` slice is a
+# seventh, `7g.80gb` the whole card. A profile is looked up as named (`1g.10gb`), then without
+# its memory (`1g`). Cards that split otherwise (an A30 into four) declare their own.
+NVIDIA_MIG_SHARES = {"1g": 1 / 7, "2g": 2 / 7, "3g": 3 / 7, "4g": 4 / 7, "7g": 1.0}
+
 SYSTEMIC_RISK = "systemic_risk"
 GPAI = "gpai"
 BELOW_GPAI = "below_gpai"

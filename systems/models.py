@@ -2,13 +2,13 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from systems.estimates import PartitionFigures, PolicyFigures
+from systems.estimates import NVIDIA_MIG_SHARES, PartitionFigures, PolicyFigures
 
 SLUG_VALIDATOR = RegexValidator(
     r"^[a-z][a-z0-9_-]{0,62}$",
@@ -116,6 +116,16 @@ class Partition(models.Model):
         validators=[MinValueValidator(1)],
         help_text="Empty when unknown: jobs here then count towards no memory level.",
     )
+    gpu_slice_profiles = models.JSONField(
+        "GPU slice profiles",
+        null=True,
+        blank=True,
+        help_text=(
+            'MIG profile -> share of one scheduler GPU, e.g. {"1g": 0.25, "2g": 0.5, '
+            '"4g": 1} for an A30. Empty: the seven-slice table of A100/H100 for an NVIDIA '
+            "accelerator, no slices otherwise; {} declares that the partition has none."
+        ),
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -126,6 +136,33 @@ class Partition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cluster.name}/{self.name}"
+
+    def clean(self) -> None:
+        profiles = self.gpu_slice_profiles
+        if profiles is None:
+            return
+        if not isinstance(profiles, dict) or not all(
+            isinstance(name, str)
+            and name.strip()
+            and type(share) in (int, float)
+            and 0 < share <= 1
+            for name, share in profiles.items()
+        ):
+            raise ValidationError(
+                {
+                    "gpu_slice_profiles": "Give each profile's share of one GPU, above 0 and at "
+                    'most 1, e.g. {"1g": 0.25, "2g": 0.5, "4g": 1}.'
+                }
+            )
+
+    def slice_profiles(self) -> dict[str, float]:
+        """The MIG profiles this partition's GPUs are sliced into, with each one's share of a
+        scheduler GPU: as declared, else by the accelerator (see gpu_slice_profiles)."""
+        if self.gpu_slice_profiles is not None:
+            return dict(self.gpu_slice_profiles)
+        if "nvidia" in self.accelerator.lower():
+            return dict(NVIDIA_MIG_SHARES)
+        return {}
 
     @property
     def peak_flops(self) -> float:
@@ -172,6 +209,15 @@ class Call(models.Model):
         "block at 100 %",
         default=True,
         help_text="Mark an allocation exhausted (and block it in the scheduler) when fully used.",
+    )
+    usage_grace_days = models.PositiveSmallIntegerField(
+        "usage grace (days)",
+        default=0,
+        validators=[MaxValueValidator(366)],
+        help_text=(
+            "Jobs that start up to this many days after an allocation's end still count "
+            "against it (jobs queued before the end may start after it)."
+        ),
     )
     history = HistoricalRecords()
 

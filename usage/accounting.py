@@ -30,6 +30,9 @@ from operator import itemgetter
 from types import MappingProxyType
 from typing import NamedTuple
 
+from allocations.names import account_key  # the one rule for comparing account names
+from systems.estimates import NVIDIA_MIG_SHARES  # what a slice of an A100/H100 is worth
+
 __all__ = [
     "ELAPSED_LIMIT_SECONDS",
     "GPU_CEILING",
@@ -164,17 +167,6 @@ _REJECTED_TEXT_LIMIT = 500
 # ---------------------------------------------------------------------------------------------
 # Building blocks, exposed so they can be tested and reused on their own.
 # ---------------------------------------------------------------------------------------------
-
-
-def account_key(name: str) -> str:
-    """The form of an account name to compare, never to store: case-folded.
-
-    Slurm keeps account names in lower case ("The contents of Slurm's database are maintained
-    in lower case", sacct(1)), so `sacctmgr add account SCSG0001` reports usage as `scsg0001`,
-    while PBS prints the account exactly as `qsub -A` was given it. An allocation and the
-    usage of its account match when their keys are equal.
-    """
-    return name.casefold()
 
 
 def account_problem(name: str) -> str | None:
@@ -450,9 +442,7 @@ def _parse_elapsed(text: str) -> int:
 # Share of one GPU per MIG compute slice on NVIDIA A100 and H100 (seven slices per card); a
 # profile `1g.10gb` or `1g.10gb+me` is looked up as itself, then without its memory (`1g`).
 # Other cards slice differently (an A30 has four: 1g = 1/4), so a partition declares its own.
-MIG_PROFILES: Mapping[str, float] = MappingProxyType(
-    {"1g": 1 / 7, "2g": 2 / 7, "3g": 3 / 7, "4g": 4 / 7, "7g": 1.0}
-)
+MIG_PROFILES: Mapping[str, float] = MappingProxyType(NVIDIA_MIG_SHARES)
 # NVIDIA's profile names: `<compute slices>g.<memory>gb`, with `<n>c.` in front for a compute
 # instance inside a larger GPU instance and `+me` (media extensions) behind. Slurm names a MIG
 # GRES type after its profile (`gres/gpu:1g.10gb`); sites that autodetect may prefix the card

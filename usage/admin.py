@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from allocations.models import Allocation
 from core import formats
 from usage.models import SiteToken, UsageImport, UsageRecord
 
@@ -61,6 +63,8 @@ class UsageImportAdmin(admin.ModelAdmin):
         "steps_skipped",
         "unmatched",
         "rejected",
+        "outside_window",
+        "no_gpu_field",
         "started_by",
         "site_token",
     ]
@@ -97,6 +101,35 @@ class UsageImportAdmin(admin.ModelAdmin):
         return False
 
 
+class AttributionFilter(admin.SimpleListFilter):
+    """Whose usage a record is: an allocation's, nobody's (no allocation has its account on the
+    cluster), or nobody's because it started outside the window of its account's allocation."""
+
+    title = "attribution"
+    parameter_name = "attribution"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("attributed", "counted against an allocation"),
+            ("unmatched", "no allocation for the account"),
+            ("outside_window", "outside the allocation's window"),
+        ]
+
+    def queryset(self, request, queryset):
+        owner = Exists(
+            Allocation.objects.filter(
+                cluster_id=OuterRef("cluster_id"), account_key=OuterRef("account_key")
+            )
+        )
+        if self.value() == "attributed":
+            return queryset.filter(allocation__isnull=False)
+        if self.value() == "unmatched":
+            return queryset.filter(allocation__isnull=True).exclude(owner)
+        if self.value() == "outside_window":
+            return queryset.filter(owner, allocation__isnull=True)
+        return queryset
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     list_display = [
@@ -110,8 +143,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "end",
         "gpus",
         "gpu_hours",
+        "gpu_slices",
     ]
-    list_filter = ["cluster", "state", "running"]
+    list_filter = ["cluster", AttributionFilter, "state", "running"]
     search_fields = ["job_id", "account", "user", "job_name"]
     list_select_related = ["cluster", "allocation__cluster"]
     raw_id_fields = ["allocation", "partition", "import_run"]

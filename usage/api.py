@@ -1,17 +1,20 @@
 """POST /api/v1/usage/imports/: the usage import over HTTP, for sites that push their accounting.
 
 The body is the accounting text itself (`Content-Type: text/plain`) or a multipart upload in a
-`file` field; `cluster`, `format`, `timezone` and `fields` come as query parameters or form
-fields. The text is streamed into the same importer as `import_usage`, never held whole.
+`file` field; `cluster`, `format`, `timezone`, `fields`, `delimiter` and `time_format` come as
+query parameters or form fields. The upload is streamed to storage, never held whole, its
+header checked, and its import queued (usage.uploads): the answer is `202` with the import
+run's URL, where `GET` gives its state and, once done, the same counts as `import_usage`.
 
 Who may push: an operator (token or session), or a site with its cluster's site token
 (`Authorization: SiteToken <key>`), which imports for that cluster only and needs no `cluster`.
+The same token reads the runs of its cluster.
 """
 
-import codecs
 from collections.abc import Iterator
 
 from django.contrib.auth.models import AnonymousUser
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.plumbing import build_bearer_security_scheme_object
@@ -24,40 +27,37 @@ from rest_framework.authentication import (
     TokenAuthentication,
     get_authorization_header,
 )
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
+from rest_framework.exceptions import (
+    AuthenticationFailed,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from systems.models import Cluster
-from usage.importer import INPUT_FORMATS, UsageImportError, usage_import
+from usage.importer import INPUT_FORMATS, UsageImportError
 from usage.models import SiteToken, UsageImport
+from usage.uploads import usage_upload_queue
 
 _CHUNK = 1 << 16
 
 
-def text_lines(stream) -> Iterator[str]:
-    """Lines of a binary stream decoded as UTF-8 (bad bytes replaced), read in chunks."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    rest = ""
+def _stream_chunks(stream) -> Iterator[bytes]:
     while chunk := stream.read(_CHUNK):
-        text = rest + decoder.decode(chunk)
-        lines = text.split("\n")
-        rest = lines.pop()
-        yield from lines
-    rest += decoder.decode(b"", final=True)
-    if rest:
-        yield rest
+        yield chunk
 
 
 class PlainTextParser(BaseParser):
-    """Hands the request body on as a stream of lines instead of reading it into memory."""
+    """Hands the request body on as a stream of byte chunks instead of reading it into memory."""
 
     media_type = "text/plain"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        return {"lines": text_lines(stream) if stream is not None else iter(())}
+        return {"chunks": _stream_chunks(stream) if stream is not None else iter(())}
 
 
 class _NoFormatQueryParameter:
@@ -137,6 +137,20 @@ class UsageImportInputSerializer(serializers.Serializer):
     format = serializers.CharField(default="sacct", help_text="sacct (default) or pbs.")
     timezone = serializers.CharField(required=False, allow_blank=True, default="")
     fields = serializers.CharField(required=False, allow_blank=True, default="")
+    delimiter = serializers.CharField(
+        required=False,
+        default="",
+        trim_whitespace=False,
+        max_length=64,
+        help_text="What was passed to sacct --delimiter (default '|').",
+    )
+    time_format = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=200,
+        help_text="The SLURM_TIME_FORMAT sacct ran with, when neither ISO 8601 nor epoch seconds.",
+    )
 
     def validate_format(self, value: str) -> str:
         if value not in INPUT_FORMATS:
@@ -149,6 +163,7 @@ class UsageImportMultipartSerializer(UsageImportInputSerializer):
 
 
 class UsageImportOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField()
     cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
     summary = serializers.CharField(read_only=True)
 
@@ -156,6 +171,7 @@ class UsageImportOutputSerializer(serializers.ModelSerializer):
         model = UsageImport
         fields = [
             "id",
+            "url",
             "cluster",
             "source",
             "input_format",
@@ -163,15 +179,18 @@ class UsageImportOutputSerializer(serializers.ModelSerializer):
             "status",
             "started_at",
             "finished_at",
-            "imported",
-            "updated",
-            "unchanged",
-            "steps_skipped",
-            "unmatched",
-            "rejected",
+            *UsageImport.BUCKETS,
+            *UsageImport.INFORMATIONAL,
             "rejected_lines",
             "summary",
+            "error",
         ]
+
+    def get_url(self, run: UsageImport) -> str:
+        # Django's reverse: DRF's would carry the push's ?format= (the accounting format) over
+        path = reverse("usage-import-detail", args=[run.pk])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
 
 _QUERY_PARAMETERS = [
@@ -189,11 +208,17 @@ _QUERY_PARAMETERS = [
     OpenApiParameter(
         "fields", str, description="Comma list given to sacct --format, for header-less input."
     ),
+    OpenApiParameter("delimiter", str, description="What was passed to sacct --delimiter."),
+    OpenApiParameter(
+        "time_format", str, description="The SLURM_TIME_FORMAT strftime pattern sacct ran with."
+    ),
 ]
+
+_OPTIONS = ("cluster", "format", "timezone", "fields", "delimiter", "time_format")
 
 
 class UsageImportCreateApi(APIView):
-    """Import scheduler accounting for one cluster; answers with the import run's summary."""
+    """Queue an import of scheduler accounting for one cluster; answers 202 with the run."""
 
     authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
     permission_classes = [CanImportUsage]
@@ -208,26 +233,20 @@ class UsageImportCreateApi(APIView):
             "text/plain": OpenApiTypes.STR,
             "multipart/form-data": UsageImportMultipartSerializer,
         },
-        responses={201: UsageImportOutputSerializer},
+        responses={202: UsageImportOutputSerializer},
     )
     def post(self, request):
         data = request.data
-        lines = data.get("lines") if isinstance(data, dict) else None
+        chunks = data.get("chunks") if isinstance(data, dict) else None
         params = {key: request.query_params[key] for key in request.query_params}
-        if lines is None:
-            params.update(
-                {
-                    key: data[key]
-                    for key in ("cluster", "format", "timezone", "fields")
-                    if key in data
-                }
-            )
+        if chunks is None:
+            params.update({key: data[key] for key in _OPTIONS if key in data})
             upload = data.get("file")
-            if upload is None:
+            if upload is None or not hasattr(upload, "chunks"):
                 raise ValidationError(
                     {"file": "Send the accounting as a text/plain body or a multipart 'file'."}
                 )
-            lines = text_lines(upload)
+            chunks = upload.chunks(_CHUNK)
             filename = upload.name
         else:
             filename = ""
@@ -242,17 +261,52 @@ class UsageImportCreateApi(APIView):
         form.is_valid(raise_exception=True)
         options = form.validated_data
         try:
-            run = usage_import(
+            run = usage_upload_queue(
                 cluster=options["cluster"],
-                lines=lines,
+                chunks=chunks,
                 input_format=options["format"],
                 tz=options["timezone"] or None,
                 fields=options["fields"] or None,
-                source=UsageImport.Source.API,
+                delimiter=options["delimiter"] or None,
+                time_format=options["time_format"] or None,
                 actor=request.user,
                 site_token=site_token,
                 filename=filename,
             )
         except UsageImportError as exc:
             raise ValidationError({"detail": f"{exc} Nothing was imported."}) from exc
-        return Response(UsageImportOutputSerializer(run).data, status=status.HTTP_201_CREATED)
+        body = UsageImportOutputSerializer(run, context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+class CanReadUsageImport(permissions.BasePermission):
+    message = (
+        "Reading import runs needs permission usage.view_usageimport or the cluster's site token."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, SiteToken):
+            return True
+        user = request.user
+        return bool(user and user.is_authenticated and user.has_perm("usage.view_usageimport"))
+
+
+class UsageImportDetailApi(APIView):
+    """An import run: its state (queued, running, done, failed, interrupted) and its counts."""
+
+    authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
+    permission_classes = [CanReadUsageImport]
+
+    @extend_schema(
+        tags=["usage"],
+        summary="An import run's state and summary",
+        responses={200: UsageImportOutputSerializer},
+    )
+    def get(self, request, pk: int):
+        runs = UsageImport.objects.select_related("cluster")
+        if isinstance(request.auth, SiteToken):  # a site sees its own cluster's runs only
+            runs = runs.filter(cluster_id=request.auth.cluster_id)
+        run = runs.filter(pk=pk).first()
+        if run is None:
+            raise NotFound("No such import run.")
+        return Response(UsageImportOutputSerializer(run, context={"request": request}).data)

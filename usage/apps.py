@@ -12,6 +12,7 @@ class UsageConfig(AppConfig):
     verbose_name = "Usage accounting"
 
     def ready(self) -> None:
-        from allocations.signals import allocation_account_assigned
+        from allocations.signals import allocation_account_assigned, allocation_window_changed
 
         allocation_account_assigned.connect(_attribute_unmatched, dispatch_uid="usage-attribute")
+        allocation_window_changed.connect(_attribute_unmatched, dispatch_uid="usage-window")

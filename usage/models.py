@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from allocations.models import Allocation
+from allocations.names import account_key
 from systems.models import Cluster, Partition
 
 
@@ -71,9 +72,15 @@ class UsageImport(models.Model):
         SPOOL = "spool", "Spool directory"
 
     class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"  # pushed, waiting for a worker
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
+        # the process importing it ended without finishing (killed, crashed, shut down): what
+        # its committed batches wrote stays, and importing the same input again completes it
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    FINISHED = (Status.DONE, Status.FAILED, Status.INTERRUPTED)
 
     cluster = models.ForeignKey(Cluster, on_delete=models.PROTECT, related_name="usage_imports")
     source = models.CharField(max_length=10, choices=Source.choices)
@@ -92,13 +99,41 @@ class UsageImport(models.Model):
     )
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.RUNNING)
+    host = models.CharField(
+        max_length=255, blank=True, help_text="The machine of the process importing it."
+    )
+    pid = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The process importing it, on that machine."
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the importing process last committed a batch."
+    )
+    # A pushed upload, kept until a worker has imported it (see usage.uploads).
+    upload = models.CharField(max_length=255, blank=True, editable=False)
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="How to read the input: timezone, fields, delimiter, time_format.",
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a worker started importing it."
+    )
     imported = models.PositiveIntegerField(default=0)
     updated = models.PositiveIntegerField(default=0)
     unchanged = models.PositiveIntegerField(default=0)
     steps_skipped = models.PositiveIntegerField(default=0)
     unmatched = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
+    outside_window = models.PositiveIntegerField(
+        default=0,
+        help_text="Runs of an account with an allocation that started outside its usage window: "
+        "kept, never counted against the grant.",
+    )
+    no_gpu_field = models.PositiveIntegerField(
+        default=0,
+        help_text="Runs on a GPU partition whose line named no GPUs at all: imported with zero.",
+    )
     rejected_lines = models.JSONField(
         default=list,
         blank=True,
@@ -113,12 +148,23 @@ class UsageImport(models.Model):
         when = f"{self.started_at:%Y-%m-%d %H:%M}"
         return f"{self.cluster.name} {self.get_source_display()} import at {when}"
 
+    # The summary line: the buckets every non-step line counts in exactly one of (CONTRACT.md),
+    # then counts that inform about lines already in a bucket.
+    BUCKETS = (
+        "imported",
+        "updated",
+        "unchanged",
+        "steps_skipped",
+        "unmatched",
+        "rejected",
+        "outside_window",
+    )
+    INFORMATIONAL = ("no_gpu_field",)
+
     @property
     def summary(self) -> str:
-        return (
-            f"imported={self.imported} updated={self.updated} unchanged={self.unchanged} "
-            f"steps_skipped={self.steps_skipped} unmatched={self.unmatched} "
-            f"rejected={self.rejected}"
+        return " ".join(
+            f"{name}={getattr(self, name)}" for name in self.BUCKETS + self.INFORMATIONAL
         )
 
 
@@ -129,7 +175,8 @@ class UsageRecord(models.Model):
     # foreign-key check here is paid per row:
     # - no index a composite one already covers (cluster: the unique (cluster, job_key);
     #   allocation: (allocation, start)), none on links nothing filters by;
-    # - (cluster, account) serves only the attribution of unmatched records, so it holds those;
+    # - (cluster, account_key) serves only the attribution of unmatched records, so it holds
+    #   those;
     # - no database constraint on the links: Django's deferred foreign keys make PostgreSQL
     #   check each row and key again at commit, which cost a third of a bulk import. The
     #   importer takes the ids from the rows it joins in the same statement, and Django still
@@ -141,8 +188,14 @@ class UsageRecord(models.Model):
         db_index=False,
         db_constraint=False,
     )
+    # On PostgreSQL the column compares bytewise (COLLATE "C", migration 0004): the import
+    # reads a job's runs as a range of keys. A change of this field must keep that collation.
     job_key = models.CharField(max_length=120, help_text="Unique per run on the cluster.")
-    account = models.CharField(max_length=63)
+    account = models.CharField(max_length=63, help_text="As the scheduler printed it.")
+    account_key = models.CharField(
+        max_length=63,
+        help_text="The account as compared with allocations: allocations.names.account_key.",
+    )
     allocation = models.ForeignKey(
         Allocation,
         on_delete=models.SET_NULL,
@@ -171,9 +224,14 @@ class UsageRecord(models.Model):
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
     elapsed_seconds = models.PositiveBigIntegerField(default=0)
-    gpus = models.PositiveIntegerField(default=0)
+    gpus = models.PositiveIntegerField(default=0, help_text="Whole scheduler GPUs.")
+    gpu_slices = models.PositiveIntegerField(
+        default=0, help_text="MIG slices, each counted at its profile's share of a GPU."
+    )
     nodes = models.PositiveIntegerField(default=0)
-    gpu_seconds = models.PositiveBigIntegerField(default=0)
+    gpu_seconds = models.PositiveBigIntegerField(
+        default=0, help_text="Elapsed seconds x (whole GPUs + the GPU share of the slices)."
+    )
     energy_joules = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Measured by the scheduler (ConsumedEnergyRaw)."
     )
@@ -195,12 +253,20 @@ class UsageRecord(models.Model):
         ]
         indexes = [
             models.Index(
-                fields=["cluster", "account"],
+                fields=["cluster", "account_key"],
                 condition=Q(allocation__isnull=True),
-                name="usage_record_unmatched",
+                name="usage_record_unattributed",
             ),
             models.Index(fields=["allocation", "start"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.cluster.name} job {self.job_id} ({self.account})"
+
+    def save(self, *args, **kwargs) -> None:
+        # The importer writes account_key itself; this covers records made one at a time.
+        self.account_key = account_key(self.account)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "account" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "account_key"}
+        super().save(*args, **kwargs)

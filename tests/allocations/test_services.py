@@ -31,6 +31,36 @@ def actions(allocation):
 # Creation and grants
 
 
+@pytest.mark.parametrize("account", ["ec110-guest", "ai.lab_2", "_shared", "2024ai", "SCSG0001"])
+def test_account_names_sites_use_are_accepted(reference_data, account):
+    assert make_allocation(account=account).account == account
+
+
+def test_an_account_is_unique_per_cluster_whatever_its_case(reference_data):
+    make_allocation(account="SCSG0001")
+
+    with pytest.raises(ValidationError, match="already used on cluster lumi"):
+        make_allocation(account="scsg0001")
+    assert make_allocation(account="scsg0001", cluster="leonardo").account_key == "scsg0001"
+
+
+def test_the_database_refuses_an_account_differing_only_in_case(reference_data):
+    from django.db import IntegrityError, transaction
+
+    first = make_allocation(account="SCSG0001")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Allocation.objects.create(
+            organisation=first.organisation,
+            project="x",
+            cluster=first.cluster,
+            partition=first.partition,
+            account="Scsg0001",
+            gpu_hours=1,
+            start=first.start,
+            end=first.end,
+        )
+
+
 def test_allocation_starting_today_is_active_and_records_who_created_it(reference_data, operator):
     allocation = make_allocation(actor=operator)
 
@@ -49,7 +79,7 @@ def test_allocation_starting_later_is_scheduled(reference_data):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"account": "Bad-Name"}, "not a valid Slurm account"),
+        ({"account": "bad name"}, "not a valid Slurm account name: it contains whitespace"),
         ({"account": "root"}, "reserved"),
         ({"gpu_hours": 0}, "whole number above 0"),
         ({"users": ["alice", "x'; rm -rf /"]}, "not a valid cluster user name"),

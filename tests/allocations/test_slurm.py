@@ -259,8 +259,8 @@ def test_empty_free_text_falls_back_to_the_account_name_like_sacctmgr():
 
 @pytest.mark.parametrize(
     "name",
-    ["", "Acme", "1acme", "_acme", "acme-llm", "acme llm", "acme'x", "acme:x", "acme\n",
-     "acme\nUser", "a" * 64, "root", "acmé"],
+    ["", "-acme", ".acme", "acme llm", "acme'x", 'acme"x', "acme:x", "acme,llm", "acme#x",
+     "acme=x", "acme|x", "acme\\x", "acme\n", "acme\nUser", "a" * 64, "root", "ROOT", "acmé"],
 )  # fmt: skip
 def test_unsafe_account_names_are_refused_not_altered(name):
     with pytest.raises(ValueError, match="account name"):
@@ -281,6 +281,41 @@ def test_unsafe_cluster_names_are_refused_by_both_renderers(cluster):
         render_load_file(cluster, [make_account()])
     with pytest.raises(ValueError, match="cluster name"):
         render_commands(cluster, None, [make_account()])
+
+
+SITE_ACCOUNTS = ["ec110-guest", "ai.lab_2", "_shared", "2024ai", "SCSG0001", "a" * 63]
+
+
+@pytest.mark.parametrize("name", SITE_ACCOUNTS)
+def test_account_names_sites_use_go_into_the_flat_file_quoted_and_read_back(name):
+    text = render_load_file("lumi", [make_account(name)])
+
+    assert f"Account - '{name}':Description=" in text
+    assert f"Parent - '{name}'" in text
+    assert list(parse_load_file(text)["accounts"]) == [name]
+
+
+@pytest.mark.parametrize("name", SITE_ACCOUNTS)
+def test_account_names_sites_use_are_single_shell_words_in_commands(name):
+    script = render_commands("lumi", None, [make_account(name)])
+
+    argvs = command_argvs(script)
+    assert argvs[0][:6] == ["sacctmgr", "-i", "add", "account", f"name={name}", "cluster=lumi"]
+    add_alice = ["sacctmgr", "-i", "add", "user", "name=alice", f"account={name}", "cluster=lumi"]
+    assert add_alice in argvs
+
+
+def test_the_reason_a_name_is_refused_is_named():
+    for name, reason in [
+        ("acme,llm", "',' separates names in sacctmgr commands"),
+        ("acme llm", "it contains whitespace"),
+        ("-acme", "it starts with '-'"),
+        ("a" * 64, "it has 64 characters, more than 63"),
+        ("acmé", "'é' is not allowed"),
+        ("ROOT", "reserved for the cluster's root"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            make_account(name)
 
 
 def test_valid_edge_names_are_accepted():

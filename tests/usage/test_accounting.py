@@ -12,7 +12,7 @@ from django.core.management import CommandError
 
 from systems.models import Cluster
 from tests.factories import make_allocation
-from tests.usage.sacct import FOX_FIELDS, SAMPLES, XDMOD_FIELDS, run_command
+from tests.usage.sacct import FOX_FIELDS, SAMPLES, SINCE, XDMOD_FIELDS, run_command
 from usage.accounting import (
     ELAPSED_LIMIT_SECONDS,
     GPU_CEILING,
@@ -1488,7 +1488,7 @@ def test_pbs_line_with_nul_bytes_or_over_the_limit_is_rejected_alone():
 
 @pytest.fixture
 def leonardo(reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
     return Cluster.objects.get(name="leonardo")
 
 

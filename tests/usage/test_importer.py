@@ -1,6 +1,9 @@
 """import_usage and the usage_import service: every GPU-second counted exactly once."""
 
+import json
 from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError
@@ -9,10 +12,11 @@ from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
 from allocations.models import Allocation
-from systems.models import Cluster
+from systems.models import Cluster, Partition
 from tests.factories import days, make_allocation, make_cluster, make_organisation
 from tests.usage.sacct import (
     FOX_FIELDS,
+    SINCE,
     XDMOD_FIELDS,
     import_text,
     run_command,
@@ -33,13 +37,13 @@ pytestmark = pytest.mark.django_db
 def fox(reference_data):
     cluster = make_cluster()
     for account in ("ec313", "ec35", "ec395"):
-        make_allocation(cluster=cluster, account=account)
+        make_allocation(start=SINCE, cluster=cluster, account=account)
     return cluster
 
 
 @pytest.fixture
 def leonardo(reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
     return Cluster.objects.get(name="leonardo")
 
 
@@ -66,6 +70,8 @@ def test_fox_sample_counts_allocation_lines_once_and_skips_steps(fox):
         "steps_skipped": 67,
         "unmatched": 12,
         "rejected": 0,
+        "outside_window": 0,
+        "no_gpu_field": 0,
     }
     assert UsageRecord.objects.filter(cluster=fox).count() == 29
 
@@ -94,6 +100,8 @@ def test_reimporting_the_same_sample_changes_nothing(fox):
         "steps_skipped": 67,
         "unmatched": 12,
         "rejected": 0,
+        "outside_window": 0,
+        "no_gpu_field": 0,
     }
     assert total_gpu_seconds(fox) == before
     assert UsageRecord.objects.filter(cluster=fox).count() == 29
@@ -101,7 +109,7 @@ def test_reimporting_the_same_sample_changes_nothing(fox):
 
 def test_xdmod_samples_import_with_their_field_list(reference_data):
     cluster = make_cluster()
-    make_allocation(cluster=cluster, account="anonacct")
+    make_allocation(start=SINCE, cluster=cluster, account="anonacct")
     counts = import_sample("xdmod-slurm-accounting-logs.log", "--fields", XDMOD_FIELDS)
     assert counts["imported"] == 1 and counts["unmatched"] == 3 and counts["rejected"] == 0
     # Elapsed as D-HH:MM:SS: 3-00:00:00 on 32 nodes with no GPU is 0 GPU-seconds
@@ -140,7 +148,7 @@ def test_multibyte_job_names_survive(reference_data):
 
 def test_pbs_sample(reference_data):
     cluster = make_cluster()
-    make_allocation(cluster=cluster, account="caste")
+    make_allocation(start=SINCE, cluster=cluster, account="caste")
     counts = import_sample("xdmod-pbs-accounting-logs.log", "--format", "pbs")
     # nine E records; job 6 is written twice (with and without the server suffix): one run
     assert counts == {
@@ -150,6 +158,8 @@ def test_pbs_sample(reference_data):
         "steps_skipped": 0,
         "unmatched": 6,
         "rejected": 0,
+        "outside_window": 0,
+        "no_gpu_field": 0,
     }
     assert UsageRecord.objects.count() == 8
     gpu_job = UsageRecord.objects.get(job_id="3073070")
@@ -271,7 +281,8 @@ def test_counts_do_not_depend_on_the_batch_size(leonardo):
     large = usage_import(cluster=leonardo, lines=text.splitlines(), source="command")
     assert small.summary == large.summary
     assert large.summary == (
-        "imported=39 updated=2 unchanged=0 steps_skipped=0 unmatched=0 rejected=1"
+        "imported=39 updated=2 unchanged=0 steps_skipped=0 "
+        "unmatched=0 rejected=1 outside_window=0 no_gpu_field=0"
     )
 
 
@@ -292,7 +303,7 @@ def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_p
         partition=leonardo.partitions.get(),
         account="newco",
         gpu_hours=1000,
-        start=days(-1),
+        start=SINCE,
         end=days(90),
         state=Allocation.State.ACTIVE,
     )
@@ -304,8 +315,39 @@ def test_unmatched_usage_is_kept_and_attributed_once_the_allocation_exists(tmp_p
     assert (again["unmatched"], again["unchanged"]) == (0, 1)
 
 
+def test_slurms_lower_case_account_matches_an_allocation_granted_in_upper_case(tmp_path, leonardo):
+    allocation = make_allocation(start=SINCE, cluster="leonardo", account="SCSG0001")
+    # sacct prints what slurmdbd stores: the name in lower case
+    counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="scsg0001")))[0])
+    assert (counts["imported"], counts["unmatched"]) == (1, 0)
+    record = UsageRecord.objects.get()
+    assert (record.account, record.allocation) == ("scsg0001", allocation)
+
+
+def test_pbs_account_in_upper_case_and_hyphenated_names_match(tmp_path, leonardo):
+    upper = make_allocation(start=SINCE, cluster="leonardo", account="SCSG0001")
+    hyphen = make_allocation(start=SINCE, cluster="leonardo", account="ec110-guest")
+    log = "".join(
+        f"01/05/2026 11:00:00;E;{job}.pbs01;user=alice group=ai {attribute} queue=boost_usr_prod"
+        f" qtime=1767596400 start=1767603600 end=1767610800 Resource_List.ngpus=4"
+        f" resources_used.walltime=02:00:00 Exit_status=0\n"
+        for job, attribute in [(1, "account=SCSG0001"), (2, 'project="ec110-guest"')]
+    )
+    counts = summary(import_text(tmp_path, log, "--format", "pbs")[0])
+    assert (counts["imported"], counts["unmatched"]) == (2, 0)
+    owners = dict(UsageRecord.objects.values_list("job_id", "allocation"))
+    assert owners == {"1": upper.pk, "2": hyphen.pk}
+
+
+def test_usage_imported_first_is_attributed_to_an_allocation_in_another_case(tmp_path, leonardo):
+    import_text(tmp_path, sacct_text(sacct_line("1", account="scsg0001")))
+    assert UsageRecord.objects.get().allocation is None
+    allocation = make_allocation(start=SINCE, cluster="leonardo", account="SCSG0001")
+    assert UsageRecord.objects.get().allocation == allocation
+
+
 def test_an_allocation_on_another_cluster_does_not_match(tmp_path, leonardo):
-    make_allocation(cluster="lumi", account="lumi_only")
+    make_allocation(start=SINCE, cluster="lumi", account="lumi_only")
     counts = summary(import_text(tmp_path, sacct_text(sacct_line("1", account="lumi_only")))[0])
     assert counts["unmatched"] == 1
     usage_attribute()
@@ -330,12 +372,37 @@ def test_rejected_lines_are_reported_with_their_numbers(tmp_path, leonardo):
         "steps_skipped": 0,
         "unmatched": 0,
         "rejected": 3,
+        "outside_window": 0,
+        "no_gpu_field": 0,
     }
     assert "line 3: rejected: Start 'yesterday' is not a date and time." in err
     assert "line 4: rejected:" in err and "line 5: rejected:" in err
     run = UsageImport.objects.get()
     assert [entry["line"] for entry in run.rejected_lines] == [3, 4, 5]
     assert run.status == "done" and run.source == "command"
+
+
+def test_a_value_the_database_cannot_store_rejects_its_line_alone(leonardo):
+    # a lone surrogate: what a file read with errors="surrogateescape" hands over for a byte
+    # that is not UTF-8; it parses, but no database column can hold it
+    lines = sacct_text(
+        sacct_line("1"), sacct_line("2", name="bad\udcffname"), sacct_line("3")
+    ).split("\n")
+    run = usage_import(cluster=leonardo, lines=lines, source="command")
+    assert (run.imported, run.rejected, run.status) == (2, 1, UsageImport.Status.DONE)
+    assert run.rejected_lines[0]["line"] == 3
+    assert run.rejected_lines[0]["reason"].startswith("The database cannot store this line")
+    assert sorted(UsageRecord.objects.values_list("job_id", flat=True)) == ["1", "3"]
+
+
+def test_a_rejected_line_is_kept_as_read_even_with_nul_and_surrogates(leonardo):
+    lines = sacct_text(
+        sacct_line("1", state=""), sacct_line("2", state="", name="x\udcff\x00")
+    ).split("\n")
+    run = usage_import(cluster=leonardo, lines=lines, source="command")
+    run.refresh_from_db()
+    assert run.rejected == 2 and run.status == UsageImport.Status.DONE
+    assert run.rejected_lines[1]["text"].endswith("|x?\u2400")
 
 
 def test_header_without_required_fields_writes_nothing(tmp_path, leonardo):
@@ -388,6 +455,93 @@ def test_times_default_to_the_site_zone_and_timezone_overrides(tmp_path, leonard
     assert UsageRecord.objects.get(job_id="1").start == datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     import_text(tmp_path, sacct_text(sacct_line("2")), "--timezone", "UTC")
     assert UsageRecord.objects.get(job_id="2").start == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path, leonardo):
+    text = sacct_text(sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown"))
+    import_text(tmp_path, text)  # Leonardo's own zone, Europe/Rome
+    before = total_gpu_seconds(leonardo)
+
+    out, err = import_text(tmp_path, text, "--timezone", "UTC")
+
+    assert summary(out)["rejected"] == 2 and summary(out)["imported"] == 0
+    assert UsageRecord.objects.count() == 2 and total_gpu_seconds(leonardo) == before
+    assert "line 2: rejected: Job 1 is stored already by import run" in err
+    assert "with its times 1 h earlier (submitted 2026-01-05 07:00:00 UTC)" in err
+    assert "the same run read in another time zone. Not added." in err
+
+
+def test_a_wrong_zone_first_and_the_right_one_after_is_refused_the_same_way(tmp_path, leonardo):
+    text = sacct_text(sacct_line("1"))
+    import_text(tmp_path, text, "--timezone", "Asia/Kolkata")  # five and a half hours off
+    out, err = import_text(tmp_path, text)
+    assert (summary(out)["rejected"], UsageRecord.objects.count()) == (1, 1)
+    assert "times 4.5 h earlier (submitted 2026-01-05 02:30:00 UTC)" in err
+
+
+def test_a_finished_run_reimported_in_another_zone_does_not_replace_the_running_one(
+    tmp_path, leonardo
+):
+    import_text(tmp_path, sacct_text(sacct_line("1", state="RUNNING", end="Unknown")))
+    out, _ = import_text(tmp_path, sacct_text(sacct_line("1")), "--timezone", "America/New_York")
+    assert summary(out)["rejected"] == 1
+    assert UsageRecord.objects.get().running  # the right-zone pull of the end will update it
+
+
+def test_times_that_carry_their_offset_or_epoch_seconds_need_no_zone(tmp_path, leonardo):
+    offset = sacct_text(
+        sacct_line("1", submit="2026-01-05T08:00:00+01:00", start="2026-01-05T09:00:00+01:00",
+                   end="2026-01-05T11:00:00+01:00"),
+        sacct_line("2", submit="1767596400", start="1767600000", end="1767607200"),
+    )  # fmt: skip
+    import_text(tmp_path, offset)
+    out, _ = import_text(tmp_path, offset, "--timezone", "Pacific/Auckland")
+    assert (summary(out)["unchanged"], summary(out)["rejected"]) == (2, 0)
+
+
+def test_requeued_runs_hours_apart_are_still_separate_runs(tmp_path, leonardo):
+    # requeued at a round hour and restarted at one: only the durations tell them apart
+    first = sacct_line(
+        "400",
+        state="REQUEUED",
+        submit="2026-01-05T08:00:00",
+        start="2026-01-05T09:00:00",
+        end="2026-01-05T10:00:00",
+        elapsed=3600,
+    )
+    second = sacct_line("400", submit="2026-01-05T10:00:00", start="2026-01-05T11:00:00",
+                        end="2026-01-05T13:00:00", elapsed=7200)  # fmt: skip
+    import_text(tmp_path, sacct_text(first))
+    out, _ = import_text(tmp_path, sacct_text(second))
+    assert (summary(out)["imported"], summary(out)["rejected"]) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "shifted"),
+    [
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00", "10:00"), True),
+        (("08:00", "09:00", None), ("07:00", "08:00", "10:00"), True),  # running vs finished
+        (("08:00", None, None), ("07:00", None, None), True),  # pending
+        (("08:00", "09:00", "11:00"), ("08:00", "09:00", "11:00"), False),  # the same run
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00", "09:00"), False),  # other duration
+        (("08:00", "09:00", "11:00"), ("07:00", "08:00:07", "10:00:07"), False),  # other start
+        (("08:00:05", "09:00", "11:00"), ("07:00", "08:00", "10:00"), False),  # other submit
+        (("08:00", "09:00", "11:00"), ("07:30", "08:30", "10:30"), True),  # half-hour zones
+    ],
+)
+def test_a_shift_is_what_two_utc_offsets_make_of_the_same_times(new, old, shifted):
+    from usage.importer import time_shifted
+
+    def when(text):
+        return None if text is None else datetime.fromisoformat(f"2026-01-05T{text}+00:00")
+
+    submit, start, end = (when(text) for text in new)
+    row = ("1@x", *[None] * len(DATA_FIELDS))
+    row = list(row)
+    row[DATA_FIELDS.index("submit") + 1] = submit
+    row[DATA_FIELDS.index("start") + 1] = start
+    row[DATA_FIELDS.index("end") + 1] = end
+    assert time_shifted(tuple(row), tuple(when(text) for text in old)) is shifted
 
 
 def test_stdin_is_read_with_a_dash(monkeypatch, leonardo, tmp_path):
@@ -518,7 +672,8 @@ def test_parsing_in_a_second_process_counts_and_reports_like_one_process(tmp_pat
         outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
     assert outcomes[0] == outcomes[1]
     assert outcomes[1][0] == (
-        "imported=29 updated=2 unchanged=0 steps_skipped=9 unmatched=1 rejected=2"
+        "imported=29 updated=2 unchanged=0 steps_skipped=9 "
+        "unmatched=1 rejected=2 outside_window=0 no_gpu_field=0"
     )
     assert [line for line, _ in outcomes[1][2]] == [40, 43]
     assert outcomes[1][3] == [10, 20, 30, 40]
@@ -550,16 +705,25 @@ def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
 def test_copy_text_has_one_line_per_row_and_null_markers():
     started = datetime(2026, 1, 5, 9, tzinfo=UTC)
     rows = [
-        ("1@k", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
-        + (60, 4, 1, 240, None),
-        ("2@k", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started, started)
-        + (0, 0, 1, 0, 7),
+        ("1@k", "Acme", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
+        + (60, 4, 0, 1, 240, None)
+        + (None, True, False, 12),
+        ("2@k", "acme", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started)
+        + (started, 0, 0, 7, 1, 0, 7)
+        + (3, False, True, 13),
     ]
     assert _copy_data(rows).decode().splitlines() == [
-        "1@k\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600.0\t\\N\t60\t4\t1\t240\t\\N",
-        "2@k\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600.0"
-        "\t1767603600.0\t1767603600.0\t0\t0\t1\t0\t7",
+        "1@k\tAcme\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600\t\\N\t60\t4\t0\t1"
+        "\t240\t\\N\t\\N\tt\tf\t12",
+        "2@k\tacme\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600"
+        "\t1767603600\t1767603600\t0\t0\t7\t1\t0\t7\t3\tf\tt\t13",
     ]
+
+
+def test_fractions_of_a_second_are_kept(leonardo):
+    line = sacct_line("1", start="2026-01-05T09:00:00.250", end="2026-01-05T11:00:00.250")
+    usage_import(cluster=leonardo, lines=sacct_text(line).split("\n"), source="command")
+    assert UsageRecord.objects.get().start.microsecond == 250_000
 
 
 # --- inputs that leave informative fields out --------------------------------------------------
@@ -587,3 +751,124 @@ def test_a_narrower_field_list_keeps_what_it_does_not_report(leonardo):
     usage_import(cluster=leonardo, lines=new_job.split("\n"), source="command")
     fresh = UsageRecord.objects.get(job_id="8")
     assert (fresh.energy_joules, fresh.job_name, fresh.partition_name) == (None, "", "")
+
+
+# --- GPUs: MIG slices, lines without a GPU field, more GPUs than the partition has ------------
+
+
+FIXTURES = Path(__file__).parent / "fixtures" / "accounting"
+
+
+def a100_partition(cluster, name: str, **fields) -> Partition:
+    values = {
+        "accelerator": "NVIDIA A100 40 GB",
+        "gpus_per_node": 8,
+        "nodes": 4,
+        "peak_tflops": Decimal("312.00"),
+        "power_watts": 400,
+        **fields,
+    }
+    return Partition.objects.create(cluster=cluster, name=name, **values)
+
+
+@pytest.fixture
+def mig_cluster(reference_data):
+    cluster = make_cluster()
+    a100_partition(cluster, "a100-mig")
+    a100_partition(cluster, "a100-mixed")
+    make_allocation(start=SINCE, cluster=cluster, account="mig_users")
+    return cluster
+
+
+def test_mig_slices_count_at_their_share_of_a_gpu(mig_cluster):
+    out, err = run_command(
+        "import_usage", "--cluster", "fox", "--timezone", "UTC", str(FIXTURES / "sacct-mig.txt")
+    )
+    counts = summary(out)
+    assert (counts["imported"], counts["rejected"]) == (5, 1)
+    # seven 1g slices for an hour are one A100-hour, not seven; 2 x 3g is 6/7; a whole A100
+    # beside a 2g slice is 1 + 2/7; a pending job uses nothing
+    stored = {r.job_id: (r.gpus, r.gpu_slices, r.gpu_seconds) for r in UsageRecord.objects.all()}
+    assert stored == {
+        "5000001": (0, 1, round(3600 / 7)),
+        "5000002": (0, 7, 3600),
+        "5000003": (0, 2, round(3600 * 6 / 7)),
+        "5000004": (1, 1, round(3600 * 9 / 7)),
+        "5000005": (0, 2, 0),
+    }
+    # a compute instance inside a 3g instance is no profile of the A100 table: named, not guessed
+    assert err.startswith("line 7: rejected: Job 5000006 on partition a100-mig:")
+    assert "'1c.3g.40gb'" in err
+
+
+def test_a_partition_declares_its_own_slice_profiles(mig_cluster):
+    a30 = a100_partition(
+        mig_cluster,
+        "a30",
+        accelerator="NVIDIA A30 24 GB",
+        gpu_slice_profiles={"1g": 0.25, "2g": 0.5, "4g": 1},
+    )
+    text = sacct_text(
+        sacct_line("1", account="mig_users", partition=a30.name, tres="gres/gpu:2g.12gb=2"),
+        sacct_line("2", account="mig_users", partition=a30.name, tres="gres/gpu:3g.40gb=1"),
+    )
+    result = usage_import(cluster=mig_cluster, lines=text.split("\n"), source="command")
+    assert (result.imported, result.rejected) == (1, 1)
+    assert UsageRecord.objects.get(job_id="1").gpu_seconds == 7200  # two halves, two hours
+    assert "'3g.40gb'" in result.rejected_lines[0]["reason"]
+    assert "(1g, 2g, 4g)" in result.rejected_lines[0]["reason"]
+
+
+def test_a_partition_without_slices_rejects_a_slice_by_its_name(tmp_path, reference_data):
+    make_allocation(start=SINCE, cluster="lumi", account="acme_llm")
+    line = sacct_line("1", partition="standard-g", tres="gres/gpu=1,gres/gpu:1g.10gb=1")
+    _, err = import_text(tmp_path, sacct_text(line), cluster="lumi")
+    assert "'1g.10gb'" in err and "declared for the partition (none)" in err
+    assert not UsageRecord.objects.exists()
+
+
+def test_compute_and_energy_of_slices_follow_their_share(mig_cluster):
+    text = sacct_text(
+        sacct_line("1", account="mig_users", partition="a100-mig", tres="gres/gpu:1g.10gb=7")
+    )
+    usage_import(cluster=mig_cluster, lines=text.split("\n"), source="command")
+    report = json.loads(
+        run_command("usage_report", "--account", "mig_users", "--cluster", "fox")[0]
+    )
+    # two hours on seven 1g slices: two A100-hours at 312 TFLOP/s and 400 W
+    assert report["gpu_hours"] == pytest.approx(2.0)
+    assert report["flop_upper_bound"] == pytest.approx(2 * 3600 * 312e12)
+    assert report["energy_kwh"] == pytest.approx(0.8)
+
+
+def test_a_gpu_partition_line_without_any_gpu_field_is_counted_in_the_summary(tmp_path, leonardo):
+    text = "\n".join(
+        [
+            "JobIDRaw|Account|Partition|State|Submit|Start|End|ElapsedRaw|AllocGRES",
+            "1|acme_llm|boost_usr_prod|COMPLETED|2026-01-05T08:00:00|2026-01-05T09:00:00|"
+            "2026-01-05T10:00:00|3600|",
+            "2|acme_llm|boost_usr_prod|COMPLETED|2026-01-05T08:00:00|2026-01-05T09:00:00|"
+            "2026-01-05T10:00:00|3600|gpu:4",
+            # a partition this site does not run: a CPU partition's lines name no GPUs
+            "3|acme_llm|cpu_only|COMPLETED|2026-01-05T08:00:00|2026-01-05T09:00:00|"
+            "2026-01-05T10:00:00|3600|",
+        ]
+    )
+    out, _ = import_text(tmp_path, text + "\n")
+    assert out.strip().endswith(
+        "imported=3 updated=0 unchanged=0 steps_skipped=0 unmatched=0 rejected=0 "
+        "outside_window=0 no_gpu_field=1"
+    )
+    assert UsageImport.objects.get().no_gpu_field == 1
+    assert UsageRecord.objects.get(job_id="1").gpus == 0
+
+
+def test_more_gpus_than_the_partition_has_is_rejected(tmp_path, reference_data):
+    make_allocation(start=SINCE, cluster=make_cluster(), account="ec313")  # accel: 10 x 4 GPUs
+    text = sacct_text(
+        sacct_line("1", account="ec313", partition="accel", tres="gres/gpu=40"),
+        sacct_line("2", account="ec313", partition="accel", tres="gres/gpu=64"),
+    )
+    out, err = import_text(tmp_path, text, cluster="fox")
+    assert (summary(out)["imported"], summary(out)["rejected"]) == (1, 1)
+    assert "line 3: rejected: Job 2 has 64 GPUs, more than partition accel has (40)." in err

@@ -10,7 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from allocations.models import Allocation
 from systems.models import Cluster
 from tests.factories import days, make_allocation, make_cluster, make_organisation
-from tests.usage.sacct import FOX_FIELDS, import_text, run_command, sacct_line, sacct_text, sample
+from tests.usage.sacct import (
+    FOX_FIELDS,
+    SINCE,
+    import_text,
+    run_command,
+    sacct_line,
+    sacct_text,
+    sample,
+)
 from usage.models import UsageRecord
 from usage.selectors import (
     allocation_usage,
@@ -32,8 +40,8 @@ def report(account: str, cluster: str) -> dict:
 
 def test_report_gpu_hours_equal_a_hand_count_of_the_fox_sample(reference_data):
     cluster = make_cluster()
-    make_allocation(cluster=cluster, account="ec313", gpu_hours=10)
-    make_allocation(cluster=cluster, account="ec35", gpu_hours=10)
+    make_allocation(start=SINCE, cluster=cluster, account="ec313", gpu_hours=10)
+    make_allocation(start=SINCE, cluster=cluster, account="ec35", gpu_hours=10)
     run_command(
         "import_usage",
         "--cluster",
@@ -56,7 +64,7 @@ def test_report_gpu_hours_equal_a_hand_count_of_the_fox_sample(reference_data):
 
 
 def test_report_has_the_contract_keys_and_figures(tmp_path, reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm", gpu_hours=100)
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm", gpu_hours=100)
     # two jobs of 4 GPUs x 2 h = 16 GPU-hours on an A100 partition (312 TFLOP/s, 400 W);
     # one carries a measured 20 MJ, the other is estimated at 8 GPU-h x 400 W = 3.2 kWh
     import_text(tmp_path, sacct_text(sacct_line("1", energy="20000000"), sacct_line("2")))
@@ -89,8 +97,8 @@ def test_report_has_the_contract_keys_and_figures(tmp_path, reference_data):
 
 
 def test_energy_source_measured_and_estimated(tmp_path, reference_data):
-    make_allocation(cluster="leonardo", account="measured")
-    make_allocation(cluster="leonardo", account="estimated")
+    make_allocation(start=SINCE, cluster="leonardo", account="measured")
+    make_allocation(start=SINCE, cluster="leonardo", account="estimated")
     import_text(tmp_path, sacct_text(sacct_line("1", account="measured", energy="1000")))
     import_text(tmp_path, sacct_text(sacct_line("2", account="estimated")))
     assert report("measured", "leonardo")["energy_source"] == "measured"
@@ -98,7 +106,7 @@ def test_energy_source_measured_and_estimated(tmp_path, reference_data):
 
 
 def test_reimport_changes_no_total(tmp_path, reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
     text = sacct_text(sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown", elapsed=5))
     import_text(tmp_path, text)
     before = report("acme_llm", "leonardo")
@@ -117,7 +125,7 @@ def test_report_attributes_usage_imported_before_the_allocation(tmp_path, refere
         partition=leonardo.partitions.get(),
         account="late",
         gpu_hours=1000,
-        start=days(-1),
+        start=SINCE,
         end=days(90),
         state=Allocation.State.ACTIVE,
     )
@@ -132,16 +140,16 @@ def test_unknown_account_or_cluster_is_an_error(reference_data):
 
 
 def test_an_allocation_without_usage_reports_zeros(reference_data):
-    make_allocation(cluster="leonardo", account="idle")
+    make_allocation(start=SINCE, cluster="leonardo", account="idle")
     data = report("idle", "leonardo")
     assert (data["gpu_hours"], data["jobs"], data["first_start"]) == (0, 0, None)
     assert data["energy_source"] == "estimated"
 
 
 def test_model_totals_span_allocations_on_different_clusters(tmp_path, reference_data):
-    make_allocation(cluster="leonardo", account="acme_a", model_name="acme-7b")
-    make_allocation(cluster="lumi", account="acme_b", model_name="acme-7b")
-    make_allocation(cluster="leonardo", account="other", model_name="other-1b")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_a", model_name="acme-7b")
+    make_allocation(start=SINCE, cluster="lumi", account="acme_b", model_name="acme-7b")
+    make_allocation(start=SINCE, cluster="leonardo", account="other", model_name="other-1b")
     import_text(tmp_path, sacct_text(sacct_line("1", account="acme_a")))
     import_text(
         tmp_path,
@@ -158,7 +166,7 @@ def test_model_totals_span_allocations_on_different_clusters(tmp_path, reference
 
 
 def test_selectors_run_a_fixed_number_of_queries(tmp_path, reference_data):
-    make_allocation(cluster="leonardo", account="acme_llm")
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
 
     def queries() -> int:
         allocations = Allocation.objects.all()
@@ -176,7 +184,7 @@ def test_selectors_run_a_fixed_number_of_queries(tmp_path, reference_data):
 
 
 def test_series_is_cumulative_per_day(tmp_path, reference_data):
-    allocation = make_allocation(cluster="leonardo", account="acme_llm")
+    allocation = make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
     import_text(
         tmp_path,
         sacct_text(

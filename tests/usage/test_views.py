@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import make_allocation, make_organisation
-from tests.usage.sacct import import_text, sacct_line, sacct_text
+from tests.usage.sacct import SINCE, import_text, sacct_line, sacct_text
 
 pytestmark = pytest.mark.django_db
 
@@ -13,6 +13,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def allocation(reference_data, applicant, tmp_path):
     allocation = make_allocation(
+        start=SINCE,
         cluster="leonardo",
         account="acme_llm",
         organisation=make_organisation(owner=applicant),
@@ -132,7 +133,10 @@ def test_job_table_shows_cluster_name_and_gpu_hours(client, applicant, reference
     from usage.models import UsageRecord
 
     allocation = make_allocation(
-        cluster="vega", account="acme_small", organisation=make_organisation(owner=applicant)
+        start=SINCE,
+        cluster="vega",
+        account="acme_small",
+        organisation=make_organisation(owner=applicant),
     )
     UsageRecord.objects.create(
         cluster=allocation.cluster,
@@ -158,6 +162,7 @@ def test_model_pages_show_only_the_own_organisations_allocations_of_a_shared_nam
 ):
     """Another company declaring the same model name sees, and shows, nothing of the other."""
     make_allocation(
+        start=SINCE,
         cluster="leonardo",
         account="rival_llm",
         organisation=make_organisation(owner=other_applicant, legal_name="Rival AI SL"),

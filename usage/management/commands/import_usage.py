@@ -1,9 +1,16 @@
+import signal
 import sys
+import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
 from systems.models import Cluster
-from usage.importer import INPUT_FORMATS, UsageImportError, usage_import
+from usage.importer import (
+    INPUT_FORMATS,
+    UsageImportError,
+    UsageImportInterrupted,
+    usage_import,
+)
 from usage.models import UsageImport
 
 
@@ -12,7 +19,9 @@ class Command(BaseCommand):
         "Import scheduler accounting (sacct --parsable2 output or PBS/TORQUE accounting logs) for "
         "one cluster. Re-importing the same or an overlapping file never counts a job twice. The "
         "last line of output is the summary: imported=N updated=N unchanged=N steps_skipped=N "
-        "unmatched=N rejected=N."
+        "unmatched=N rejected=N outside_window=N, then informational counts (no_gpu_field=N). "
+        "Stopped (SIGTERM, Ctrl-C) or killed, it keeps what it wrote; the run shows as "
+        "interrupted and importing the same file again completes it."
     )
 
     def add_arguments(self, parser):
@@ -75,6 +84,13 @@ class Command(BaseCommand):
             stderr.write(f"... {line_no:,} lines read")
 
         show_progress = options["progress"] or sys.stderr.isatty()
+
+        def stop(signum, frame):
+            raise UsageImportInterrupted(f"stopped by {signal.Signals(signum).name}")
+
+        # SIGTERM ends the import as Ctrl-C does: the run is marked interrupted on the way out.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, stop) if main else None
         try:
             with handle:
                 run = usage_import(
@@ -92,6 +108,14 @@ class Command(BaseCommand):
                 )
         except UsageImportError as exc:
             raise CommandError(f"{path}: {exc} Nothing was imported.") from exc
+        except KeyboardInterrupt as exc:  # SIGTERM (above) or Ctrl-C
+            raise CommandError(
+                f"{path}: interrupted ({exc or 'Ctrl-C'}). What was imported so far is kept; "
+                "import the same file again to complete it."
+            ) from exc
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
         self.stdout.write(run.summary)

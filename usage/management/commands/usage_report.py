@@ -3,6 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from allocations.models import Allocation
+from allocations.names import account_key
 from usage.selectors import allocation_usage
 from usage.services import usage_attribute
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         allocation = (
             Allocation.objects.select_related("cluster__site", "partition")
-            .filter(cluster__name=options["cluster"], account=options["account"])
+            .filter(cluster__name=options["cluster"], account_key=account_key(options["account"]))
             .first()
         )
         if allocation is None:
