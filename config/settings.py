@@ -13,6 +13,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from core.federation import login_policy_check, oidc_apps_from_env
+from core.proxies import trusted_proxies_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -66,7 +67,6 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.sites",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -182,6 +182,25 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_ADAPTER = "core.login_policy.AccountAdapter"
+# Failed passwords, on the site's log-in, the admin's and the API token endpoint alike: per client
+# address, and per account from one address (core.login_policy.AccountAdapter), so a guesser
+# never locks the account's owner out.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": env.str("LOGIN_FAILED_LIMITS", default="10/m/ip,5/5m/key"),
+}
+
+# The proxies in front of the app (README: a TLS-terminating proxy): a number of proxies, or their
+# addresses and networks. Every limit counts per client address read through them
+# (core.throttles.client_address); with none, per connecting address.
+TRUSTED_PROXIES = trusted_proxies_parse(env.str("TRUSTED_PROXIES", default=""))
+
+# Personal API tokens (core.models.ApiToken): valid this many days unless the owner picks fewer.
+API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured("API_TOKEN_DAYS must be between 1 and API_TOKEN_MAX_DAYS.")
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[hpcgate] "
 
 # Federated log-in through OpenID Connect providers (core/federation.py, README "Federated
@@ -283,7 +302,7 @@ USAGE_SPOOL_DIR = Path(env.str("USAGE_SPOOL_DIR", default=str(VAR_DIR / "spool")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -295,9 +314,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/minute",
         "user": "1200/minute",
-        # password guesses at the token endpoint: per address, and per account whatever the address
+        # calls of the token endpoint per client address; failed passwords count in the
+        # site's own limits (ACCOUNT_RATE_LIMITS above)
         "login_address": "30/minute",
-        "login_account": "10/minute",
     },
 }
 SPECTACULAR_SETTINGS = {

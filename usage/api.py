@@ -21,7 +21,6 @@ from rest_framework import permissions, serializers, status
 from rest_framework.authentication import (
     BaseAuthentication,
     SessionAuthentication,
-    TokenAuthentication,
     get_authorization_header,
 )
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, ValidationError
@@ -30,6 +29,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_auth import ApiTokenAuthentication
 from systems.models import Cluster
 from usage.importer import INPUT_FORMATS, UsageImportError, usage_import
 from usage.models import SiteToken, UsageImport
@@ -195,7 +195,11 @@ _QUERY_PARAMETERS = [
 class UsageImportCreateApi(APIView):
     """Import scheduler accounting for one cluster; answers with the import run's summary."""
 
-    authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
+    authentication_classes = [
+        ApiTokenAuthentication,
+        SiteTokenAuthentication,
+        SessionAuthentication,
+    ]
     permission_classes = [CanImportUsage]
     parser_classes = [PlainTextParser, MultiPartParser, FormParser]
     content_negotiation_class = AccountingFormatNegotiation

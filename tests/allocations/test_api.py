@@ -124,7 +124,7 @@ def test_invalid_export_requests_are_refused(api_client, operator, reference_dat
 
     response = api_client.post(EXPORTS, payload, format="json")
 
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in response.json()["errors"]
     assert not SchedulerExport.objects.exists()
 
 

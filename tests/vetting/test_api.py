@@ -144,7 +144,7 @@ def test_a_fake_pdf_is_refused_through_the_api(api_client, applicant, applicatio
     fake = SimpleUploadedFile("annex.pdf", b"GIF89a not a pdf", "application/pdf")
     response = api_client.patch(url(application), {"technical_annex": fake}, format="multipart")
     assert response.status_code == 400
-    assert "not a PDF" in response.json()["technical_annex"][0]
+    assert "not a PDF" in response.json()["errors"]["technical_annex"][0]
 
 
 def test_cannot_create_for_another_organisation(api_client, applicant, other_applicant, open_call):
