@@ -1,10 +1,13 @@
+import django_filters
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from core.parsers import JSONParser
+from vetting.models import Application
 from vetting.selectors import intake as selectors
 from vetting.serializers import (
     ApplicationCreateSerializer,
@@ -27,6 +30,19 @@ def _conflict(exc: services.TransitionError) -> Response:
     return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
 
 
+class ApplicationFilter(django_filters.FilterSet):
+    """Plain numbers: an id the caller cannot see gives an empty list, exactly as an id that
+    does not exist, so the filters reveal nothing."""
+
+    state = django_filters.ChoiceFilter(choices=Application.State.choices)
+    organisation = django_filters.NumberFilter(field_name="organisation_id")
+    call = django_filters.NumberFilter(field_name="call_id")
+
+    class Meta:
+        model = Application
+        fields = ["state", "organisation", "call"]
+
+
 @extend_schema_view(
     list=extend_schema(summary="Applications of my organisations"),
     retrieve=extend_schema(summary="One application, with its estimate and history"),
@@ -41,7 +57,7 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     serializer_class = ApplicationSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    filterset_fields = ["state", "organisation", "call"]
+    filterset_class = ApplicationFilter
 
     def get_queryset(self):
         return selectors.applications_visible_to(self.request.user).prefetch_related(

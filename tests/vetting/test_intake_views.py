@@ -276,3 +276,18 @@ def test_page_queries_do_not_grow_with_resources(
     client_for(client, applicant)
     with django_assert_max_num_queries(40):
         client.get(reverse("vetting:edit", args=[application.pk]))
+
+
+def test_members_who_are_not_owners_cannot_withdraw_from_the_page(
+    client, applicant, application, outsider
+):
+    from organisations.models import Membership
+
+    Membership.objects.create(
+        organisation=application.organisation, user=outsider, role=Membership.Role.MEMBER
+    )
+    client_for(client, outsider)
+    response = client.post(reverse("vetting:withdraw", args=[application.pk]), {"reason": "x"})
+    assert response.status_code == 403
+    application.refresh_from_db()
+    assert application.state == "draft"
