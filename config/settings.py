@@ -331,7 +331,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/minute",
@@ -356,6 +356,12 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportFormatEnum": "allocations.models.SchedulerExport.Format",
         "AccountingFormatEnum": "usage.api.INPUT_FORMATS",
+        "ApplicationStateEnum": "vetting.models.Application.State",
+        "AssignmentStateEnum": "vetting.models.ReviewAssignment.State",
+        "AllocationStateEnum": "allocations.models.Allocation.State",
+        "ChangeRequestStateEnum": "allocations.models.ChangeRequest.State",
+        "ChangeRequestKindEnum": "allocations.models.ChangeRequest.Kind",
+        "AccessModeKindEnum": "systems.models.AccessMode.Kind",
     },
 }
 

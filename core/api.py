@@ -14,23 +14,13 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import selectors, services
 from core.models import ApiToken
+from core.serializers import ErrorSerializer
 from core.throttles import LoginAddressThrottle, PasswordGuessesLimited, password_authenticate
 
 logger = logging.getLogger(__name__)
 
 DATABASE_DOWN = "The database does not answer; nothing was changed. Try again in a moment."
 RETRY_AFTER_LOCKED = 300
-
-
-class ErrorSerializer(serializers.Serializer):
-    """The one shape of every error the API answers."""
-
-    detail = serializers.CharField(help_text="What went wrong, for a person to read.")
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per input field (`a.b.0.c` for nested input; `__all__` for the "
-        "input as a whole). Empty unless the input was refused.",
-    )
 
 
 def _flatten(data, prefix: str = "") -> dict[str, list[str]]:

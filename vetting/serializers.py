@@ -193,10 +193,3 @@ class ApplicationCreateSerializer(ApplicationDraftSerializer):
 
 class WithdrawSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True, required=False, default="", max_length=2000)
-
-
-class ErrorsSerializer(serializers.Serializer):
-    """Field name (as in the form; nested as `ethics.<key>.answer`, `resources.<id>`) to
-    messages; `__all__` concerns the whole application."""
-
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))

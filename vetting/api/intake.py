@@ -6,6 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from core.api import ErrorSerializer, error_response
 from core.parsers import JSONParser
 from vetting.models import Application
 from vetting.selectors import intake as selectors
@@ -13,21 +14,24 @@ from vetting.serializers import (
     ApplicationCreateSerializer,
     ApplicationDraftSerializer,
     ApplicationSerializer,
-    ErrorsSerializer,
     WithdrawSerializer,
 )
 from vetting.services import intake as services
 
-INVALID = OpenApiResponse(ErrorsSerializer, description="What still has to be fixed, per field.")
-CONFLICT = OpenApiResponse(description="The application's state does not allow this.")
+INVALID = OpenApiResponse(ErrorSerializer, description="What still has to be fixed, per field.")
+CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The application's state does not allow this."
+)
 
 
 def _invalid(exc: services.ApplicationInvalid) -> Response:
-    return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+    return error_response(
+        "The application is not complete yet; see the messages per field.", 400, exc.errors
+    )
 
 
 def _conflict(exc: services.TransitionError) -> Response:
-    return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return error_response(str(exc), status.HTTP_409_CONFLICT)
 
 
 class ApplicationFilter(django_filters.FilterSet):
