@@ -3,7 +3,7 @@ and scheduler exports (operators)."""
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from allocations import services
 from allocations.exports import ExportError, export_create
 from allocations.models import Allocation, AllocationUser, ChangeRequest, SchedulerExport
+from allocations.names import USER_NAME_RULE
 from allocations.selectors import (
     allocation_managed_by,
     allocations_for_member,
@@ -20,7 +21,8 @@ from allocations.selectors import (
     change_requests_visible_to,
 )
 from allocations.services import TransitionError
-from core.api import CONFLICT, INVALID, Conflict
+from core.api import CONFLICT, INVALID, Conflict, FormatParameterNegotiation
+from core.filters import ID_MAX, IdFilter
 from systems.models import Cluster
 
 
@@ -94,13 +96,35 @@ class ExportPermission(permissions.BasePermission):
 
 class ExportInput(serializers.Serializer):
     format = serializers.ChoiceField(choices=SchedulerExport.Format.choices)
-    cluster = serializers.SlugRelatedField(
-        slug_field="name",
-        queryset=Cluster.objects.all(),
+    cluster = serializers.CharField(
+        max_length=63,
         required=False,
         allow_null=True,
         help_text="Cluster name; required for slurm and commands.",
     )
+
+
+class SchedulerExportInput(serializers.Serializer):
+    """slurm and commands: the scheduler state of one cluster."""
+
+    format = serializers.ChoiceField(choices=[f.value for f in SchedulerExport.Format][:2])
+    cluster = serializers.CharField(max_length=63, help_text="Cluster name.")
+
+
+class FileExportInput(serializers.Serializer):
+    """json and csv: every allocation, or one cluster's."""
+
+    format = serializers.ChoiceField(choices=[f.value for f in SchedulerExport.Format][2:])
+    cluster = serializers.CharField(
+        max_length=63, required=False, allow_null=True, help_text="Cluster name (optional)."
+    )
+
+
+EXPORT_INPUT = PolymorphicProxySerializer(
+    component_name="ExportInput",
+    serializers=[SchedulerExportInput, FileExportInput],
+    resource_type_field_name=None,
+)
 
 
 class ExportSummaryOutput(serializers.ModelSerializer):
@@ -120,6 +144,7 @@ class ExportOutput(ExportSummaryOutput):
 @extend_schema(tags=["exports"])
 class ExportListCreateView(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated, ExportPermission]
+    content_negotiation_class = FormatParameterNegotiation
     serializer_class = ExportSummaryOutput
     filterset_fields = ["format"]
     queryset = SchedulerExport.objects.select_related("cluster", "created_by").order_by(
@@ -132,17 +157,20 @@ class ExportListCreateView(generics.ListAPIView):
 
     @extend_schema(
         summary="Produce an export; slurm and commands move the baseline of the next commands",
-        request=ExportInput,
+        request=EXPORT_INPUT,
         responses={201: ExportOutput},
     )
     def post(self, request):
         data = ExportInput(data=request.data)
         data.is_valid(raise_exception=True)
+        cluster = None
+        if data.validated_data.get("cluster") is not None:
+            cluster = Cluster.objects.filter(name=data.validated_data["cluster"]).first()
+            if cluster is None:
+                raise NotFound("No such cluster.")
         try:
             export = export_create(
-                fmt=data.validated_data["format"],
-                cluster=data.validated_data.get("cluster"),
-                actor=request.user,
+                fmt=data.validated_data["format"], cluster=cluster, actor=request.user
             )
         except ExportError as error:
             raise serializers.ValidationError({"cluster": [str(error)]}) from error
@@ -170,8 +198,12 @@ class ClusterUserOutput(serializers.ModelSerializer):
 
 
 class ClusterUserInput(serializers.Serializer):
-    username = serializers.CharField(
-        max_length=32, help_text="The login name on the supercomputer, e.g. jdoe."
+    # the scheduler's rule (allocations.names), written so that the schema can carry it
+    username = serializers.RegexField(
+        r"^[a-z_][a-z0-9_.-]{0,31}$",
+        max_length=32,
+        trim_whitespace=False,
+        help_text=f"The login name on the supercomputer, e.g. jdoe: {USER_NAME_RULE}.",
     )
 
 
@@ -212,11 +244,12 @@ class ClusterUserListView(APIView):
         allocation = _allocation_for_owner(request, pk)
         data = ClusterUserInput(data=request.data)
         data.is_valid(raise_exception=True)
+        username = data.validated_data["username"]
+        if allocation.users.filter(username=username).exists():
+            raise Conflict(f"'{username}' is already a user of {allocation.account}.")
         try:
             user = services.allocation_user_add(
-                allocation=allocation,
-                username=data.validated_data["username"].strip(),
-                actor=request.user,
+                allocation=allocation, username=username, actor=request.user
             )
         except TransitionError as error:
             raise _conflict(error) from error
@@ -275,28 +308,34 @@ class ChangeRequestOutput(serializers.ModelSerializer):
         ]
 
 
-class ChangeRequestInput(serializers.Serializer):
-    allocation = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=ChangeRequest.Kind.choices)
-    extra_gpu_hours = serializers.IntegerField(
-        min_value=1, max_value=10**12, required=False, allow_null=True, help_text="For a top-up."
-    )
-    new_end = serializers.DateField(required=False, allow_null=True, help_text="For an extension.")
-    justification = serializers.CharField(max_length=5000)
-
-
-class ChangeDecisionInput(serializers.Serializer):
-    reason = serializers.CharField(
+class _ChangeInput(serializers.Serializer):
+    allocation = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+    justification = serializers.CharField(
         max_length=5000,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="Required to deny; the applicant reads it.",
+        help_text="Why the change is needed: progress so far, what the extra time or hours buy.",
     )
+
+
+class ExtensionInput(_ChangeInput):
+    new_end = serializers.DateField(help_text="After the allocation's current end.")
+
+
+class TopUpInput(_ChangeInput):
+    extra_gpu_hours = serializers.IntegerField(min_value=1, max_value=10**12)
+
+
+class ApproveInput(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=5000, required=False, allow_blank=True, default="", help_text="For the record."
+    )
+
+
+class DenyInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=5000, help_text="The applicant reads it.")
 
 
 class ChangeRequestFilter(django_filters.FilterSet):
-    allocation = django_filters.NumberFilter(field_name="allocation_id")
+    allocation = IdFilter(field_name="allocation_id")
     state = django_filters.ChoiceFilter(choices=ChangeRequest.State.choices)
     kind = django_filters.ChoiceFilter(choices=ChangeRequest.Kind.choices)
 
@@ -319,43 +358,54 @@ class ChangeRequestViewSet(
     def get_queryset(self):
         return change_requests_visible_to(self.request.user).order_by("-requested_at", "-id")
 
-    @extend_schema(
-        summary="Ask for an extension or a top-up (owners of the organisation)",
-        request=ChangeRequestInput,
-        responses={201: ChangeRequestOutput, 400: INVALID, 409: CONFLICT},
-    )
-    def create(self, request):
-        data = ChangeRequestInput(data=request.data)
+    def _submit(self, request, serializer_class, kind: str) -> Response:
+        data = serializer_class(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        allocation = allocations_for_member(request.user).filter(pk=values["allocation"]).first()
-        if allocation is None or not allocation_managed_by(request.user, allocation):
-            raise serializers.ValidationError(
-                {"allocation": ["Not an allocation of an organisation you own."]}
-            )
+        allocation = _allocation_for_owner(request, values["allocation"])
         try:
             change = services.change_request_submit(
                 allocation=allocation,
-                kind=values["kind"],
+                kind=kind,
                 justification=values["justification"],
                 requested_by=request.user,
                 extra_gpu_hours=values.get("extra_gpu_hours") or 0,
                 new_end=values.get("new_end"),
             )
-        except TransitionError as error:
-            raise _conflict(error) from error
+        except (TransitionError, DjangoValidationError) as error:
+            # e.g. an end date not after the current one, or an allocation that has ended
+            message = error.messages[0] if hasattr(error, "messages") else str(error)
+            raise Conflict(message) from error
         return Response(
             ChangeRequestOutput(self.get_queryset().get(pk=change.pk)).data,
             status=status.HTTP_201_CREATED,
         )
 
-    def _decide(self, request, service) -> Response:
+    @extend_schema(
+        summary="Ask for a later end date (owners of the organisation)",
+        request=ExtensionInput,
+        responses={201: ChangeRequestOutput, 400: INVALID, 409: CONFLICT},
+    )
+    @action(detail=False, methods=["post"])
+    def extensions(self, request):
+        return self._submit(request, ExtensionInput, ChangeRequest.Kind.EXTENSION)
+
+    @extend_schema(
+        summary="Ask for more GPU-hours (owners of the organisation)",
+        request=TopUpInput,
+        responses={201: ChangeRequestOutput, 400: INVALID, 409: CONFLICT},
+    )
+    @action(detail=False, methods=["post"], url_path="top-ups")
+    def top_ups(self, request):
+        return self._submit(request, TopUpInput, ChangeRequest.Kind.TOP_UP)
+
+    def _decide(self, request, service, serializer_class) -> Response:
         if not (
             request.user.is_staff and request.user.has_perm("allocations.change_changerequest")
         ):
             raise PermissionDenied("Only call managers decide change requests.")
         change = self.get_object()
-        data = ChangeDecisionInput(data=request.data)
+        data = serializer_class(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             service(change_request=change, actor=request.user, reason=data.validated_data["reason"])
@@ -365,18 +415,18 @@ class ChangeRequestViewSet(
 
     @extend_schema(
         summary="Approve: the extension or top-up is applied (call managers)",
-        request=ChangeDecisionInput,
+        request=ApproveInput,
         responses={200: ChangeRequestOutput, 400: INVALID, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        return self._decide(request, services.change_request_approve)
+        return self._decide(request, services.change_request_approve, ApproveInput)
 
     @extend_schema(
         summary="Deny, with a reason for the applicant (call managers)",
-        request=ChangeDecisionInput,
+        request=DenyInput,
         responses={200: ChangeRequestOutput, 400: INVALID, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def deny(self, request, pk=None):
-        return self._decide(request, services.change_request_deny)
+        return self._decide(request, services.change_request_deny, DenyInput)

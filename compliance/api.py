@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from compliance.models import Alert, LargeRunEntry, Scope
 from compliance.monitoring import alert_acknowledge
 from core.api import CONFLICT, INVALID, Conflict
+from core.filters import BooleanFilter
 from core.permissions import StaffModelPermission
 
 
@@ -49,7 +50,7 @@ class AcknowledgeInput(serializers.Serializer):
 class AlertFilter(django_filters.FilterSet):
     level = django_filters.CharFilter()
     scope = django_filters.ChoiceFilter(choices=Scope.choices)
-    acknowledged = django_filters.BooleanFilter(
+    acknowledged = BooleanFilter(
         field_name="acknowledged_at", lookup_expr="isnull", exclude=True,
         help_text="true: only acknowledged alerts; false: only those nobody acknowledged yet.",
     )  # fmt: skip
@@ -128,9 +129,7 @@ class RegisterEntryOutput(serializers.ModelSerializer):
 class RegisterFilter(django_filters.FilterSet):
     scope = django_filters.ChoiceFilter(choices=Scope.choices)
     category = django_filters.ChoiceFilter(choices=LargeRunEntry.Category.choices)
-    notified = django_filters.BooleanFilter(
-        field_name="notified_on", lookup_expr="isnull", exclude=True
-    )
+    notified = BooleanFilter(field_name="notified_on", lookup_expr="isnull", exclude=True)
 
     class Meta:
         model = LargeRunEntry

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -90,6 +91,17 @@ INVALID = OpenApiResponse(ErrorSerializer, description="The input was refused; s
 CONFLICT = OpenApiResponse(ErrorSerializer, description="The current state does not allow this.")
 
 
+class _NoFormatOverride:
+    URL_FORMAT_OVERRIDE = None
+
+
+class FormatParameterNegotiation(DefaultContentNegotiation):
+    """For operations whose `format` query parameter is their own (a filter), not DRF's choice
+    of renderer: without this, `?format=csv` answers 404."""
+
+    settings = _NoFormatOverride()
+
+
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "The current state does not allow this."
@@ -111,12 +123,11 @@ class TokenInput(serializers.Serializer):
     )
     days = serializers.IntegerField(
         min_value=1,
-        max_value=3650,
+        max_value=settings.API_TOKEN_MAX_DAYS,
         required=False,
         allow_null=True,
         default=None,
-        help_text="How long the token is valid (the site's default when left out; the site "
-        "caps it).",
+        help_text="How long the token is valid (the site's default when left out).",
     )
 
 
@@ -141,7 +152,7 @@ class TokenCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=100, help_text="What uses the token.")
     days = serializers.IntegerField(
         min_value=1,
-        max_value=3650,
+        max_value=settings.API_TOKEN_MAX_DAYS,
         required=False,
         allow_null=True,
         default=None,
@@ -149,25 +160,28 @@ class TokenCreateInput(serializers.Serializer):
     )
 
 
-def _new_token_response(token: ApiToken, key: str) -> Response:
-    token.token = key
-    return Response(NewTokenOutput(token).data, status=status.HTTP_201_CREATED)
-
-
-def _token_create(user, name: str, days) -> Response:
+def _token_create(user, name: str, days, *, code=status.HTTP_201_CREATED) -> Response:
     token, key = services.token_create(user=user, name=name, days=days)
-    return _new_token_response(token, key)
+    token.token = key
+    return Response(NewTokenOutput(token).data, status=code)
 
 
 @extend_schema(
     tags=["auth"],
     summary="Exchange a user name and password for a new API token",
     request=TokenInput,
-    responses={201: NewTokenOutput, 400: INVALID, 429: ERROR},
+    responses={
+        200: NewTokenOutput,
+        400: INVALID,
+        401: OpenApiResponse(ErrorSerializer, description="Wrong user name or password."),
+        403: OpenApiResponse(ErrorSerializer, description="The e-mail address is not verified."),
+        429: ERROR,
+    },
 )
 class TokenView(APIView):
     """As the site's log-in, counting failed passwords in the same limits: an applicant whose
-    e-mail address is not verified gets no token. Every call makes a new token."""
+    e-mail address is not verified gets no token. Every call makes a new token (200, as this
+    endpoint always answered)."""
 
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
@@ -184,19 +198,17 @@ class TokenView(APIView):
         except PasswordGuessesLimited:
             raise TooManyGuesses(wait=RETRY_AFTER_LOCKED) from None
         if user is None or not user.is_active:
-            raise exceptions.ValidationError(
-                {"__all__": ["Unable to log in with the user name and password given."]}
+            return error_response(
+                "Unable to log in with the user name and password given.",
+                status.HTTP_401_UNAUTHORIZED,
+                WWW_Authenticate='Token realm="api"',
             )
         if not (user.is_staff or _email_verified(user)):
-            raise exceptions.ValidationError(
-                {
-                    "__all__": [
-                        "Verify your e-mail address first: log in on the site to get a new "
-                        "verification link."
-                    ]
-                }
+            raise exceptions.PermissionDenied(
+                "Verify your e-mail address first: log in on the site to get a new "
+                "verification link."
             )
-        return _token_create(user, values["name"], values["days"])
+        return _token_create(user, values["name"], values["days"], code=status.HTTP_200_OK)
 
 
 def _email_verified(user) -> bool:

@@ -1,6 +1,7 @@
 """Middleware of the site as a whole."""
 
-from urllib.parse import unquote_to_bytes, urlsplit
+from collections import Counter
+from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -8,6 +9,8 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 
 API_PREFIX = "/api/"
+# the REST API proper; the schema and docs pages under /api/ take their own query parameters
+API_OPERATIONS_PREFIX = "/api/v1/"
 
 
 class HealthCheckMiddleware:
@@ -68,6 +71,21 @@ class RequestLimitsMiddleware:
         query = request.META.get("QUERY_STRING", "")
         if "%00" in query or "\x00" in query or b"\x00" in unquote_to_bytes(query):
             return 400, "The query contains a NUL character."
+        if request.path_info.startswith(API_OPERATIONS_PREFIX) and query:
+            return self._api_query_problem(query)
+        return None
+
+    @staticmethod
+    def _api_query_problem(query: str) -> tuple[int, str] | None:
+        """The API's query parameters each take one value, and an empty one is no value: both
+        are refused rather than silently ignored (the schema says so too)."""
+        pairs = parse_qsl(query, keep_blank_values=True)
+        for name, count in Counter(name for name, _ in pairs).items():
+            if count > 1:
+                return 400, f"The query parameter '{name}' is given {count} times."
+        for name, value in pairs:
+            if value == "":
+                return 400, f"The query parameter '{name}' is empty."
         return None
 
 

@@ -141,18 +141,10 @@ class AnnexXIOutput(serializers.Serializer):
 
 
 class DateRange(serializers.Serializer):
-    # "from" is a Python keyword: the field is renamed below.
+    # "from" is a Python keyword: the field is renamed below. A range that ends before it
+    # starts is empty, not an error.
     start = serializers.DateField(required=False, help_text="First day (UTC), inclusive.")
     to = serializers.DateField(required=False, help_text="Last day (UTC), inclusive.")
-
-    def validate(self, data):
-        if data.get("start") and data.get("to") and data["to"] < data["start"]:
-            raise serializers.ValidationError({"to": ["'to' is before 'from'."]})
-        return data
-
-
-class ModelName(serializers.Serializer):
-    name = serializers.CharField(max_length=120, help_text="The declared model's name.")
 
 
 DATE_PARAMETERS = [
@@ -213,11 +205,14 @@ class _AllocationScope:
 
 class _ModelScope:
     def scope(self, request) -> Scope:
-        data = ModelName(data={"name": request.query_params.get("name", "")})
-        data.is_valid(raise_exception=True)
-        name = data.validated_data["name"]
-        allocations = list(
-            self._visible(request).filter(model_key=model_key(name)).order_by("id").distinct()
+        name = request.query_params.get("name")
+        if name is None:
+            raise serializers.ValidationError({"name": ["Name the declared model."]})
+        key = model_key(name)
+        allocations = (
+            list(self._visible(request).filter(model_key=key).order_by("id").distinct())
+            if key
+            else []
         )
         if not allocations:
             raise NotFound("No such model.")

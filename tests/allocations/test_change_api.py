@@ -54,11 +54,10 @@ def test_owner_asks_for_an_extension_and_the_call_manager_decides(
 ):
     new_end = (allocation.end + timedelta(days=30)).isoformat()
     made = as_(api_client, applicant).post(
-        "/api/v1/change-requests/",
-        {"allocation": allocation.pk, "kind": "extension", "new_end": new_end,
-         "justification": "Training took longer."},
+        "/api/v1/change-requests/extensions/",
+        {"allocation": allocation.pk, "new_end": new_end, "justification": "Training took longer."},
         format="json",
-    )  # fmt: skip
+    )
     assert made.status_code == 201, made.json()
     change_id = made.json()["id"]
     assert api_client.post(f"/api/v1/change-requests/{change_id}/approve/").status_code == 403
@@ -94,10 +93,17 @@ def test_strangers_cannot_ask_for_changes_of_others_allocations(
     api_client, allocation, other_applicant
 ):
     response = as_(api_client, other_applicant).post(
-        "/api/v1/change-requests/",
-        {"allocation": allocation.pk, "kind": "top_up", "extra_gpu_hours": 5,
-         "justification": "x"},
+        "/api/v1/change-requests/top-ups/",
+        {"allocation": allocation.pk, "extra_gpu_hours": 5, "justification": "x"},
         format="json",
-    )  # fmt: skip
-    assert response.status_code == 400
-    assert "allocation" in response.json()["errors"]
+    )
+    assert response.status_code == 404
+
+
+def test_an_extension_must_end_later_than_the_allocation(api_client, allocation, applicant):
+    response = as_(api_client, applicant).post(
+        "/api/v1/change-requests/extensions/",
+        {"allocation": allocation.pk, "new_end": allocation.end.isoformat(), "justification": "x"},
+        format="json",
+    )
+    assert response.status_code == 409

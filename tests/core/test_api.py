@@ -42,9 +42,10 @@ def test_token_is_issued_for_valid_credentials_only(api_client, applicant):
     from tests.factories import PASSWORD
 
     bad = api_client.post("/api/v1/auth/token/", {"username": "founder", "password": "nope"})
-    assert bad.status_code == 400
+    assert bad.status_code == 401
+    assert bad["WWW-Authenticate"].startswith("Token")
     good = api_client.post("/api/v1/auth/token/", {"username": "founder", "password": PASSWORD})
-    assert good.status_code == 201
+    assert good.status_code == 200
     token = good.json()["token"]
     api_client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     assert api_client.get("/api/v1/calls/").status_code == 200
@@ -58,8 +59,8 @@ def test_no_token_before_the_email_address_is_verified(api_client, applicant):
 
     EmailAddress.objects.filter(user=applicant).update(verified=False)
     response = api_client.post("/api/v1/auth/token/", {"username": "founder", "password": PASSWORD})
-    assert response.status_code == 400
-    assert "Verify your e-mail address" in response.json()["errors"]["__all__"][0]
+    assert response.status_code == 403
+    assert "Verify your e-mail address" in response.json()["detail"]
 
 
 @pytest.mark.django_db

@@ -115,12 +115,12 @@ def test_token_endpoint_locks_guesses_per_account_and_address(api_client, settin
         )
 
     for attempt in range(5):
-        assert post(f"guess-{attempt}", "198.51.100.66").status_code == 400
+        assert post(f"guess-{attempt}", "198.51.100.66").status_code == 401
     blocked = post(PASSWORD, "198.51.100.66")
     assert blocked.status_code == 429
     assert blocked.json()["detail"]
     assert int(blocked["Retry-After"]) > 0
-    assert post(PASSWORD, "192.0.2.10").status_code == 201
+    assert post(PASSWORD, "192.0.2.10").status_code == 200
 
 
 @pytest.mark.django_db
@@ -139,4 +139,4 @@ def test_token_endpoint_calls_are_limited_per_client_not_per_proxy(api_client, s
         REMOTE_ADDR="10.0.0.2",
         HTTP_X_FORWARDED_FOR="192.0.2.200",
     )
-    assert response.status_code == 400
+    assert response.status_code == 401

@@ -38,7 +38,7 @@ def test_reviewer_reads_the_application_only_after_stating_no_conflict(
     assert detail["state"] == "pending"
     assert detail["application_details"] is None
     assert "SECRET" not in str(detail)
-    response = client.post(f"{ASSIGNMENTS}{assignment.pk}/conflict/", {"conflict": False})
+    response = client.post(f"{ASSIGNMENTS}{assignment.pk}/no-conflict/")
     assert response.status_code == 200
     assert response.json()["application_details"]["abstract"] == "A SECRET abstract."
     keys = [c["key"] for c in response.json()["rubric"]["criteria"]]
@@ -60,11 +60,10 @@ def test_reviewer_sees_only_their_own_assignments(api_client, assignment, other_
 
 def test_declaring_a_conflict_releases_the_assignment(api_client, assignment, reviewer):
     client = as_(api_client, reviewer)
-    refused = client.post(f"{ASSIGNMENTS}{assignment.pk}/conflict/", {"conflict": True})
+    refused = client.post(f"{ASSIGNMENTS}{assignment.pk}/conflict/", {"explanation": " "})
     assert refused.status_code == 400
     response = client.post(
-        f"{ASSIGNMENTS}{assignment.pk}/conflict/",
-        {"conflict": True, "explanation": "I advise them."},
+        f"{ASSIGNMENTS}{assignment.pk}/conflict/", {"explanation": "I advise them."}
     )
     assert response.status_code == 204
     assignment.refresh_from_db()
@@ -76,7 +75,7 @@ def test_reviewer_saves_then_submits_and_only_then_sees_other_reviews(
 ):
     make_review(application=application, manager=call_manager)
     client = as_(api_client, reviewer)
-    client.post(f"{ASSIGNMENTS}{assignment.pk}/conflict/", {"conflict": False}, format="json")
+    client.post(f"{ASSIGNMENTS}{assignment.pk}/no-conflict/")
     assert client.get(f"{ASSIGNMENTS}{assignment.pk}/").json()["other_reviews"] is None
     draft = client.put(
         f"{ASSIGNMENTS}{assignment.pk}/review/",
@@ -87,7 +86,7 @@ def test_reviewer_saves_then_submits_and_only_then_sees_other_reviews(
     incomplete = client.post(
         f"{ASSIGNMENTS}{assignment.pk}/review/submit/", {"scores": {"technical": 3}}, format="json"
     )
-    assert incomplete.status_code == 400
+    assert incomplete.status_code == 409  # the call's rubric asks for every score
     submitted = client.post(
         f"{ASSIGNMENTS}{assignment.pk}/review/submit/",
         {"scores": GOOD_SCORES, "recommendation": "approve"},
@@ -169,6 +168,7 @@ def test_errors_have_one_shape(api_client, reviewer):
     for response in (
         client.get(f"{ASSIGNMENTS}999999/"),
         client.post(ASSIGNMENTS, {"application": "x"}),
+        client.post(f"{ASSIGNMENTS}999999/no-conflict/"),
         client.get("/api/v1/decisions/"),
     ):
         assert set(response.json()) == {"detail", "errors"}, response.json()

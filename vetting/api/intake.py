@@ -7,11 +7,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from core.api import ErrorSerializer, error_response
+from core.filters import IdFilter
 from core.parsers import JSONParser
 from vetting.models import Application
 from vetting.selectors import intake as selectors
 from vetting.serializers import (
+    ApplicationCreateJsonSerializer,
     ApplicationCreateSerializer,
+    ApplicationDraftJsonSerializer,
     ApplicationDraftSerializer,
     ApplicationSerializer,
     WithdrawSerializer,
@@ -39,8 +42,8 @@ class ApplicationFilter(django_filters.FilterSet):
     does not exist, so the filters reveal nothing."""
 
     state = django_filters.ChoiceFilter(choices=Application.State.choices)
-    organisation = django_filters.NumberFilter(field_name="organisation_id")
-    call = django_filters.NumberFilter(field_name="call_id")
+    organisation = IdFilter(field_name="organisation_id")
+    call = IdFilter(field_name="call_id")
 
     class Meta:
         model = Application
@@ -78,7 +81,10 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         summary="Start a draft",
-        request=ApplicationCreateSerializer,
+        request={
+            "application/json": ApplicationCreateJsonSerializer,
+            "multipart/form-data": ApplicationCreateSerializer,
+        },
         responses={201: ApplicationSerializer, 400: INVALID, 409: CONFLICT},
     )
     def create(self, request):
@@ -104,7 +110,10 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         summary="Save a draft (only the fields sent change)",
-        request=ApplicationDraftSerializer,
+        request={
+            "application/json": ApplicationDraftJsonSerializer,
+            "multipart/form-data": ApplicationDraftSerializer,
+        },
         responses={200: ApplicationSerializer, 400: INVALID, 409: CONFLICT},
     )
     def partial_update(self, request, pk=None):

@@ -4,6 +4,7 @@ assign reviewers, rank an access mode and decide. Every change calls vetting.ser
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -13,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import CONFLICT, INVALID, Conflict
+from core.filters import ID_MAX, IdFilter
 from core.permissions import StaffModelPermission
 from systems.models import AccessMode, AccessModePartition
 from vetting.models import DRAFT_FIELDS, Application, Decision, Review, ReviewAssignment
@@ -179,8 +181,8 @@ class AssignmentDetailOutput(AssignmentOutput):
 
 class AssignmentFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=ReviewAssignment.State.choices)
-    application = django_filters.NumberFilter(field_name="application_id")
-    call = django_filters.NumberFilter(field_name="application__call_id")
+    application = IdFilter(field_name="application_id")
+    call = IdFilter(field_name="application__call_id")
 
     class Meta:
         model = ReviewAssignment
@@ -188,24 +190,23 @@ class AssignmentFilter(django_filters.FilterSet):
 
 
 class AssignInput(serializers.Serializer):
-    application = serializers.IntegerField(help_text="An application in review.")
-    reviewer = serializers.IntegerField(help_text="The reviewer's user id.")
+    application = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="An application in review."
+    )
+    reviewer = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="The reviewer's user id."
+    )
 
 
 class AutoAssignInput(serializers.Serializer):
-    application = serializers.IntegerField(help_text="An application in review.")
+    application = serializers.IntegerField(
+        min_value=1, max_value=ID_MAX, help_text="An application in review."
+    )
 
 
 class ConflictInput(serializers.Serializer):
-    conflict = serializers.BooleanField(
-        help_text="false: no conflict of interest, show me the application; true: I have one."
-    )
     explanation = serializers.CharField(
-        max_length=5000,
-        required=False,
-        allow_blank=True,
-        default="",
-        help_text="With a conflict: what ties you to the applicant.",
+        max_length=5000, help_text="What ties you to the applicant."
     )
 
 
@@ -236,6 +237,14 @@ class ReviewerPermission(StaffModelPermission):
         if not (user and user.is_authenticated and user.is_active and user.is_staff):
             return False
         return user.has_perm("vetting.view_reviewassignment")
+
+
+def _application(pk: int) -> Application:
+    """An application named in a call manager's request: they see every application."""
+    application = Application.objects.filter(pk=pk).first()
+    if application is None:
+        raise NotFound("No such application.")
+    return application
 
 
 def _manager_only(request, permission: str) -> None:
@@ -295,15 +304,10 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         _manager_only(request, "vetting.add_reviewassignment")
         data = AssignInput(data=request.data)
         data.is_valid(raise_exception=True)
-        application = Application.objects.filter(pk=data.validated_data["application"]).first()
+        application = _application(data.validated_data["application"])
         reviewer = get_user_model().objects.filter(pk=data.validated_data["reviewer"]).first()
-        errors = {}
-        if application is None:
-            errors["application"] = ["No such application."]
         if reviewer is None:
-            errors["reviewer"] = ["No such user."]
-        if errors:
-            raise serializers.ValidationError(errors)
+            raise NotFound("No such user.")
         try:
             assignment = workflow.reviewer_assign(
                 application=application, reviewer=reviewer, actor=request.user
@@ -322,9 +326,7 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         _manager_only(request, "vetting.add_reviewassignment")
         data = AutoAssignInput(data=request.data)
         data.is_valid(raise_exception=True)
-        application = Application.objects.filter(pk=data.validated_data["application"]).first()
-        if application is None:
-            raise serializers.ValidationError({"application": ["No such application."]})
+        application = _application(data.validated_data["application"])
         try:
             made = workflow.reviewers_auto_assign(application=application, actor=request.user)
         except TransitionError as error:
@@ -335,15 +337,23 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         )
 
     @extend_schema(
-        summary="State no conflict of interest (then read and score), or declare one (the "
-        "assignment is released)",
+        summary="State having no conflict of interest: the application is shown and can be scored",
+        request=None,
+        responses={200: AssignmentDetailOutput, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"], url_path="no-conflict")
+    def no_conflict(self, request, pk=None):
+        assignment = self._own(pk)
+        try:
+            workflow.conflict_confirm_none(assignment=assignment, reviewer=request.user)
+        except TransitionError as error:
+            raise Conflict(str(error)) from error
+        return self._output(assignment)
+
+    @extend_schema(
+        summary="Declare a conflict of interest: the assignment is released for another reviewer",
         request=ConflictInput,
-        responses={
-            200: AssignmentDetailOutput,
-            204: None,
-            400: INVALID,
-            409: CONFLICT,
-        },
+        responses={204: None, 400: INVALID, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def conflict(self, request, pk=None):
@@ -351,17 +361,14 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         data = ConflictInput(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            if data.validated_data["conflict"]:
-                workflow.conflict_declare(
-                    assignment=assignment,
-                    reviewer=request.user,
-                    explanation=data.validated_data["explanation"],
-                )
-            else:
-                workflow.conflict_confirm_none(assignment=assignment, reviewer=request.user)
+            workflow.conflict_declare(
+                assignment=assignment,
+                reviewer=request.user,
+                explanation=data.validated_data["explanation"],
+            )
         except TransitionError as error:
             raise Conflict(str(error)) from error
-        return self._output(assignment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
         methods=["GET"],
@@ -410,6 +417,10 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
             )
         except TransitionError as error:
             raise Conflict(str(error)) from error
+        except DjangoValidationError as error:
+            # The call's rubric decides which criteria and scores there are, and submitting
+            # needs every score and a recommendation: the review as it stands conflicts.
+            raise Conflict(" ".join(error.messages)) from error
         return Response(ReviewOutput(review, context=self.get_serializer_context()).data)
 
 
@@ -547,12 +558,12 @@ class DecisionOutput(serializers.ModelSerializer):
 
 
 class GrantInput(serializers.Serializer):
-    partition = serializers.IntegerField()
-    gpu_hours = serializers.IntegerField(min_value=1)
+    partition = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+    gpu_hours = serializers.IntegerField(min_value=1, max_value=10**12)
 
 
 class DecisionInput(serializers.Serializer):
-    application = serializers.IntegerField()
+    application = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     outcome = serializers.ChoiceField(choices=Decision.Outcome.choices)
     reason = serializers.CharField(max_length=10_000, help_text="The applicant reads it.")
     grants = GrantInput(
@@ -561,7 +572,7 @@ class DecisionInput(serializers.Serializer):
 
 
 class DecisionFilter(django_filters.FilterSet):
-    application = django_filters.NumberFilter(field_name="application_id")
+    application = IdFilter(field_name="application_id")
     outcome = django_filters.ChoiceFilter(choices=Decision.Outcome.choices)
 
     class Meta:
@@ -600,9 +611,7 @@ class DecisionViewSet(
         data = DecisionInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        application = Application.objects.filter(pk=values["application"]).first()
-        if application is None:
-            raise serializers.ValidationError({"application": ["No such application."]})
+        application = _application(values["application"])
         try:
             if values["outcome"] == Decision.Outcome.APPROVED:
                 grants = {g["partition"]: g["gpu_hours"] for g in values.get("grants") or []}
@@ -622,5 +631,8 @@ class DecisionViewSet(
                 )
         except TransitionError as error:
             raise Conflict(str(error)) from error
+        except DjangoValidationError as error:
+            # grants against the request and the access mode's remaining capacity
+            raise Conflict(" ".join(error.messages)) from error
         decision = self.get_queryset().get(pk=decision.pk)
         return Response(DecisionOutput(decision).data, status=status.HTTP_201_CREATED)
