@@ -172,3 +172,26 @@ def test_errors_have_one_shape(api_client, reviewer):
         client.get("/api/v1/decisions/"),
     ):
         assert set(response.json()) == {"detail", "errors"}, response.json()
+
+
+def test_lists_and_the_ranking_take_the_same_queries_whatever_the_rows(
+    api_client, applicant, open_call, call_manager
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = as_(api_client, call_manager)
+
+    def counts() -> tuple[int, int]:
+        application = make_application(applicant=applicant, call=open_call, state="in_review")
+        workflow.reviewer_assign(
+            application=application, reviewer=make_user(role="reviewer"), actor=call_manager
+        )
+        with CaptureQueriesContext(connection) as listed:
+            client.get(ASSIGNMENTS)
+        with CaptureQueriesContext(connection) as ranked:
+            client.get(f"/api/v1/ranking/{application.access_mode_id}/")
+        return len(listed), len(ranked)
+
+    counts()  # the first request also reads the manager's permissions
+    assert counts() == counts()

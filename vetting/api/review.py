@@ -4,6 +4,7 @@ assign reviewers, rank an access mode and decide. Every change calls vetting.ser
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -65,8 +66,11 @@ class AssignmentOutput(serializers.ModelSerializer):
 
     @extend_schema_field(ReviewBrief(allow_null=True))
     def get_review(self, assignment) -> dict | None:
-        review = Review.objects.filter(assignment=assignment).first()
-        return ReviewBrief(review).data if review is not None else None
+        try:
+            review = assignment.review  # fetched with the assignment (select_related)
+        except ObjectDoesNotExist:
+            return None
+        return ReviewBrief(review).data
 
 
 class FlagOutput(serializers.Serializer):
@@ -493,6 +497,9 @@ class RankingView(APIView):
     def get(self, request, mode_id: int):
         access_mode = get_object_or_404(AccessMode.objects.select_related("call"), pk=mode_id)
         rows, remaining, left = selectors.ranking(access_mode)
+        for row in rows:  # every row is of this access mode and call: no query per row
+            row.application.access_mode = access_mode
+            row.application.call = access_mode.call
         links = AccessModePartition.objects.filter(access_mode=access_mode).select_related(
             "partition__cluster"
         )
