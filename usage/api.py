@@ -38,11 +38,12 @@ _CHUNK = 1 << 16
 
 
 def text_lines(stream) -> Iterator[str]:
-    """Lines of a binary stream decoded as UTF-8 (bad bytes replaced), read in chunks."""
+    """Lines of a binary stream decoded as UTF-8, read in chunks. Bad bytes and NUL characters
+    (which PostgreSQL cannot store) become U+FFFD, as a reader shows them."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     rest = ""
     while chunk := stream.read(_CHUNK):
-        text = rest + decoder.decode(chunk)
+        text = rest + decoder.decode(chunk).replace("\x00", "\ufffd")
         lines = text.split("\n")
         rest = lines.pop()
         yield from lines
@@ -242,6 +243,9 @@ class UsageImportCreateApi(APIView):
                 raise PermissionDenied(
                     f"This site token imports for cluster {site_token.cluster.name} only."
                 )
+        nul = sorted(key for key, value in params.items() if "\x00" in str(value))
+        if nul:
+            raise ValidationError({key: ["Null characters are not allowed."] for key in nul})
         form = UsageImportInputSerializer(data=params)
         form.is_valid(raise_exception=True)
         options = form.validated_data

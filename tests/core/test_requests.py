@@ -84,3 +84,25 @@ def test_the_usage_import_takes_larger_bodies_than_pages(client, settings):
         RequestLimitsMiddleware.body_limit("/apply/")
     )
     assert json.dumps({})  # the limits are plain numbers from the settings
+
+
+@pytest.mark.django_db
+def test_nul_characters_in_pushed_accounting_never_reach_the_database(
+    api_client, operator, reference_data
+):
+    from usage.api import text_lines
+
+    _, key = token_create(user=operator, name="push")
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    body = (
+        "JobIDRaw|JobID|Account|User|Partition|State|Submit|Start|End|ElapsedRaw|AllocTRES\n"
+        "1|1|acme\x00|al\x00ice|standard-g|COMPLETED|2026-01-01T00:00:00|2026-01-01T00:00:00|"
+        "2026-01-01T01:00:00|3600|gres/gpu=1\n"
+    )
+    response = api_client.post(
+        "/api/v1/usage/imports/?cluster=lumi", body.encode(), content_type="text/plain"
+    )
+    assert response.status_code < 500
+    import io
+
+    assert "\x00" not in "".join(text_lines(io.BytesIO(body.encode())))
