@@ -111,13 +111,11 @@ def fuzz(
     return failed
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=25)
-    parser.add_argument("--max-time", type=int, default=240, help="seconds per role")
-    parser.add_argument("--report-dir", default=str(ROOT / "var" / "schemathesis"))
-    args = parser.parse_args()
-
+def serve_and_fuzz(
+    *, max_examples: int, max_time: int, report_dir: Path, scratch_database: bool = False
+) -> int:
+    """Set up the app, serve it with gunicorn, fuzz it as each role; the number of roles with
+    problems. `scratch_database`: a SQLite file of its own, whatever DATABASE_URL says."""
     work = Path(tempfile.mkdtemp(prefix="hpcgate-fuzz-"))
     env = {
         **os.environ,
@@ -126,6 +124,7 @@ def main() -> int:
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "0",
         "HPCGATE_VAR_DIR": str(work),
+        "HPCGATE_TESTING": "0",
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/"),
         # the demo users log in many times over: the log-in limits are not what is tested here
         "LOGIN_FAILED_LIMITS": "1000/m/ip,1000/m/key",
@@ -133,6 +132,9 @@ def main() -> int:
         "LOG_LEVEL": "ERROR",
     }
     env.pop("HPCGATE_FROM_CHECKOUT", None)
+    if scratch_database:
+        env.pop("DATABASE_URL", None)
+        env["CELERY_BROKER_URL"] = "filesystem://localhost/"
     python = str(BIN / "python")
     for command in (["migrate", "--noinput"], ["seed_demo", "--allow-demo-users"]):
         subprocess.run([python, "manage.py", *command], cwd=ROOT, env=env, check=True)  # noqa: S603
@@ -149,20 +151,27 @@ def main() -> int:
         wait_for(f"{base}/livez")
         server_header_check(base)
         tokens = {role: token_for(base, role) for role in ROLES}
-        report_dir = Path(args.report_dir)
         report_dir.mkdir(parents=True, exist_ok=True)
         failed = fuzz(
-            base,
-            tokens,
-            max_examples=args.max_examples,
-            max_time=args.max_time,
-            report_dir=report_dir,
+            base, tokens, max_examples=max_examples, max_time=max_time, report_dir=report_dir
         )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     print(f"fuzz: {len(ROLES) - failed} of {len(ROLES)} roles clean", flush=True)
+    return failed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-examples", type=int, default=25)
+    parser.add_argument("--max-time", type=int, default=60, help="seconds per role")
+    parser.add_argument("--report-dir", default=str(ROOT / "var" / "schemathesis"))
+    args = parser.parse_args()
+    failed = serve_and_fuzz(
+        max_examples=args.max_examples, max_time=args.max_time, report_dir=Path(args.report_dir)
+    )
     return 1 if failed else 0
 
 

@@ -325,7 +325,7 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         request=AutoAssignInput,
         responses={201: AssignmentOutput(many=True), 400: INVALID, 409: CONFLICT},
     )
-    @action(detail=False, methods=["post"], url_path="auto")
+    @action(detail=False, methods=["post"], url_path="auto", pagination_class=None)
     def auto_assign(self, request):
         _manager_only(request, "vetting.add_reviewassignment")
         data = AutoAssignInput(data=request.data)
