@@ -63,9 +63,11 @@ def test_queueing_work_with_the_broker_down_does_not_wait(monkeypatch, settings)
     from vetting.tasks import application_screen
 
     monkeypatch.setattr(app.conf, "task_always_eager", False)
-    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
-    monkeypatch.setattr(app.conf, "broker_transport_options", {"socket_connect_timeout": 1})
     monkeypatch.setattr(app.conf, "broker_connection_timeout", 1)
+    unreachable = app.connection_for_write(
+        "redis://127.0.0.1:1/0", transport_options={"socket_connect_timeout": 1}
+    )
+    monkeypatch.setattr(app, "connection_for_write", lambda *a, **k: unreachable.clone())
     monkeypatch.setattr(app, "_pool", None)
     monkeypatch.setattr(app.amqp, "_producer_pool", None)
     try:
