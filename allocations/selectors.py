@@ -78,6 +78,18 @@ def allocation_managed_by(user, allocation: Allocation) -> bool:
     ).exists()
 
 
+def change_requests_visible_to(user) -> QuerySet[ChangeRequest]:
+    """Staff allowed to view change requests see all; others their organisations' ones."""
+    requests = ChangeRequest.objects.select_related(
+        "allocation__cluster", "requested_by", "decided_by"
+    )
+    if not user.is_authenticated:
+        return requests.none()
+    if user.is_active and user.is_staff and user.has_perm("allocations.view_changerequest"):
+        return requests
+    return requests.filter(allocation__organisation__membership__user=user).distinct()
+
+
 def allocations_for_scheduler(cluster: Cluster) -> QuerySet[Allocation]:
     """Everything Slurm should know about on ``cluster``.
 

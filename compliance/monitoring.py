@@ -93,20 +93,26 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
     return allocations
 
 
-def efforts_by_model(allocations: list[Allocation]) -> list[Effort]:
+def efforts_by_model(
+    allocations: list[Allocation], groups: dict[int, str] | None = None
+) -> list[Effort]:
+    """One effort per declared model *within one organisation group*: a company that declares
+    another's model name does not add its compute to the other's subject."""
+    groups = organisation_groups_current().subjects if groups is None else groups
     efforts: dict[str, Effort] = {}
     for allocation in allocations:
         if not allocation.model_key:
             continue
         name = allocation.model_name.strip()
-        efforts.setdefault(
-            allocation.model_key, Effort(Scope.MODEL, name, allocation.model_key)
-        ).add(allocation)
+        key = f"{allocation.model_key}@{groups[allocation.organisation_id]}"
+        efforts.setdefault(key, Effort(Scope.MODEL, name, key)).add(allocation)
     return list(efforts.values())
 
 
-def efforts_by_organisation_group(allocations: list[Allocation]) -> list[Effort]:
-    groups = organisation_groups_current().subjects
+def efforts_by_organisation_group(
+    allocations: list[Allocation], groups: dict[int, str] | None = None
+) -> list[Effort]:
+    groups = organisation_groups_current().subjects if groups is None else groups
     efforts: dict[str, Effort] = {}
     for allocation in allocations:
         subject = groups[allocation.organisation_id]
@@ -135,8 +141,9 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
         # Serialises concurrent checks: the policy row is the check's mutex.
         policy = ThresholdPolicy.objects.select_for_update().get(pk=policy.pk)
         allocations = allocation_figures(policy=policy)
-        model_efforts = efforts_by_model(allocations)
-        group_efforts = efforts_by_organisation_group(allocations)
+        groups = organisation_groups_current().subjects
+        model_efforts = efforts_by_model(allocations, groups)
+        group_efforts = efforts_by_organisation_group(allocations, groups)
         candidates = _candidate_alerts(policy, allocations, model_efforts + group_efforts)
         candidates += split_run_candidates(
             policy=policy,

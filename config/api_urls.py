@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("vetting.api_urls")),
     path("", include("allocations.api_urls")),
     path("", include("usage.api_urls")),
+    path("", include("compliance.api_urls")),
 ]

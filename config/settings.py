@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from core.federation import login_policy_check, oidc_apps_from_env
+from core.proxies import trusted_proxies_parse
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -67,8 +69,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django.contrib.sites",
+    "csp",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -90,7 +92,10 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "core.middleware.HealthCheckMiddleware",
+    "core.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "core.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -177,6 +182,12 @@ MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=64 * 1024 * 1024)
+# Bodies larger than these are refused (413) before they are read (core.middleware): pages and the
+# API take forms and annexes of at most 10 MB; accounting pushed to the usage import is larger.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=20 * 1024 * 1024)
+REQUEST_BODY_LIMITS = {
+    "/api/v1/usage/imports/": env.int("USAGE_IMPORT_MAX_BYTES", default=512 * 1024 * 1024),
+}
 
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
@@ -187,6 +198,25 @@ ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="mandatory")
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = True
+ACCOUNT_ADAPTER = "core.login_policy.AccountAdapter"
+# Failed passwords, on the site's log-in, the admin's and the API token endpoint alike: per client
+# address, and per account from one address (core.login_policy.AccountAdapter), so a guesser
+# never locks the account's owner out.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": env.str("LOGIN_FAILED_LIMITS", default="10/m/ip,5/5m/key"),
+}
+
+# The proxies in front of the app (README: a TLS-terminating proxy): a number of proxies, or their
+# addresses and networks. Every limit counts per client address read through them
+# (core.throttles.client_address); with none, per connecting address.
+TRUSTED_PROXIES = trusted_proxies_parse(env.str("TRUSTED_PROXIES", default=""))
+
+# Personal API tokens (core.models.ApiToken): valid this many days unless the owner picks fewer.
+API_TOKEN_DAYS = env.int("API_TOKEN_DAYS", default=90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS:
+    raise ImproperlyConfigured("API_TOKEN_DAYS must be between 1 and API_TOKEN_MAX_DAYS.")
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[hpcgate] "
 
 # Federated log-in through OpenID Connect providers (core/federation.py, README "Federated
@@ -245,8 +275,14 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
     CELERY_BROKER_CONFIGURED = False
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        # a web request that queues work gives up quickly when the broker is away
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
     CELERY_BROKER_CONFIGURED = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -306,21 +342,24 @@ USAGE_SPOOL_DIR = Path(env.str("USAGE_SPOOL_DIR", default=str(VAR_DIR / "spool")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "core.api_auth.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON, as the schema says; the operations that take uploads name their own parsers.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "anon": "120/minute",
         "user": "1200/minute",
-        # password guesses at the token endpoint: per address, and per account whatever the address
+        # calls of the token endpoint per client address; failed passwords count in the
+        # site's own limits (ACCOUNT_RATE_LIMITS above)
         "login_address": "30/minute",
-        "login_account": "10/minute",
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -335,10 +374,38 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.schema.text_rules_hook",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ExportFormatEnum": "allocations.models.SchedulerExport.Format",
         "AccountingFormatEnum": "usage.api.INPUT_FORMATS",
+        "ApplicationStateEnum": "vetting.models.Application.State",
+        "AssignmentStateEnum": "vetting.models.ReviewAssignment.State",
+        "AllocationStateEnum": "allocations.models.Allocation.State",
+        "ChangeRequestStateEnum": "allocations.models.ChangeRequest.State",
+        "ChangeRequestKindEnum": "allocations.models.ChangeRequest.Kind",
+        "AccessModeKindEnum": "systems.models.AccessMode.Kind",
     },
+}
+
+# Content-Security-Policy (django-csp): scripts and styles only from the site's own files, no
+# inline script or style anywhere (pages, admin, API docs). core.middleware adds the OpenID
+# Connect providers to form-action: the log-in buttons post here and are redirected there.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
 }
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -347,7 +414,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG and not TESTING:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

@@ -1,10 +1,12 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 
 from core.errors import TransitionError
+from core.throttles import PasswordGuessesLimited, password_authenticate
 
 # Importing these modules registers the usage, alert and register admin pages.
 
@@ -82,3 +84,23 @@ def apply_with_reason(
         "opts": modeladmin.model._meta,
     }
     return TemplateResponse(request, "admin/action_reason.html", context)
+
+
+class AdminLoginForm(AdminAuthenticationForm):
+    """The admin's log-in, checking the password through the site's log-in so that failed
+    guesses count in the same limits (core.throttles)."""
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = password_authenticate(
+                    self.request, username=username, password=password
+                )
+            except PasswordGuessesLimited as limited:
+                raise ValidationError(str(limited), code="too_many_attempts") from None
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data

@@ -15,8 +15,10 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core.identity import role_maps_check
+        from core.strict_json import strict_json_apply
         from core.tasks import broker_folders_ensure
 
+        strict_json_apply()
         # The web process enqueues tasks too: the embedded broker's folders must exist.
         broker_folders_ensure()
         # A misspelt role in OIDC_<ID>_ENTITLEMENT_ROLES stops every process at start-up.

@@ -38,7 +38,16 @@ def _broker_problem() -> str | None:
 
 @never_cache
 @require_GET
+def livez(request):
+    """Liveness: the process answers requests. Nothing outside it is asked, so an outage of the
+    database or the broker never makes an orchestrator restart a web container that works."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
 def healthz(request):
+    """Readiness: the database answers, and the broker when one is configured."""
     problems = [p for p in (_database_problem(), _broker_problem()) if p]
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)

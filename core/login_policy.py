@@ -5,6 +5,7 @@ password unless OIDC_REQUIRED_FOR_STAFF is on too. Logging in through a provider
 backend's ``authenticate``, so refusing passwords here leaves those log-ins alone.
 """
 
+from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.auth_backends import AuthenticationBackend
 from django.conf import settings
 
@@ -45,3 +46,18 @@ def login_options(request) -> dict:
             "providers": [app["name"] for app in providers],
         }
     }
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    """allauth's local accounts, counting every limit per client address (core.throttles)."""
+
+    def get_client_ip(self, request) -> str:
+        from core.throttles import client_address
+
+        return client_address(request)
+
+    def _get_login_attempts_cache_key(self, request, **credentials) -> str:
+        # allauth keys the failed-password limit on the account alone, so anybody could lock
+        # an account's owner out; here it is the account from one client address.
+        account = super()._get_login_attempts_cache_key(request, **credentials)
+        return f"{account}@{self.get_client_ip(request)}"

@@ -9,14 +9,20 @@ from smtplib import SMTPException
 
 from celery import current_app, shared_task
 from django.conf import settings
+from django.core.cache import cache
 from kombu.exceptions import OperationalError as BrokerError
 
 from core.locks import task_lock
 
 logger = logging.getLogger(__name__)
 
-# Publishing retries for a moment; after that a periodic sweep takes over, so nothing is lost.
-PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0.5, "interval_step": 1, "interval_max": 3}
+# Publishing retries once, at once; after that a periodic sweep takes over, so nothing is lost.
+# A request that queues work must not wait seconds for a broker that is down.
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+# After a failure nothing is published for this long: every request would wait for the same
+# time-out, and the sweeps queue the work again once the broker is back.
+BROKER_DOWN_PAUSE = 30
+_BROKER_DOWN_KEY = "hpcgate:broker-down"
 
 
 def broker_folders_ensure() -> None:
@@ -33,10 +39,16 @@ def publish(task, *args) -> bool:
     For work whose state is already committed: the caller's transaction must not fail
     because of the broker, and the sweep that owns the work queues it again later.
     """
+    eager = current_app.conf.task_always_eager
+    if not eager and cache.get(_BROKER_DOWN_KEY):
+        logger.warning("Broker down: %s%r left for the periodic sweep", task.name, args)
+        return False
     try:
         task.apply_async(args=args, retry=True, retry_policy=PUBLISH_RETRY)
     except (BrokerError, ConnectionError, TimeoutError, OSError):
         logger.exception("Could not queue %s%r; the periodic sweep will retry", task.name, args)
+        if not eager:
+            cache.set(_BROKER_DOWN_KEY, True, BROKER_DOWN_PAUSE)
         return False
     return True
 

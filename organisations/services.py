@@ -6,6 +6,7 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.mail import one_line
 from organisations.models import Invitation, Membership, Organisation
 
 INVITATION_VALID_FOR = timedelta(days=14)
@@ -93,7 +94,9 @@ def invitation_send(
     link = accept_url_for(invitation.token)
     transaction.on_commit(
         lambda: send_mail(
-            subject=f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Join {organisation} on hpcgate",
+            subject=one_line(
+                f"{settings.ACCOUNT_EMAIL_SUBJECT_PREFIX}Join {organisation} on hpcgate"
+            ),
             message=(
                 f"{inviter} invites you to join {organisation} on hpcgate, where European AI "
                 f"startups apply for GPU time on public supercomputers.\n\n"

@@ -24,7 +24,6 @@ from rest_framework import permissions, serializers, status
 from rest_framework.authentication import (
     BaseAuthentication,
     SessionAuthentication,
-    TokenAuthentication,
     get_authorization_header,
 )
 from rest_framework.exceptions import (
@@ -38,6 +37,7 @@ from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api_auth import ApiTokenAuthentication
 from systems.models import Cluster
 from usage.importer import INPUT_FORMATS, UsageImportError
 from usage.models import SiteToken, UsageImport
@@ -220,7 +220,11 @@ _OPTIONS = ("cluster", "format", "timezone", "fields", "delimiter", "time_format
 class UsageImportCreateApi(APIView):
     """Queue an import of scheduler accounting for one cluster; answers 202 with the run."""
 
-    authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
+    authentication_classes = [
+        ApiTokenAuthentication,
+        SiteTokenAuthentication,
+        SessionAuthentication,
+    ]
     permission_classes = [CanImportUsage]
     parser_classes = [PlainTextParser, MultiPartParser, FormParser]
     content_negotiation_class = AccountingFormatNegotiation
@@ -257,6 +261,9 @@ class UsageImportCreateApi(APIView):
                 raise PermissionDenied(
                     f"This site token imports for cluster {site_token.cluster.name} only."
                 )
+        nul = sorted(key for key, value in params.items() if "\x00" in str(value))
+        if nul:
+            raise ValidationError({key: ["Null characters are not allowed."] for key in nul})
         form = UsageImportInputSerializer(data=params)
         form.is_valid(raise_exception=True)
         options = form.validated_data
@@ -294,7 +301,11 @@ class CanReadUsageImport(permissions.BasePermission):
 class UsageImportDetailApi(APIView):
     """An import run: its state (queued, running, done, failed, interrupted) and its counts."""
 
-    authentication_classes = [TokenAuthentication, SiteTokenAuthentication, SessionAuthentication]
+    authentication_classes = [
+        ApiTokenAuthentication,
+        SiteTokenAuthentication,
+        SessionAuthentication,
+    ]
     permission_classes = [CanReadUsageImport]
 
     @extend_schema(

@@ -1,8 +1,14 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from vetting import api
+from vetting.api import intake, review
 
 router = SimpleRouter()
-router.register("applications", api.ApplicationViewSet, basename="application")
+router.register("applications", intake.ApplicationViewSet, basename="application")
+router.register("review-assignments", review.AssignmentViewSet, basename="review-assignment")
+router.register("decisions", review.DecisionViewSet, basename="decision")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("ranking/<int:mode_id>/", review.RankingView.as_view(), name="ranking"),
+]

@@ -191,12 +191,17 @@ class ApplicationCreateSerializer(ApplicationDraftSerializer):
             self.fields["organisation"].queryset = organisations_of(request.user)
 
 
+class ApplicationDraftJsonSerializer(ApplicationDraftSerializer):
+    """A draft save as JSON: every field but the annex, which is uploaded as multipart."""
+
+    class Meta(ApplicationDraftSerializer.Meta):
+        fields = [f for f in ApplicationDraftSerializer.Meta.fields if f != "technical_annex"]
+
+
+class ApplicationCreateJsonSerializer(ApplicationCreateSerializer):
+    class Meta(ApplicationCreateSerializer.Meta):
+        fields = [f for f in ApplicationCreateSerializer.Meta.fields if f != "technical_annex"]
+
+
 class WithdrawSerializer(serializers.Serializer):
     reason = serializers.CharField(allow_blank=True, required=False, default="", max_length=2000)
-
-
-class ErrorsSerializer(serializers.Serializer):
-    """Field name (as in the form; nested as `ethics.<key>.answer`, `resources.<id>`) to
-    messages; `__all__` concerns the whole application."""
-
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))

@@ -116,16 +116,31 @@ def test_json_export_over_the_api_needs_no_cluster(api_client, operator, allocat
 
 @pytest.mark.parametrize(
     ("payload", "field"),
-    [({"format": "commands"}, "cluster"), ({"format": "slurm", "cluster": "x"}, "cluster"),
-     ({"format": "xml"}, "format")],
-)  # fmt: skip
+    [({"format": "commands"}, "cluster"), ({"format": "xml"}, "format")],
+)
 def test_invalid_export_requests_are_refused(api_client, operator, reference_data, payload, field):
     api_client.force_authenticate(operator)
 
     response = api_client.post(EXPORTS, payload, format="json")
 
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in response.json()["errors"]
     assert not SchedulerExport.objects.exists()
+
+
+def test_an_export_for_an_unknown_cluster_is_404(api_client, operator, reference_data):
+    api_client.force_authenticate(operator)
+    response = api_client.post(EXPORTS, {"format": "slurm", "cluster": "x"}, format="json")
+    assert response.status_code == 404
+    assert not SchedulerExport.objects.exists()
+
+
+def test_exports_filter_by_format(api_client, operator, reference_data):
+    api_client.force_authenticate(operator)
+    api_client.post(EXPORTS, {"format": "csv"}, format="json")
+    api_client.post(EXPORTS, {"format": "json"}, format="json")
+    response = api_client.get(EXPORTS, {"format": "csv"})
+    assert response.status_code == 200
+    assert [e["format"] for e in response.json()["results"]] == ["csv"]
 
 
 @pytest.mark.parametrize("person", ["applicant", "reviewer", "call_manager"])

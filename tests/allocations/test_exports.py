@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import io
+import re
 import shlex
 
 import pytest
@@ -339,3 +340,14 @@ def test_command_that_cannot_write_records_nothing(lumi, tmp_path):
         )  # fmt: skip
 
     assert not SchedulerExport.objects.exists()
+
+
+def test_csv_cells_stay_text_for_a_reader_splitting_on_semicolons(lumi):
+    make_allocation(
+        organisation=make_organisation(legal_name="Acme Oy;=cmd|' /C calc'!A0;"),
+        account="acme_llm",
+    )
+    content = export_create(fmt="csv", cluster=None).content
+    for line in content.splitlines():
+        for piece in re.split(r"[,;\t|]", line):
+            assert not piece.strip(' "').startswith(("=", "+", "@")), piece

@@ -271,3 +271,12 @@ def test_export_command_output_imports_back(reference_data, tmp_path, capsys):
 
     assert "unchanged=1" in capsys.readouterr().out
     assert allocations_to_json()[0] == before
+
+
+def test_deeply_nested_json_is_refused_with_a_message(reference_data, tmp_path):
+    from django.core.management.base import CommandError
+
+    path = tmp_path / "nested.json"
+    path.write_text('{"allocations": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(CommandError, match="nested too deeply"):
+        call_command("import_allocations", str(path))

@@ -537,3 +537,26 @@ def test_query_count_does_not_grow_with_the_allocations_that_cross_a_level(refer
     assert len(result.exhausted) == 18
     assert Allocation.objects.filter(exhausted_at__isnull=False).count() == 20
     assert len(many) == len(few)
+
+
+def test_a_model_name_counts_within_its_organisation_group_only(reference_data):
+    """Two unrelated companies declaring the same model name: neither adds its compute to the
+    other's model, so 0.6e23 + 0.6e23 raises no model alert."""
+    first = make_organisation(registration_id="FI-FIRST-1")
+    second = make_organisation(registration_id="SE-OTHER-2")
+    for organisation, cluster, account in (
+        (first, "leonardo", "first_llm"),
+        (second, "marenostrum5", "other_llm"),
+    ):
+        allocation = make_allocation(
+            organisation=organisation,
+            cluster=cluster,
+            account=account,
+            gpu_hours=400_000,
+            model_name="North-13B",
+        )
+        make_usage_record(allocation=allocation, gpu_seconds=seconds_for(0.6e23, cluster))
+    raised = check()
+    assert ("gpai", "model", "North-13B") not in raised
+    subjects = set(Alert.objects.filter(scope="model").values_list("subject_key", flat=True))
+    assert len(subjects) == 2  # one warning per company's own model

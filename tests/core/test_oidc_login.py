@@ -297,7 +297,7 @@ def test_staff_who_must_use_the_provider_cannot_use_their_password(
     token = api_client.post(
         "/api/v1/auth/token/", {"username": reviewer.username, "password": LOCAL_PASSWORD}
     )
-    assert token.status_code == 400
+    assert token.status_code == 401
 
     # Applicants keep their password; staff get in through the provider.
     client.post("/accounts/login/", {"login": applicant.email, "password": LOCAL_PASSWORD})

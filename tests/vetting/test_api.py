@@ -144,7 +144,7 @@ def test_a_fake_pdf_is_refused_through_the_api(api_client, applicant, applicatio
     fake = SimpleUploadedFile("annex.pdf", b"GIF89a not a pdf", "application/pdf")
     response = api_client.patch(url(application), {"technical_annex": fake}, format="multipart")
     assert response.status_code == 400
-    assert "not a PDF" in response.json()["technical_annex"][0]
+    assert "not a PDF" in response.json()["errors"]["technical_annex"][0]
 
 
 def test_cannot_create_for_another_organisation(api_client, applicant, other_applicant, open_call):
@@ -179,3 +179,33 @@ def test_schema_documents_the_submit_endpoint(api_client):
     response = api_client.get(reverse("api-schema"), {"format": "json"})
     paths = response.json()["paths"]
     assert "/api/v1/applications/{id}/submit/" in paths
+
+
+def test_members_who_are_not_owners_cannot_withdraw(api_client, applicant, application, outsider):
+    from organisations.models import Membership
+
+    Membership.objects.create(
+        organisation=application.organisation, user=outsider, role=Membership.Role.MEMBER
+    )
+    api_client.force_authenticate(outsider)
+    assert api_client.get(url(application)).status_code == 200
+    response = api_client.post(url(application, "withdraw"), {"reason": "x"}, format="json")
+    assert response.status_code == 403
+    application.refresh_from_db()
+    assert application.state == Application.State.DRAFT
+
+
+def test_organisation_and_call_filters_do_not_tell_which_ids_exist(
+    api_client, applicant, application, other_applicant
+):
+    theirs = make_organisation(legal_name="Rival Oy", owner=other_applicant)
+    api_client.force_authenticate(applicant)
+    for organisation_id in (theirs.pk, 999_999):
+        response = api_client.get(url(), {"organisation": organisation_id})
+        assert response.status_code == 200
+        assert response.json()["results"] == []
+    for call_id in (application.call_id + 1000, 999_999):
+        response = api_client.get(url(), {"call": call_id})
+        assert (response.status_code, response.json()["results"]) == (200, [])
+    mine = api_client.get(url(), {"organisation": application.organisation_id}).json()
+    assert [a["id"] for a in mine["results"]] == [application.pk]

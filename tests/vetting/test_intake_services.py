@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from demo.builders import complete_fields, pdf_upload
 from systems.models import Partition, ThresholdPolicy
-from tests.factories import make_application, make_organisation
+from tests.factories import make_application, make_organisation, make_user
 from vetting.models import Application, ApplicationEvent
 from vetting.services import intake as services
 
@@ -226,3 +226,46 @@ def test_complete_fields_cover_every_draft_field_the_form_asks_for():
 
     optional = {"base_model", "base_model_flop", "base_is_systemic_risk", "synthetic_data_flop"}
     assert set(DRAFT_FIELDS) - set(complete_fields()) == optional | {"expected_utilisation"}
+
+
+def test_a_replaced_annex_is_deleted(applicant, open_call, django_capture_on_commit_callbacks):
+    application = make_application(applicant=applicant, call=open_call)
+    old = application.technical_annex.name
+    storage = application.technical_annex.storage
+    assert storage.exists(old)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.application_save_draft(
+            application=application, actor=applicant, fields={}, annex=pdf_upload("v2.pdf")
+        )
+    application.refresh_from_db()
+    assert application.technical_annex.name != old
+    assert storage.exists(application.technical_annex.name)
+    assert not storage.exists(old)
+
+
+def test_line_breaks_in_a_title_do_not_reach_the_mail_subjects(
+    applicant, open_call, call_manager, django_capture_on_commit_callbacks, mailoutbox
+):
+    from vetting.services import review
+
+    application = make_application(applicant=applicant, call=open_call)
+    services.application_save_draft(
+        application=application,
+        actor=applicant,
+        fields={"title": "Legal LLM\r\nBcc: victim@example.org"},
+    )
+    application.refresh_from_db()
+    assert application.title == "Legal LLM Bcc: victim@example.org"
+    services.application_submit(application=application, actor=applicant)
+    review.application_screen(application_id=application.pk)
+    reviewer = make_user(role="reviewer")
+    with django_capture_on_commit_callbacks(execute=True):
+        review.reviewer_assign(application=application, reviewer=reviewer, actor=call_manager)
+    assert mailoutbox
+    assert all("\n" not in message.subject for message in mailoutbox)
+
+
+def test_mail_subjects_are_one_line_whatever_the_template_gives():
+    from core.mail import one_line
+
+    assert one_line("Join Acme\nOy\r\n on hpcgate") == "Join Acme Oy on hpcgate"

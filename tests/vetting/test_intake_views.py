@@ -297,3 +297,18 @@ def test_an_approved_application_links_to_its_allocations(client, applicant, ope
     assert 'id="granted-allocations"' in text
     assert reverse("allocations:detail", args=[allocation.pk]) in text
     assert "15,000 GPU-hours" in text and allocation.account in text
+
+
+def test_members_who_are_not_owners_cannot_withdraw_from_the_page(
+    client, applicant, application, outsider
+):
+    from organisations.models import Membership
+
+    Membership.objects.create(
+        organisation=application.organisation, user=outsider, role=Membership.Role.MEMBER
+    )
+    client_for(client, outsider)
+    response = client.post(reverse("vetting:withdraw", args=[application.pk]), {"reason": "x"})
+    assert response.status_code == 403
+    application.refresh_from_db()
+    assert application.state == "draft"

@@ -6,6 +6,7 @@ from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from allocations.models import Allocation
+from organisations.models import Membership
 from systems.estimates import BELOW_GPAI, estimate
 from systems.models import AccessMode, AccessModePartition, Call, ThresholdPolicy
 from vetting import rules
@@ -35,6 +36,13 @@ def applications_visible_to(user: AbstractBaseUser) -> QuerySet[Application]:
 def application_for_member(*, user: AbstractBaseUser, pk: int) -> Application:
     """The application if `user` is a member of its organisation; 404 otherwise."""
     return get_object_or_404(applications_visible_to(user), pk=pk)
+
+
+def application_owned_by(*, user: AbstractBaseUser, application: Application) -> bool:
+    """Owners of the organisation withdraw its applications; members only follow them."""
+    return Membership.objects.filter(
+        organisation_id=application.organisation_id, user=user, role=Membership.Role.OWNER
+    ).exists()
 
 
 def open_access_modes() -> QuerySet[AccessMode]:

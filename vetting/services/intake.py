@@ -10,7 +10,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from organisations.models import Membership, Organisation
@@ -31,6 +31,15 @@ class ApplicationInvalid(Exception):
     def __init__(self, errors: dict[str, list[str]]):
         self.errors = errors
         super().__init__("; ".join(m for messages in errors.values() for m in messages))
+
+
+def _single_line(name: str, value: Any) -> Any:
+    """A one-line field (title, names, e-mail) keeps no line breaks or runs of spaces: the title
+    goes into e-mail subjects, where a line break makes the mail impossible to send."""
+    field = Application._meta.get_field(name)
+    if isinstance(value, str) and isinstance(field, models.CharField):
+        return " ".join(value.split())
+    return value
 
 
 def application_create(
@@ -106,12 +115,13 @@ def application_save_draft(
                     }
                 )
         for name, value in fields.items():
-            setattr(current, name, value)
+            setattr(current, name, _single_line(name, value))
         kept = dict(current.unparsed_input or {})
         for name in [*fields, *(f"resources_{pid}" for pid in resources or {})]:
             kept.pop(name, None)
         kept.update(unparsed or {})
         current.unparsed_input = kept
+        replaced = current.technical_annex.name if annex is not None else ""
         if annex is not None:
             current.technical_annex.save("annex.pdf", annex, save=False)
             current.technical_annex_name = (annex.name or "annex.pdf").rsplit("/", 1)[-1][:200]
@@ -125,6 +135,9 @@ def application_save_draft(
                 )
             else:
                 current.resources.filter(partition_id=partition_id).delete()
+        if replaced and replaced != current.technical_annex.name:
+            storage = current.technical_annex.storage
+            transaction.on_commit(lambda: storage.delete(replaced))
     application.refresh_from_db()
     return application
 
@@ -172,7 +185,9 @@ def application_submit(*, application: Application, actor: AbstractBaseUser) -> 
 def application_withdraw(
     *, application: Application, actor: AbstractBaseUser, reason: str = ""
 ) -> Application:
-    """The applicant takes the application back; possible until a decision is taken."""
+    """An owner of the organisation takes the application back, until a decision is taken."""
+    if not selectors.application_owned_by(user=actor, application=application):
+        raise PermissionError("Only owners of the organisation can withdraw its applications.")
     with transaction.atomic():
         current = application_locked(application, Application.WITHDRAWABLE_STATES, "withdrawn")
         Application.objects.filter(pk=current.pk, state=current.state).update(

@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -139,6 +140,8 @@ def _render_form(request, application: Application, form: ApplicationForm, statu
 @login_required
 def application_withdraw_view(request, pk: int):
     application = selectors.application_for_member(user=request.user, pk=pk)
+    if not selectors.application_owned_by(user=request.user, application=application):
+        raise PermissionDenied("Only owners of the organisation can withdraw its applications.")
     if request.method == "POST":
         try:
             services.application_withdraw(

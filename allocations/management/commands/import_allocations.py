@@ -33,6 +33,8 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{name}: not valid JSON at line {error.lineno} column {error.colno}: {error.msg}"
             ) from error
+        except RecursionError:
+            raise CommandError(f"{name}: the JSON is nested too deeply to read.") from None
         report = allocations_import(data)
         if report.errors:
             for message in report.errors:

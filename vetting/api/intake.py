@@ -1,30 +1,53 @@
+import django_filters
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from core.api import ErrorSerializer, error_response
+from core.filters import IdFilter
+from core.parsers import JSONParser
+from vetting.models import Application
 from vetting.selectors import intake as selectors
 from vetting.serializers import (
+    ApplicationCreateJsonSerializer,
     ApplicationCreateSerializer,
+    ApplicationDraftJsonSerializer,
     ApplicationDraftSerializer,
     ApplicationSerializer,
-    ErrorsSerializer,
     WithdrawSerializer,
 )
 from vetting.services import intake as services
 
-INVALID = OpenApiResponse(ErrorsSerializer, description="What still has to be fixed, per field.")
-CONFLICT = OpenApiResponse(description="The application's state does not allow this.")
+INVALID = OpenApiResponse(ErrorSerializer, description="What still has to be fixed, per field.")
+CONFLICT = OpenApiResponse(
+    ErrorSerializer, description="The application's state does not allow this."
+)
 
 
 def _invalid(exc: services.ApplicationInvalid) -> Response:
-    return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+    return error_response(
+        "The application is not complete yet; see the messages per field.", 400, exc.errors
+    )
 
 
 def _conflict(exc: services.TransitionError) -> Response:
-    return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return error_response(str(exc), status.HTTP_409_CONFLICT)
+
+
+class ApplicationFilter(django_filters.FilterSet):
+    """Plain numbers: an id the caller cannot see gives an empty list, exactly as an id that
+    does not exist, so the filters reveal nothing."""
+
+    state = django_filters.ChoiceFilter(choices=Application.State.choices)
+    organisation = IdFilter(field_name="organisation_id")
+    call = IdFilter(field_name="call_id")
+
+    class Meta:
+        model = Application
+        fields = ["state", "organisation", "call"]
 
 
 @extend_schema_view(
@@ -41,7 +64,7 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     serializer_class = ApplicationSerializer
     parser_classes = [JSONParser, MultiPartParser, FormParser]
-    filterset_fields = ["state", "organisation", "call"]
+    filterset_class = ApplicationFilter
 
     def get_queryset(self):
         return selectors.applications_visible_to(self.request.user).prefetch_related(
@@ -58,7 +81,10 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         summary="Start a draft",
-        request=ApplicationCreateSerializer,
+        request={
+            "application/json": ApplicationCreateJsonSerializer,
+            "multipart/form-data": ApplicationCreateSerializer,
+        },
         responses={201: ApplicationSerializer, 400: INVALID, 409: CONFLICT},
     )
     def create(self, request):
@@ -84,7 +110,10 @@ class ApplicationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(
         summary="Save a draft (only the fields sent change)",
-        request=ApplicationDraftSerializer,
+        request={
+            "application/json": ApplicationDraftJsonSerializer,
+            "multipart/form-data": ApplicationDraftSerializer,
+        },
         responses={200: ApplicationSerializer, 400: INVALID, 409: CONFLICT},
     )
     def partial_update(self, request, pk=None):
