@@ -18,7 +18,9 @@ class AllocationOutput(serializers.ModelSerializer):
     partition = serializers.CharField(source="partition.name")
     model = serializers.CharField(source="model_name", help_text="Declared model; may be empty.")
     exhausted = serializers.BooleanField(source="is_exhausted")
-    gpu_minutes = serializers.IntegerField(help_text="The Slurm GrpTRESMins limit.")
+    gpu_minutes = serializers.IntegerField(
+        help_text="The Slurm budget: GrpTRESMins=gres/gpu on the account's NoDecay QOS."
+    )
     users = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
 
     class Meta:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from allocations.models import Allocation, SchedulerExport
 from allocations.selectors import allocations_for_scheduler, slurm_account_from
-from allocations.slurm import SlurmAccount, render_commands, render_load_file, snapshot
+from allocations.slurm import render_commands, render_load_file, snapshot, snapshot_after_load
 from allocations.transfer import allocations_for_transfer, allocations_to_json
 from core.csv import csv_cell
 from systems.models import Cluster
@@ -76,39 +76,6 @@ def export_baseline(cluster: Cluster) -> dict | None:
     return previous
 
 
-def state_after_load(previous: dict | None, accounts: list[SlurmAccount]) -> dict:
-    """What Slurm holds after ``sacctmgr load`` of this file on top of ``previous``.
-
-    ``load`` only adds and modifies: users removed here stay in Slurm, a block is never lifted,
-    and accounts left out keep what they had. Recording that, rather than the file itself, lets
-    the next ``commands`` export remove those users and lift those blocks.
-    """
-    merged = {
-        name: SlurmAccount(
-            name=name,
-            description=entry["description"],
-            organization=entry["organization"],
-            gpu_minutes=entry["gpu_minutes"],
-            users=tuple(entry["users"]),
-            blocked=entry["blocked"],
-        )
-        for name, entry in ((previous or {}).get("accounts") or {}).items()
-    }
-    for account in accounts:
-        before = merged.get(account.name)
-        if before is not None:
-            account = SlurmAccount(
-                name=account.name,
-                description=account.description,
-                organization=account.organization,
-                gpu_minutes=account.gpu_minutes,
-                users=before.users + account.users,
-                blocked=account.blocked or before.blocked,
-            )
-        merged[account.name] = account
-    return snapshot(merged.values())
-
-
 def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
     allocations = list(allocations_for_scheduler(cluster))
     accounts = [slurm_account_from(allocation) for allocation in allocations]
@@ -116,7 +83,7 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
     try:
         if fmt == Format.SLURM:
             content = render_load_file(cluster.name, accounts)
-            state = state_after_load(previous, accounts)
+            state = snapshot_after_load(previous, accounts)
         else:
             content = render_commands(cluster.name, previous, accounts)
             state = snapshot(accounts)

@@ -35,6 +35,28 @@ def modify(account, *settings):
             "set", *settings]  # fmt: skip
 
 
+def add_qos(name, minutes):
+    return ["sacctmgr", "-i", "add", "qos", f"name={name}", "Flags=NoDecay",
+            f"GrpTRESMins=gres/gpu={minutes}"]  # fmt: skip
+
+
+def add_account(name, cluster="lumi"):
+    return ["sacctmgr", "-i", "add", "account", f"name={name}", f"cluster={cluster}",
+            "parent=root", "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+            f"QOS={name}", f"DefaultQOS={name}"]  # fmt: skip
+
+
+def qos_budgets(flat_file):
+    """{QOS: GPU-minutes} from the '#qos' lines a flat file asks to run before the load."""
+    budgets = {}
+    for line in flat_file.splitlines():
+        if line.startswith("#qos "):
+            argv = shlex.split(line.removeprefix("#qos "))
+            assert "||" in argv and argv[-5:-3] == ["add", "qos"] and argv[-2] == "Flags=NoDecay"
+            budgets[argv[-3].removeprefix("name=")] = argv[-1]
+    return budgets
+
+
 # Flat file
 
 
@@ -52,7 +74,8 @@ def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
     services.allocation_mark_exhausted(allocation=used_up)
     make_allocation(organisation=organisation, account="elsewhere", cluster="leonardo")
 
-    parsed = parse_load_file(export_create(fmt="slurm", cluster=lumi).content)
+    content = export_create(fmt="slurm", cluster=lumi).content
+    parsed = parse_load_file(content)
 
     assert parsed["cluster"] == "lumi"
     accounts = parsed["accounts"]
@@ -60,15 +83,23 @@ def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
     assert accounts["acme_llm"] == {
         "Description": "Finnish legal LLM",
         "Organization": "Acme AI Oy",
-        "GrpTRESMins": "gres/gpu=3000000",
+        "GrpTRESMins": None,
         "GrpSubmitJobs": None,
+        "QOS": "acme_llm",
+        "DefaultQOS": "acme_llm",
         "parent": "root",
         "users": ["alice", "bob"],
     }
     assert accounts["acme_next"]["GrpSubmitJobs"] == "0"  # scheduled: exists, but blocked
     assert accounts["acme_paused"]["GrpSubmitJobs"] == "0"
-    assert accounts["acme_paused"]["GrpTRESMins"] == "gres/gpu=420"
     assert accounts["acme_used"]["GrpSubmitJobs"] == "0"
+    # The GPU-minute limits live on each account's NoDecay QOS, made before the load.
+    assert qos_budgets(content) == {
+        "acme_llm": "GrpTRESMins=gres/gpu=3000000",
+        "acme_next": "GrpTRESMins=gres/gpu=60",
+        "acme_paused": "GrpTRESMins=gres/gpu=420",
+        "acme_used": "GrpTRESMins=gres/gpu=120",
+    }
 
 
 def test_closed_allocation_stays_blocked_once_exported_and_is_left_out_otherwise(lumi):
@@ -93,15 +124,18 @@ def test_hostile_names_from_the_database_cannot_inject_a_spec_or_a_command(lumi)
     parsed = parse_load_file(flat)
     assert list(parsed["accounts"]) == ["victim"]
     victim = parsed["accounts"]["victim"]
-    assert victim["GrpTRESMins"] == "gres/gpu=60"
+    assert qos_budgets(flat) == {"victim": "GrpTRESMins=gres/gpu=60"}
+    assert (victim["QOS"], victim["GrpTRESMins"]) == ("victim", None)
     assert "'" not in victim["Description"] and "#" not in victim["Organization"]
-    assert len(flat.splitlines()) == 6  # Cluster, Parent, Account, Parent, 2 x User
+    # Cluster, Parent, Account, Parent, 2 x User; the rest are comments
+    assert len([line for line in flat.splitlines() if not line.startswith("#")]) == 6
 
     make_allocation(organisation=organisation, account="second", gpu_hours=2, project=hostile)
     script = export_create(fmt="commands", cluster=lumi).content
-    [add] = [argv for argv in (shlex.split(line) for line in script.splitlines()[3:])
-             if argv[:4] == ["sacctmgr", "-i", "add", "account"]]  # fmt: skip
-    assert add[-1] == "GrpTRESMins=gres/gpu=120"
+    argvs = [shlex.split(line) for line in script.splitlines()[3:]]
+    [add] = [argv for argv in argvs if argv[:4] == ["sacctmgr", "-i", "add", "account"]]
+    assert add[-2:] == ["QOS=second", "DefaultQOS=second"]
+    assert add_qos("second", 120) in argvs
     assert all(line.startswith(("sacctmgr ", "#", "set -e")) for line in script.splitlines())
 
 
@@ -133,15 +167,14 @@ def test_first_commands_export_adds_everything_then_nothing_changes(lumi, operat
     second = export_create(fmt="commands", cluster=lumi, actor=operator)
 
     assert commands_of(first) == [
-        ["sacctmgr", "-i", "add", "account", "name=acme_llm", "cluster=lumi", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
+        add_qos("acme_llm", 3000000),
+        add_account("acme_llm"),
         ["sacctmgr", "-i", "add", "user", "name=alice", "account=acme_llm", "cluster=lumi"],
     ]  # fmt: skip
     assert first.content.startswith("#!/bin/sh\n")
     assert commands_of(second) == []
     assert "# no changes" in second.content
-    assert (first.created_by, first.allocations, first.snapshot["version"]) == (operator, 1, 1)
+    assert (first.created_by, first.allocations, first.snapshot["version"]) == (operator, 1, 2)
 
 
 def test_new_allocation_appears_as_an_add_only(lumi):
@@ -150,10 +183,9 @@ def test_new_allocation_appears_as_an_add_only(lumi):
     make_allocation(account="new", users=())
 
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
-        ["sacctmgr", "-i", "add", "account", "name=new", "cluster=lumi", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
-    ]  # fmt: skip
+        add_qos("new", 3000000),
+        add_account("new"),
+    ]
 
 
 def test_suspending_blocks_exactly_that_account_and_reactivating_lifts_it(lumi):
@@ -196,8 +228,9 @@ def test_top_up_changes_the_limit(lumi, applicant):
     services.change_request_approve(change_request=change, actor=None)
 
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
-        modify("acme_llm", "GrpTRESMins=gres/gpu=9000")
-    ]
+        ["sacctmgr", "-i", "modify", "qos", "where", "name=acme_llm", "set",
+         "GrpTRESMins=gres/gpu=9000"],
+    ]  # fmt: skip
 
 
 def test_user_removal_and_addition(lumi):
@@ -237,13 +270,36 @@ def test_baselines_are_per_cluster(lumi):
     leonardo = Cluster.objects.get(name="leonardo")
     # The lumi export is no baseline for leonardo: its account and users are added in full.
     assert commands_of(export_create(fmt="commands", cluster=leonardo)) == [
-        ["sacctmgr", "-i", "add", "account", "name=on_leo", "cluster=leonardo", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
+        add_qos("on_leo", 3000000),
+        add_account("on_leo", cluster="leonardo"),
         ["sacctmgr", "-i", "add", "user", "name=alice", "account=on_leo", "cluster=leonardo"],
         ["sacctmgr", "-i", "add", "user", "name=bob", "account=on_leo", "cluster=leonardo"],
     ]  # fmt: skip
     # ... and the leonardo export is no baseline for lumi, which has not changed.
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
+
+
+def test_accounts_exported_before_qos_budgets_move_to_their_qos_in_the_next_commands(lumi):
+    make_allocation(account="acme_llm", users=("alice",), gpu_hours=10)
+    # What an export of the old layout stored: the limit on the account, no QOS.
+    SchedulerExport.objects.create(
+        cluster=lumi,
+        format="commands",
+        checksum="0" * 64,
+        content="",
+        snapshot={
+            "version": 1,
+            "accounts": {
+                "acme_llm": {"description": "Finnish legal LLM", "organization": "Acme AI Oy",
+                             "gpu_minutes": 600, "blocked": False, "users": ["alice"]},
+            },
+        },
+    )  # fmt: skip
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        add_qos("acme_llm", 600),
+        modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
+    ]
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
 
 
