@@ -10,7 +10,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import transaction
 from django.http import HttpResponse
@@ -182,3 +185,19 @@ def export_response(export: SchedulerExport) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="{export_filename(export)}"'
     response["X-Checksum-SHA256"] = export.checksum
     return response
+
+
+def write_atomically(path: Path, content: str) -> None:
+    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -62,14 +62,25 @@ __all__ = [
     "QOS_LINE_PREFIX",
     "RESERVED_QOS",
     "SNAPSHOT_VERSION",
+    "AccountState",
     "SlurmAccount",
+    "account_add_command",
+    "account_qos_settings",
+    "account_set_command",
+    "account_states",
     "clean_text",
     "gpu_hours_to_minutes",
     "parse_load_file",
+    "qos_add_command",
+    "qos_set_command",
     "render_commands",
     "render_load_file",
+    "shell_script",
     "snapshot",
     "snapshot_after_load",
+    "user_add_command",
+    "user_remove_command",
+    "user_set_command",
 ]
 
 # \A..\Z rather than ^..$: "$" also matches before a trailing newline, which would let "acme\n"
@@ -143,7 +154,7 @@ class SlurmAccount:
 
 
 @dataclass(frozen=True)
-class _AccountState:
+class AccountState:
     """What Slurm should hold for one account: the unit both renderers and the diff compare.
 
     ``budget_qos``: the GPU-minutes sit on the account's own NoDecay QOS, attached as its QOS and
@@ -213,7 +224,7 @@ def render_load_file(cluster: str, accounts: Iterable[SlurmAccount]) -> str:
     never clears ``GrpSubmitJobs``, so unblocking and removals need ``render_commands``.
     """
     _check_cluster_name(cluster)
-    states = _states(accounts)
+    states = account_states(accounts)
     lines = [
         f"# hpcgate: sacctmgr load file for cluster {cluster}",
         "# Each account's GPU budget is a QOS of its own (Flags=NoDecay: its used GPU-minutes",
@@ -247,7 +258,7 @@ def snapshot(accounts: Iterable[SlurmAccount]) -> dict:
 
     Holds the cleaned texts actually sent to Slurm, so the next diff compares like with like.
     """
-    return _snapshot_of(_states(accounts))
+    return _snapshot_of(account_states(accounts))
 
 
 def snapshot_after_load(previous: Mapping | None, accounts: Iterable[SlurmAccount]) -> dict:
@@ -259,7 +270,7 @@ def snapshot_after_load(previous: Mapping | None, accounts: Iterable[SlurmAccoun
     the next ``commands`` export remove those users and lift those blocks.
     """
     merged = _previous_states(previous)
-    for name, state in _states(accounts).items():
+    for name, state in account_states(accounts).items():
         before = merged.get(name)
         if before is not None:
             state = replace(
@@ -271,7 +282,7 @@ def snapshot_after_load(previous: Mapping | None, accounts: Iterable[SlurmAccoun
     return _snapshot_of(dict(sorted(merged.items())))
 
 
-def _snapshot_of(states: Mapping[str, _AccountState]) -> dict:
+def _snapshot_of(states: Mapping[str, AccountState]) -> dict:
     return {
         "version": SNAPSHOT_VERSION,
         "accounts": {
@@ -312,15 +323,20 @@ def render_commands(
     """
     _check_cluster_name(cluster)
     before = _previous_states(previous)
-    now = _states(accounts)
+    now = account_states(accounts)
     commands: list[list[str]] = []
     for name in sorted(before.keys() | now.keys()):
         commands.extend(_account_commands(cluster, name, before.get(name), now.get(name)))
-    lines = ["#!/bin/sh", f"# hpcgate: sacctmgr changes for cluster {cluster}", "set -e"]
-    if commands:
-        lines.extend(shlex.join(argv) for argv in commands)
-    else:
-        lines.append("# no changes")
+    return shell_script(f"sacctmgr changes for cluster {cluster}", commands, empty="no changes")
+
+
+def shell_script(heading: str, commands: Iterable[list[str]], *, empty: str) -> str:
+    """``#!/bin/sh``, ``# hpcgate: <heading>``, ``set -e``, then one quoted command a line (or
+    ``# <empty>`` when there is none)."""
+    lines = ["#!/bin/sh", f"# hpcgate: {heading}", "set -e"]
+    lines.extend(shlex.join(argv) for argv in commands)
+    if len(lines) == 3:
+        lines.append(f"# {empty}")
     return "\n".join(lines) + "\n"
 
 
@@ -489,8 +505,7 @@ def qos_set_command(name: str, *settings: str) -> list[str]:
     return ["sacctmgr", "-i", "modify", "qos", "where", f"name={name}", "set", *settings]
 
 
-def qos_repair_command(name: str, gpu_minutes: int) -> list[str]:
-    """``modify qos`` giving an existing budget QOS its flags and limit back."""
+def _qos_reset_command(name: str, gpu_minutes: int) -> list[str]:
     return qos_set_command(name, *_qos_settings(gpu_minutes))
 
 
@@ -504,7 +519,7 @@ def account_qos_settings(name: str) -> list[str]:
     return [f"QOS={name}", f"DefaultQOS={name}"]
 
 
-def account_add_command(cluster: str, name: str, state: _AccountState) -> list[str]:
+def account_add_command(cluster: str, name: str, state: AccountState) -> list[str]:
     command = [
         *("sacctmgr", "-i", "add", "account", f"name={name}", f"cluster={cluster}"),
         "parent=root",
@@ -527,15 +542,20 @@ def user_remove_command(cluster: str, name: str, user: str) -> list[str]:
     return ["sacctmgr", "-i", "remove", "user", *user_where]
 
 
+def user_set_command(cluster: str, name: str, user: str, *settings: str) -> list[str]:
+    user_where = ["where", f"name={user}", f"account={name}", f"cluster={cluster}"]
+    return ["sacctmgr", "-i", "modify", "user", *user_where, "set", *settings]
+
+
 def _qos_upsert_line(name: str, gpu_minutes: int) -> str:
     # modify fails ("Nothing modified", exit 1) only when the QOS is missing; add then makes it.
     # When sacctmgr cannot reach slurmdbd both fail, and `sh -e` stops.
-    modify = shlex.join(qos_repair_command(name, gpu_minutes))
+    modify = shlex.join(_qos_reset_command(name, gpu_minutes))
     return f"{modify} || {shlex.join(qos_add_command(name, gpu_minutes))}"
 
 
 def _account_commands(
-    cluster: str, name: str, before: _AccountState | None, now: _AccountState | None
+    cluster: str, name: str, before: AccountState | None, now: AccountState | None
 ) -> list[list[str]]:
     if now is None:
         # Gone since the last export: close it, keep the association and its usage history.
@@ -582,15 +602,16 @@ def _account_commands(
     return commands
 
 
-def _states(accounts: Iterable[SlurmAccount]) -> dict[str, _AccountState]:
-    states: dict[str, _AccountState] = {}
+def account_states(accounts: Iterable[SlurmAccount]) -> dict[str, AccountState]:
+    """{name: what Slurm should hold} in name order, texts cleaned as they are sent."""
+    states: dict[str, AccountState] = {}
     for account in accounts:
         if not isinstance(account, SlurmAccount):
             raise TypeError(f"expected SlurmAccount, got {type(account).__name__}")
         if account.name in states:
             raise ValueError(f"Slurm account {account.name!r} appears twice in one export")
         # Empty text would be dropped by sacctmgr, which then falls back to the account name.
-        states[account.name] = _AccountState(
+        states[account.name] = AccountState(
             description=clean_text(account.description) or account.name,
             organization=clean_text(account.organization) or account.name,
             gpu_minutes=account.gpu_minutes,
@@ -600,7 +621,7 @@ def _states(accounts: Iterable[SlurmAccount]) -> dict[str, _AccountState]:
     return dict(sorted(states.items()))
 
 
-def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
+def _previous_states(previous: Mapping | None) -> dict[str, AccountState]:
     if previous is None:
         return {}
     if not isinstance(previous, Mapping) or previous.get("version") not in (
@@ -612,7 +633,7 @@ def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
     if not isinstance(entries, Mapping):
         raise ValueError("previous export snapshot has no 'accounts' mapping")
     # The snapshot is stored data, and its names end up in shell commands: validate them again.
-    states: dict[str, _AccountState] = {}
+    states: dict[str, AccountState] = {}
     for name, entry in entries.items():
         try:
             account = SlurmAccount(
@@ -628,7 +649,7 @@ def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
                 raise ValueError(f"its QOS must be named after it, not {qos!r}")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"previous export snapshot, account {name!r}: {error}") from error
-        states[name] = _AccountState(
+        states[name] = AccountState(
             description=account.description,
             organization=account.organization,
             gpu_minutes=account.gpu_minutes,
