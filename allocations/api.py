@@ -95,10 +95,27 @@ class ExportInput(serializers.Serializer):
 class ExportSummaryOutput(serializers.ModelSerializer):
     cluster = serializers.CharField(source="cluster.name", allow_null=True, default=None)
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    applied_by_token = serializers.CharField(
+        source="applied_by_token.name",
+        allow_null=True,
+        default=None,
+        help_text="Name of the site token whose agent applied the export.",
+    )
 
     class Meta:
         model = SchedulerExport
-        fields = ["id", "format", "cluster", "checksum", "allocations", "created_by", "created_at"]
+        fields = [
+            "id",
+            "format",
+            "cluster",
+            "checksum",
+            "allocations",
+            "created_by",
+            "created_at",
+            "for_site_agent",
+            "applied_at",
+            "applied_by_token",
+        ]
 
 
 class ExportOutput(ExportSummaryOutput):
@@ -111,9 +128,9 @@ class ExportListCreateView(generics.ListAPIView):
     permission_classes = [permissions.IsAuthenticated, ExportPermission]
     serializer_class = ExportSummaryOutput
     filterset_fields = ["format"]
-    queryset = SchedulerExport.objects.select_related("cluster", "created_by").order_by(
-        "-created_at", "-id"
-    )
+    queryset = SchedulerExport.objects.select_related(
+        "cluster", "created_by", "applied_by_token"
+    ).order_by("-created_at", "-id")
 
     @extend_schema(summary="Export history: who, when, cluster, format, checksum")
     def get(self, request, *args, **kwargs):
@@ -142,4 +159,4 @@ class ExportListCreateView(generics.ListAPIView):
 class ExportDetailView(generics.RetrieveAPIView):
     permission_classes = [permissions.IsAuthenticated, ExportPermission]
     serializer_class = ExportOutput
-    queryset = SchedulerExport.objects.select_related("cluster", "created_by")
+    queryset = SchedulerExport.objects.select_related("cluster", "created_by", "applied_by_token")

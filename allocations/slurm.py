@@ -69,6 +69,7 @@ __all__ = [
     "account_set_command",
     "account_states",
     "clean_text",
+    "commands_between",
     "gpu_hours_to_minutes",
     "parse_load_file",
     "qos_add_command",
@@ -321,13 +322,21 @@ def render_commands(
     deleted: deleting its association would lose the usage history that accounting, reports and
     compute-threshold checks depend on, and Slurm refuses to delete associations with jobs.
     """
+    commands = commands_between(cluster, previous, accounts)
+    return shell_script(f"sacctmgr changes for cluster {cluster}", commands, empty="no changes")
+
+
+def commands_between(
+    cluster: str, previous: Mapping | None, accounts: Iterable[SlurmAccount]
+) -> list[list[str]]:
+    """The argument lists of ``render_commands``, in its order."""
     _check_cluster_name(cluster)
     before = _previous_states(previous)
     now = account_states(accounts)
     commands: list[list[str]] = []
     for name in sorted(before.keys() | now.keys()):
         commands.extend(_account_commands(cluster, name, before.get(name), now.get(name)))
-    return shell_script(f"sacctmgr changes for cluster {cluster}", commands, empty="no changes")
+    return commands
 
 
 def shell_script(heading: str, commands: Iterable[list[str]], *, empty: str) -> str:

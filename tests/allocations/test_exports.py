@@ -10,11 +10,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from allocations import services
-from allocations.exports import ExportError, export_build, export_create
+from allocations.exports import (
+    ExportApplyError,
+    ExportError,
+    export_build,
+    export_create,
+    export_mark_applied,
+    export_pending,
+)
 from allocations.models import Allocation, SchedulerExport
 from allocations.slurm import parse_load_file
 from systems.models import Cluster
-from tests.factories import days, make_allocation, make_organisation
+from tests.factories import days, make_allocation, make_organisation, make_site_token
 
 pytestmark = pytest.mark.django_db
 
@@ -301,6 +308,131 @@ def test_accounts_exported_before_qos_budgets_move_to_their_qos_in_the_next_comm
         modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
     ]
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
+
+
+# The site agent's pending changes
+
+
+@pytest.fixture
+def agent(lumi):
+    token, _ = make_site_token(cluster=lumi)
+    return token
+
+
+def applied(export, token):
+    return export_mark_applied(export_id=export.pk, site_token=token, checksum=export.checksum)
+
+
+def test_pending_changes_are_the_commands_since_the_last_applied_export(lumi, agent):
+    make_allocation(account="acme_llm", users=("alice",))
+
+    pending = export_pending(cluster=lumi)
+
+    assert (pending.format, pending.for_site_agent, pending.applied_at) == ("commands", True, None)
+    assert commands_of(pending)[:2] == [add_qos("acme_llm", 3000000), add_account("acme_llm")]
+    applied(pending, agent)
+    assert export_pending(cluster=lumi) is None
+
+
+def test_the_same_pending_export_comes_back_until_it_is_applied(lumi, agent):
+    make_allocation()
+
+    first = export_pending(cluster=lumi)
+
+    assert export_pending(cluster=lumi) == first
+    assert SchedulerExport.objects.count() == 1
+
+
+def test_a_change_before_the_report_gives_a_new_export_from_the_same_baseline(lumi, agent):
+    allocation = make_allocation(users=("alice",))
+    applied(export_pending(cluster=lumi), agent)
+    services.allocation_users_set(allocation=allocation, usernames=["alice", "bob"])
+    stale = export_pending(cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+
+    fresh = export_pending(cluster=lumi)
+
+    assert fresh != stale
+    assert commands_of(fresh) == [
+        modify("acme_llm", "GrpSubmitJobs=0"),
+        ["sacctmgr", "-i", "add", "user", "name=bob", "account=acme_llm", "cluster=lumi"],
+    ]
+
+
+def test_an_export_the_agent_has_not_applied_is_no_baseline(lumi, agent):
+    make_allocation()
+    export_pending(cluster=lumi)  # fetched, never applied
+
+    # An operator's export still starts from what Slurm has: nothing.
+    assert commands_of(export_create(fmt="commands", cluster=lumi))[0] == add_qos(
+        "acme_llm", 3000000
+    )
+    # ... and is itself taken as run, so the agent has nothing left to do.
+    assert export_pending(cluster=lumi) is None
+
+
+def test_the_agent_continues_from_an_operators_export(lumi, agent):
+    allocation = make_allocation()
+    export_create(fmt="commands", cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+
+    assert commands_of(export_pending(cluster=lumi)) == [modify("acme_llm", "GrpSubmitJobs=0")]
+
+
+def test_pending_changes_freeze_the_account_names(lumi, agent):
+    allocation = make_allocation()
+
+    pending = export_pending(cluster=lumi)
+
+    allocation.refresh_from_db()
+    assert allocation.first_exported_at == pending.created_at
+
+
+def test_applied_records_when_and_which_token_and_a_second_report_changes_nothing(lumi, agent):
+    make_allocation()
+    pending = export_pending(cluster=lumi)
+
+    first = applied(pending, agent)
+    other, _ = make_site_token(cluster=lumi, name="second agent")
+    again = applied(pending, other)
+
+    assert first.applied_at is not None and first.applied_by_token == agent
+    assert (again.applied_at, again.applied_by_token) == (first.applied_at, agent)
+
+
+def test_applied_is_refused_for_what_the_token_or_the_agent_did_not_get(lumi, agent):
+    make_allocation()
+    by_operator = export_create(fmt="commands", cluster=lumi)
+    make_allocation(account="on_leo", cluster="leonardo")
+    leonardo_agent, _ = make_site_token(cluster="leonardo", name="leonardo agent")
+    on_leonardo = export_pending(cluster=Cluster.objects.get(name="leonardo"))
+
+    with pytest.raises(ExportApplyError, match="not made for the site agent") as refused:
+        applied(by_operator, agent)
+    assert refused.value.reason == ExportApplyError.REFUSED
+    with pytest.raises(ExportApplyError, match="No export") as refused:
+        applied(on_leonardo, agent)
+    assert refused.value.reason == ExportApplyError.REFUSED
+    with pytest.raises(ExportApplyError, match="not this export") as refused:
+        export_mark_applied(export_id=on_leonardo.pk, site_token=leonardo_agent, checksum="0")
+    assert refused.value.reason == ExportApplyError.CHECKSUM
+    assert not SchedulerExport.objects.filter(applied_at__isnull=False).exists()
+
+
+def test_an_older_export_reported_after_a_newer_one_is_a_conflict(lumi, agent):
+    allocation = make_allocation()
+    older = export_pending(cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+    newer = export_pending(cluster=lumi)
+    applied(newer, agent)
+
+    with pytest.raises(ExportApplyError, match="fetch the pending changes again") as refused:
+        applied(older, agent)
+
+    assert refused.value.reason == ExportApplyError.CONFLICT
+    older.refresh_from_db()
+    assert older.applied_at is None
+    assert export_pending(cluster=lumi) is None
 
 
 # What an export records
