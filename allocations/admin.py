@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from allocations import services
@@ -245,7 +246,7 @@ class SchedulerExportAdmin(ReadOnlyAdmin):
             return "-"
         if obj.applied_at is None:
             return "pending"
-        return f"{obj.applied_at:%Y-%m-%d %H:%M} ({obj.applied_by_token.name})"
+        return f"{timezone.localtime(obj.applied_at):%Y-%m-%d %H:%M} ({obj.applied_by_token.name})"
 
     @admin.display(description="SHA-256")
     def short_checksum(self, obj: SchedulerExport) -> str:
