@@ -103,6 +103,11 @@ BUDGET_QOS_FLAGS = "NoDecay"
 RESERVED_QOS = frozenset({"normal"})
 # Flat-file comment lines carrying the QOS commands that must run before `sacctmgr load`.
 QOS_LINE_PREFIX = "#qos "
+# Where an account's GPU-minute limit sits in Slurm: see AccountState.
+BUDGET_ON_QOS = "qos"
+BUDGET_ON_ACCOUNT = "account"
+BUDGET_LOADED = "loaded"
+_BUDGETS = (BUDGET_ON_QOS, BUDGET_ON_ACCOUNT, BUDGET_LOADED)
 
 # Slurm keeps GPU-minute limits as uint64 with the top values reserved for "unset"/"infinite".
 _MAX_GPU_MINUTES = 2**63 - 1
@@ -158,9 +163,11 @@ class SlurmAccount:
 class AccountState:
     """What Slurm should hold for one account: the unit both renderers and the diff compare.
 
-    ``budget_qos``: the GPU-minutes sit on the account's own NoDecay QOS, attached as its QOS and
-    default QOS (every export since snapshot version 2); False for accounts exported before,
-    whose association carried ``GrpTRESMins`` itself.
+    ``budget`` says where the GPU-minutes sit: ``BUDGET_ON_QOS`` on the account's own NoDecay QOS,
+    attached as its QOS and default QOS (every export since snapshot version 2);
+    ``BUDGET_ON_ACCOUNT`` on the association itself (accounts exported before);
+    ``BUDGET_LOADED`` for such an account after a flat-file load: the QOS exists and is its QOS,
+    but ``load`` could neither make it the default QOS nor clear the association's own limit.
     """
 
     description: str
@@ -168,7 +175,7 @@ class AccountState:
     gpu_minutes: int
     blocked: bool
     users: tuple[str, ...]
-    budget_qos: bool = True
+    budget: str = "qos"
 
 
 def gpu_hours_to_minutes(gpu_hours: int | Decimal | float) -> int:
@@ -278,6 +285,7 @@ def snapshot_after_load(previous: Mapping | None, accounts: Iterable[SlurmAccoun
                 state,
                 users=tuple(sorted(set(before.users) | set(state.users))),
                 blocked=state.blocked or before.blocked,
+                budget=BUDGET_ON_QOS if before.budget == BUDGET_ON_QOS else BUDGET_LOADED,
             )
         merged[name] = state
     return _snapshot_of(dict(sorted(merged.items())))
@@ -293,7 +301,7 @@ def _snapshot_of(states: Mapping[str, AccountState]) -> dict:
                 "gpu_minutes": state.gpu_minutes,
                 "blocked": state.blocked,
                 "users": list(state.users),
-                "qos": name if state.budget_qos else None,
+                "budget": state.budget,
             }
             for name, state in states.items()
         },
@@ -585,17 +593,18 @@ def _account_commands(
         commands.append(account_set_command(cluster, name, "GrpSubmitJobs=0"))
     for user in sorted(set(before.users) - set(now.users)):
         commands.append(user_remove_command(cluster, name, user))
-    if not before.budget_qos:
+    if before.budget == BUDGET_ON_ACCOUNT:
         # Exported before QOS budgets: make the QOS, attach it, and clear the association's own
         # limit, which the QOS's limit on the same TRES would hide anyway (-1 clears a limit).
         commands.append(qos_add_command(name, now.gpu_minutes))
+    elif now.gpu_minutes != before.gpu_minutes:
+        commands.append(qos_set_command(name, f"GrpTRESMins=gres/gpu={now.gpu_minutes}"))
+    if before.budget != BUDGET_ON_QOS:
         commands.append(
             account_set_command(
                 cluster, name, *account_qos_settings(name), "GrpTRESMins=gres/gpu=-1"
             )
         )
-    elif now.gpu_minutes != before.gpu_minutes:
-        commands.append(qos_set_command(name, f"GrpTRESMins=gres/gpu={now.gpu_minutes}"))
     texts = []
     if now.description != before.description:
         texts.append(f"Description={now.description}")
@@ -653,9 +662,9 @@ def _previous_states(previous: Mapping | None) -> dict[str, AccountState]:
                 users=tuple(entry["users"]),
                 blocked=entry["blocked"],
             )
-            qos = entry["qos"] if version >= 2 else None
-            if qos not in (None, name):
-                raise ValueError(f"its QOS must be named after it, not {qos!r}")
+            budget = entry["budget"] if version >= 2 else BUDGET_ON_ACCOUNT
+            if budget not in _BUDGETS:
+                raise ValueError(f"unknown budget place {budget!r}")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"previous export snapshot, account {name!r}: {error}") from error
         states[name] = AccountState(
@@ -664,7 +673,7 @@ def _previous_states(previous: Mapping | None) -> dict[str, AccountState]:
             gpu_minutes=account.gpu_minutes,
             blocked=account.blocked,
             users=account.users,
-            budget_qos=qos is not None,
+            budget=budget,
         )
     return states
 

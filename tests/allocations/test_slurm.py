@@ -555,7 +555,7 @@ def test_account_exported_before_qos_budgets_moves_its_limit_to_a_new_qos():
     old = snapshot([make_account(gpu_minutes=600), make_account("beta_ai", blocked=True)])
     old["version"] = 1
     for entry in old["accounts"].values():
-        del entry["qos"]
+        del entry["budget"]
 
     now = [make_account(gpu_minutes=900), make_account("beta_ai", blocked=True)]
 
@@ -570,12 +570,12 @@ def test_account_exported_before_qos_budgets_moves_its_limit_to_a_new_qos():
     assert command_lines(render_commands("lumi", snapshot(now), now)) == []
 
 
-def test_snapshot_names_each_account_budget_qos():
+def test_snapshot_says_each_budget_is_on_its_qos():
     stored = snapshot([make_account(), make_account("beta_ai")])
 
     assert stored["version"] == 2
-    assert {name: entry["qos"] for name, entry in stored["accounts"].items()} == {
-        "acme_llm": "acme_llm", "beta_ai": "beta_ai",
+    assert {name: entry["budget"] for name, entry in stored["accounts"].items()} == {
+        "acme_llm": "qos", "beta_ai": "qos",
     }  # fmt: skip
 
 
@@ -587,8 +587,26 @@ def test_state_after_a_load_keeps_what_load_cannot_remove():
     acme = after["accounts"]["acme_llm"]
     assert acme["users"] == ["alice", "bob", "carol"]  # load never removes alice
     assert acme["blocked"] is True  # nor lifts a block
-    assert acme["gpu_minutes"] == 5 and acme["qos"] == "acme_llm"
+    assert acme["gpu_minutes"] == 5 and acme["budget"] == "qos"
     assert after["accounts"]["old"] == before["accounts"]["old"]
+
+
+def test_a_load_cannot_finish_moving_an_old_account_and_the_next_commands_do():
+    old = snapshot([make_account(gpu_minutes=600)])
+    old["version"] = 1
+    del old["accounts"]["acme_llm"]["budget"]
+
+    # The '#qos' lines made the QOS and the load named it, but kept the old default QOS.
+    loaded = snapshot_after_load(old, [make_account(gpu_minutes=600)])
+
+    assert loaded["accounts"]["acme_llm"]["budget"] == "loaded"
+    assert command_argvs(render_commands("lumi", loaded, [make_account(gpu_minutes=900)])) == [
+        modify_qos("acme_llm", "GrpTRESMins=gres/gpu=900"),
+        modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
+    ]
+    # A new account in a load is complete.
+    fresh = snapshot_after_load(old, [make_account("beta_ai")])
+    assert fresh["accounts"]["beta_ai"]["budget"] == "qos"
 
 
 def test_account_named_like_slurms_default_qos_is_refused():
@@ -783,7 +801,7 @@ def test_tampered_snapshot_names_are_refused_before_reaching_a_shell():
                                                  "users": []}}},
         {"version": 2, "accounts": {"acme_llm": {"description": "x", "organization": "y",
                                                  "gpu_minutes": 60, "blocked": False,
-                                                 "users": [], "qos": "normal"}}},
+                                                 "users": [], "budget": "elsewhere"}}},
         {"version": 1},
         {"version": 1, "accounts": []},
         {"version": 1, "accounts": {"acme_llm": {"description": "x"}}},
