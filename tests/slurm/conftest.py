@@ -7,11 +7,15 @@ job records that sacct keeps from earlier runs never count for it.
 """
 
 import os
+from pathlib import Path
 
 import pytest
 
 from tests.slurm.helpers import UNIX_USERS
 from tests.slurm_cluster import SlurmCluster, ensure_unix_user, reset_accounting
+
+# The first line up.sh writes into its slurm.conf.
+TEST_CLUSTER_MARK = "Written by hpcgate docker/slurm-test/up.sh"
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +27,9 @@ def slurm_cluster() -> SlurmCluster:
             "no Slurm test cluster answers sinfo (as root: bash docker/slurm-test/up.sh, then "
             "source /var/tmp/hpcgate-slurm/env.sh)"
         )
+    elif TEST_CLUSTER_MARK not in Path(cluster.slurm_conf).read_text(errors="replace"):
+        # These tests delete every account: never on a cluster that up.sh did not make.
+        problem = f"{cluster.slurm_conf} is not the test cluster of docker/slurm-test/up.sh"
     elif os.geteuid() != 0:
         problem = "the Slurm tests submit jobs as other Unix users, which needs root"
     if problem:
