@@ -249,12 +249,8 @@ def export_mark_applied(*, export_id: int, site_token, checksum: str) -> Schedul
     been applied since: recording the older one would move the baseline back.
     """
     with transaction.atomic():
-        export = (
-            SchedulerExport.objects.select_for_update()
-            .select_related("cluster")
-            .filter(pk=export_id)
-            .first()
-        )
+        # No select_related: PostgreSQL cannot lock the nullable side of the cluster join.
+        export = SchedulerExport.objects.select_for_update().filter(pk=export_id).first()
         if export is None or export.cluster_id != site_token.cluster_id:
             raise ExportApplyError(
                 f"No export {export_id} for cluster {site_token.cluster.name}.",
