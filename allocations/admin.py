@@ -4,6 +4,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from allocations import services
@@ -238,17 +239,26 @@ class SchedulerExportAdmin(ReadOnlyAdmin):
         "format",
         "allocations",
         "created_by",
+        "applied",
         "short_checksum",
         "download",
     ]
-    list_filter = ["format", "cluster"]
-    list_select_related = ["cluster", "created_by"]
+    list_filter = ["format", "cluster", "for_site_agent"]
+    list_select_related = ["cluster", "created_by", "applied_by_token"]
     date_hierarchy = "created_at"
     search_fields = ["checksum"]
-    fields = ["created_at", "cluster", "format", "allocations", "created_by", "checksum",
-              "download", "content"]  # fmt: skip
+    fields = ["created_at", "cluster", "format", "allocations", "created_by", "for_site_agent",
+              "applied_at", "applied_by_token", "checksum", "download", "content"]  # fmt: skip
     readonly_fields = fields
     change_list_template = "admin/allocations/schedulerexport/change_list.html"
+
+    @admin.display(description="applied by the site agent")
+    def applied(self, obj: SchedulerExport) -> str:
+        if not obj.for_site_agent:
+            return "-"
+        if obj.applied_at is None:
+            return "pending"
+        return f"{timezone.localtime(obj.applied_at):%Y-%m-%d %H:%M} ({obj.applied_by_token.name})"
 
     @admin.display(description="SHA-256")
     def short_checksum(self, obj: SchedulerExport) -> str:

@@ -33,7 +33,9 @@ class AllocationOutput(serializers.ModelSerializer):
     partition = serializers.CharField(source="partition.name")
     model = serializers.CharField(source="model_name", help_text="Declared model; may be empty.")
     exhausted = serializers.BooleanField(source="is_exhausted")
-    gpu_minutes = serializers.IntegerField(help_text="The Slurm GrpTRESMins limit.")
+    gpu_minutes = serializers.IntegerField(
+        help_text="The Slurm budget: GrpTRESMins=gres/gpu on the account's NoDecay QOS."
+    )
     users = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
 
     class Meta:
@@ -130,10 +132,27 @@ EXPORT_INPUT = PolymorphicProxySerializer(
 class ExportSummaryOutput(serializers.ModelSerializer):
     cluster = serializers.CharField(source="cluster.name", allow_null=True, default=None)
     created_by = serializers.CharField(source="created_by.username", allow_null=True, default=None)
+    applied_by_token = serializers.CharField(
+        source="applied_by_token.name",
+        allow_null=True,
+        default=None,
+        help_text="Name of the site token whose agent applied the export.",
+    )
 
     class Meta:
         model = SchedulerExport
-        fields = ["id", "format", "cluster", "checksum", "allocations", "created_by", "created_at"]
+        fields = [
+            "id",
+            "format",
+            "cluster",
+            "checksum",
+            "allocations",
+            "created_by",
+            "created_at",
+            "for_site_agent",
+            "applied_at",
+            "applied_by_token",
+        ]
 
 
 class ExportOutput(ExportSummaryOutput):
@@ -147,9 +166,9 @@ class ExportListCreateView(generics.ListAPIView):
     content_negotiation_class = FormatParameterNegotiation
     serializer_class = ExportSummaryOutput
     filterset_fields = ["format"]
-    queryset = SchedulerExport.objects.select_related("cluster", "created_by").order_by(
-        "-created_at", "-id"
-    )
+    queryset = SchedulerExport.objects.select_related(
+        "cluster", "created_by", "applied_by_token"
+    ).order_by("-created_at", "-id")
 
     @extend_schema(summary="Export history: who, when, cluster, format, checksum")
     def get(self, request, *args, **kwargs):
@@ -181,7 +200,7 @@ class ExportListCreateView(generics.ListAPIView):
 class ExportDetailView(generics.RetrieveAPIView):
     permission_classes = [permissions.IsAuthenticated, ExportPermission]
     serializer_class = ExportOutput
-    queryset = SchedulerExport.objects.select_related("cluster", "created_by")
+    queryset = SchedulerExport.objects.select_related("cluster", "created_by", "applied_by_token")
 
 
 def _conflict(error: TransitionError) -> Conflict:

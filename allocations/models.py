@@ -338,6 +338,24 @@ class SchedulerExport(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    for_site_agent = models.BooleanField(
+        default=False,
+        help_text="Made for the cluster's site agent: the baseline of later exports only once "
+        "the agent reports it applied.",
+    )
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the site agent reported it applied."
+    )
+    # A reference by name, not an import: the token is the site's identity, kept with the usage
+    # app that first needed it; PROTECT keeps the history (tokens are revoked, not deleted).
+    applied_by_token = models.ForeignKey(
+        "usage.SiteToken",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The site token of the agent that applied it.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -345,3 +363,8 @@ class SchedulerExport(models.Model):
     def __str__(self) -> str:
         where = self.cluster.name if self.cluster_id else "all clusters"
         return f"{self.get_format_display()} for {where} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_pending(self) -> bool:
+        """Handed to the site agent and not yet reported applied."""
+        return self.for_site_agent and self.applied_at is None

@@ -115,3 +115,8 @@ def slurm_account_from(allocation: Allocation) -> SlurmAccount:
         users=tuple(user.username for user in allocation.users.all()),
         blocked=allocation.is_blocked,
     )
+
+
+def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
+    """What hpcgate says ``cluster``'s Slurm should hold, account by account."""
+    return [slurm_account_from(allocation) for allocation in allocations_for_scheduler(cluster)]

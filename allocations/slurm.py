@@ -3,20 +3,36 @@
 Pure functions, no Django: the export command turns allocations into ``SlurmAccount`` values and
 calls one of
 
-- ``render_load_file(cluster, accounts)`` - a flat file for ``sacctmgr load file=<cluster>.cfg``;
+- ``render_load_file(cluster, accounts)`` - a flat file for ``sacctmgr load file=<cluster>.cfg``,
+  headed by the QOS commands to run before the load;
 - ``render_commands(cluster, previous, accounts)`` - a ``/bin/sh`` script of ``sacctmgr -i ...``
   commands taking the cluster from the ``snapshot(...)`` stored with the previous export to now.
+
+Each account's grant is a hard budget: a QOS of the account's own name with ``Flags=NoDecay`` and
+``GrpTRESMins=gres/gpu=<GPU-minutes>``, attached as the account's only QOS and its default QOS.
+``priority/multifactor`` halves the usage behind an association's ``GrpTRESMins`` every
+``PriorityDecayHalfLife``, so a limit on the account itself lets a project run far past its
+grant; a NoDecay QOS's usage never decays, while fair share (the associations' usage) still does.
+Blocks stay on the account (``GrpSubmitJobs=0``), where a flat file can set them too.
+docker/slurm-test/FINDINGS.md records the commands and outputs this rests on.
 
 Flat-file lines (the layout ``sacctmgr dump`` writes, see ``_print_file_*`` in
 SchedMD/slurm ``src/sacctmgr/file_functions.c``)::
 
+    #qos sacctmgr -i modify qos where name=acme_llm set Flags=NoDecay GrpTRESMins=... || ...
     Cluster - 'lumi'
     Parent - 'root'
-    Account - 'acme_llm':Description='Legal LLM':Organization='Acme AI Oy':GrpTRESMins=gres/gpu=60
-    Account - 'beta_ai':Description='..':Organization='..':GrpTRESMins=gres/gpu=6:GrpSubmitJobs=0
+    Account - 'acme_llm':Description='Legal LLM':Organization='Acme AI Oy':QOS=...:DefaultQOS=...
+    Account - 'beta_ai':Description='..':Organization='..':QOS=...:DefaultQOS=...:GrpSubmitJobs=0
     Parent - 'acme_llm'
     User - 'alice'
     User - 'bob'
+
+``sacctmgr load`` cannot create or change a QOS (a ``QOS -`` line fails the whole load), so the
+file starts with comment lines ``#qos <command>`` that create or update every budget QOS; they
+must run first (``sed -n 's/^#qos //p' FILE | sh -e``), since ``QOS=`` naming a missing QOS
+fails the load as well. For an account that already exists, ``load`` applies a changed ``QOS=``
+but ignores a changed ``DefaultQOS=``: only ``render_commands`` moves existing accounts.
 
 How ``sacctmgr load`` reads that file decides what free text may contain (same source file):
 ``_strip_comments`` cuts the line at the first ``#`` (even inside quotes); ``_strip_escapes`` and
@@ -37,22 +53,38 @@ import re
 import shlex
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_FLOOR, Decimal
 
 from allocations.names import account_name_problem, user_name_problem
 
 __all__ = [
+    "BUDGET_QOS_FLAGS",
     "CLUSTER_NAME_RE",
     "MAX_TEXT_LENGTH",
+    "QOS_LINE_PREFIX",
+    "RESERVED_QOS",
     "SNAPSHOT_VERSION",
+    "AccountState",
     "SlurmAccount",
+    "account_add_command",
+    "account_qos_settings",
+    "account_set_command",
+    "account_states",
     "clean_text",
+    "commands_between",
     "gpu_hours_to_minutes",
     "parse_load_file",
+    "qos_add_command",
+    "qos_set_command",
     "render_commands",
     "render_load_file",
+    "shell_script",
     "snapshot",
+    "snapshot_after_load",
+    "user_add_command",
+    "user_remove_command",
+    "user_set_command",
 ]
 
 # \A..\Z rather than ^..$: "$" also matches before a trailing newline, which would let "acme\n"
@@ -62,7 +94,23 @@ CLUSTER_NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,62}\Z")
 # 200 characters are at most 800 UTF-8 bytes, so an Account line with both texts stays far below
 # the 4096-byte line buffer of `sacctmgr load`; a longer line would be read as two lines.
 MAX_TEXT_LENGTH = 200
-SNAPSHOT_VERSION = 1
+# Version 1 snapshots come from exports made before the budgets moved to a QOS per account;
+# their accounts carried GrpTRESMins themselves, and the next commands export moves them.
+SNAPSHOT_VERSION = 2
+_READABLE_SNAPSHOT_VERSIONS = (1, 2)
+
+# NoDecay: the QOS's usage (what GrpTRESMins is checked against) is never halved by
+# PriorityDecayHalfLife, so a grant stays a budget over the whole allocation window.
+BUDGET_QOS_FLAGS = "NoDecay"
+# Slurm's own default QOS: a budget QOS of that name would be shared by every account using it.
+RESERVED_QOS = frozenset({"normal"})
+# Flat-file comment lines carrying the QOS commands that must run before `sacctmgr load`.
+QOS_LINE_PREFIX = "#qos "
+# Where an account's GPU-minute limit sits in Slurm: see AccountState.
+BUDGET_ON_QOS = "qos"
+BUDGET_ON_ACCOUNT = "account"
+BUDGET_LOADED = "loaded"
+_BUDGETS = (BUDGET_ON_QOS, BUDGET_ON_ACCOUNT, BUDGET_LOADED)
 
 # Slurm keeps GPU-minute limits as uint64 with the top values reserved for "unset"/"infinite".
 _MAX_GPU_MINUTES = 2**63 - 1
@@ -115,14 +163,22 @@ class SlurmAccount:
 
 
 @dataclass(frozen=True)
-class _AccountState:
-    """What Slurm should hold for one account: the unit both renderers and the diff compare."""
+class AccountState:
+    """What Slurm should hold for one account: the unit both renderers and the diff compare.
+
+    ``budget`` says where the GPU-minutes sit: ``BUDGET_ON_QOS`` on the account's own NoDecay QOS,
+    attached as its QOS and default QOS (every export since snapshot version 2);
+    ``BUDGET_ON_ACCOUNT`` on the association itself (accounts exported before);
+    ``BUDGET_LOADED`` for such an account after a flat-file load: the QOS exists and is its QOS,
+    but ``load`` could neither make it the default QOS nor clear the association's own limit.
+    """
 
     description: str
     organization: str
     gpu_minutes: int
     blocked: bool
     users: tuple[str, ...]
+    budget: str = "qos"
 
 
 def gpu_hours_to_minutes(gpu_hours: int | Decimal | float) -> int:
@@ -168,22 +224,35 @@ def clean_text(value: str | None) -> str:
 def render_load_file(cluster: str, accounts: Iterable[SlurmAccount]) -> str:
     """Flat file for ``sacctmgr load file=<cluster>.cfg``: same input, same bytes.
 
-    Accounts sorted by name under ``Parent - 'root'``; then, for every account with users, a
-    ``Parent - '<account>'`` block of sorted ``User - '<user>'`` lines (``sacctmgr dump`` also
-    leaves out Parent blocks without children). ``:GrpSubmitJobs=0`` marks a blocked account.
+    A comment header says how to use the file, then one ``#qos `` line per account creating or
+    updating its budget QOS (``modify ... || add ...``, so it can run any number of times).
+    Then accounts sorted by name under ``Parent - 'root'``, each naming its QOS as ``QOS`` and
+    ``DefaultQOS``; then, for every account with users, a ``Parent - '<account>'`` block of
+    sorted ``User - '<user>'`` lines (``sacctmgr dump`` also leaves out Parent blocks without
+    children). ``:GrpSubmitJobs=0`` marks a blocked account.
 
     ``sacctmgr load`` only adds and modifies: it never removes users and, like a dump, this file
     never clears ``GrpSubmitJobs``, so unblocking and removals need ``render_commands``.
     """
     _check_cluster_name(cluster)
-    states = _states(accounts)
-    lines = [f"Cluster - '{cluster}'", "Parent - 'root'"]
+    states = account_states(accounts)
+    lines = [
+        f"# hpcgate: sacctmgr load file for cluster {cluster}",
+        "# Each account's GPU budget is a QOS of its own (Flags=NoDecay: its used GPU-minutes",
+        "# never decay). sacctmgr load cannot create or change a QOS, so run the lines that",
+        "# start with '#qos ' before loading the file:",
+        "#   sed -n 's/^#qos //p' THIS_FILE | sh -e && sacctmgr -i load file=THIS_FILE",
+    ]
+    for name, state in states.items():
+        lines.append(QOS_LINE_PREFIX + _qos_upsert_line(name, state.gpu_minutes))
+    lines.extend([f"Cluster - '{cluster}'", "Parent - 'root'"])
     for name, state in states.items():
         line = (
             f"Account - '{name}'"
             f":Description='{state.description}'"
             f":Organization='{state.organization}'"
-            f":GrpTRESMins=gres/gpu={state.gpu_minutes}"
+            f":QOS='{name}'"
+            f":DefaultQOS='{name}'"
         )
         if state.blocked:
             line += ":GrpSubmitJobs=0"
@@ -200,6 +269,32 @@ def snapshot(accounts: Iterable[SlurmAccount]) -> dict:
 
     Holds the cleaned texts actually sent to Slurm, so the next diff compares like with like.
     """
+    return _snapshot_of(account_states(accounts))
+
+
+def snapshot_after_load(previous: Mapping | None, accounts: Iterable[SlurmAccount]) -> dict:
+    """What Slurm holds after the ``#qos`` lines and ``sacctmgr load`` of this file on top of
+    ``previous`` (a ``snapshot``), as a snapshot.
+
+    ``load`` only adds and modifies: users removed here stay in Slurm, a block is never lifted,
+    and accounts left out keep what they had. Recording that, rather than the file itself, lets
+    the next ``commands`` export remove those users and lift those blocks.
+    """
+    merged = _previous_states(previous)
+    for name, state in account_states(accounts).items():
+        before = merged.get(name)
+        if before is not None:
+            state = replace(
+                state,
+                users=tuple(sorted(set(before.users) | set(state.users))),
+                blocked=state.blocked or before.blocked,
+                budget=BUDGET_ON_QOS if before.budget == BUDGET_ON_QOS else BUDGET_LOADED,
+            )
+        merged[name] = state
+    return _snapshot_of(dict(sorted(merged.items())))
+
+
+def _snapshot_of(states: Mapping[str, AccountState]) -> dict:
     return {
         "version": SNAPSHOT_VERSION,
         "accounts": {
@@ -209,8 +304,9 @@ def snapshot(accounts: Iterable[SlurmAccount]) -> dict:
                 "gpu_minutes": state.gpu_minutes,
                 "blocked": state.blocked,
                 "users": list(state.users),
+                "budget": state.budget,
             }
-            for name, state in _states(accounts).items()
+            for name, state in states.items()
         },
     }
 
@@ -225,26 +321,42 @@ def render_commands(
     failing command), so it is valid and harmless to run even when nothing changed; it then holds
     one ``# no changes`` comment and no command. Every argument goes through ``shlex.quote``.
 
-    Accounts come in name order (including accounts gone since ``previous``). Within an account:
-    add account; block; remove users; change GPU minutes; change description/organisation; add
-    users; unblock. Steps that take access away run before steps that grant it, so a script
-    stopped half-way by ``set -e`` leaves an account closed rather than open.
+    Accounts come in name order (including accounts gone since ``previous``). A new account
+    gets its budget QOS first, then the account naming it as QOS and default QOS (blocked from
+    the start when it must be), then its users. Within an existing account: block; remove users;
+    change the budget (or move it from the account to a new QOS, for accounts exported before
+    QOS budgets); change description/organisation; add users; unblock. Steps that take access
+    away run before steps that grant it, so a script stopped half-way by ``set -e`` leaves an
+    account closed rather than open, and never open without its budget.
 
     An account present in ``previous`` but absent now is blocked with ``GrpSubmitJobs=0``, never
     deleted: deleting its association would lose the usage history that accounting, reports and
     compute-threshold checks depend on, and Slurm refuses to delete associations with jobs.
     """
+    commands = commands_between(cluster, previous, accounts)
+    return shell_script(f"sacctmgr changes for cluster {cluster}", commands, empty="no changes")
+
+
+def commands_between(
+    cluster: str, previous: Mapping | None, accounts: Iterable[SlurmAccount]
+) -> list[list[str]]:
+    """The argument lists of ``render_commands``, in its order."""
     _check_cluster_name(cluster)
     before = _previous_states(previous)
-    now = _states(accounts)
+    now = account_states(accounts)
     commands: list[list[str]] = []
     for name in sorted(before.keys() | now.keys()):
         commands.extend(_account_commands(cluster, name, before.get(name), now.get(name)))
-    lines = ["#!/bin/sh", f"# hpcgate: sacctmgr changes for cluster {cluster}", "set -e"]
-    if commands:
-        lines.extend(shlex.join(argv) for argv in commands)
-    else:
-        lines.append("# no changes")
+    return commands
+
+
+def shell_script(heading: str, commands: Iterable[list[str]], *, empty: str) -> str:
+    """``#!/bin/sh``, ``# hpcgate: <heading>``, ``set -e``, then one quoted command a line (or
+    ``# <empty>`` when there is none)."""
+    lines = ["#!/bin/sh", f"# hpcgate: {heading}", "set -e"]
+    lines.extend(shlex.join(argv) for argv in commands)
+    if len(lines) == 3:
+        lines.append(f"# {empty}")
     return "\n".join(lines) + "\n"
 
 
@@ -314,14 +426,26 @@ def parse_load_file(text: str) -> dict:
 
 _LINE_RE = re.compile(r"(Cluster|Parent|Account|User) - (.+)")
 _OPTION_KEY_RE = re.compile(r"[A-Za-z]+")
-_KNOWN_ACCOUNT_OPTIONS = ("Description", "Organization", "GrpTRESMins", "GrpSubmitJobs")
-# sacctmgr matches option names case-insensitively; GrpSubmit is its documented alias.
+_KNOWN_ACCOUNT_OPTIONS = (
+    "Description",
+    "Organization",
+    "GrpTRESMins",
+    "GrpSubmitJobs",
+    "QOS",
+    "DefaultQOS",
+)
+# sacctmgr matches option names case-insensitively; GrpSubmit, QosLevel and DefQOS are its
+# documented aliases.
 _CANONICAL_OPTION_NAMES = {
     "description": "Description",
     "organization": "Organization",
     "grptresmins": "GrpTRESMins",
     "grpsubmitjobs": "GrpSubmitJobs",
     "grpsubmit": "GrpSubmitJobs",
+    "qos": "QOS",
+    "qoslevel": "QOS",
+    "defaultqos": "DefaultQOS",
+    "defqos": "DefaultQOS",
 }
 
 
@@ -388,65 +512,127 @@ def _unquote(value: str, number: int) -> str:
     return value
 
 
-def _account_commands(
-    cluster: str, name: str, before: _AccountState | None, now: _AccountState | None
-) -> list[list[str]]:
+def _qos_settings(gpu_minutes: int) -> list[str]:
+    return [f"Flags={BUDGET_QOS_FLAGS}", f"GrpTRESMins=gres/gpu={gpu_minutes}"]
+
+
+def qos_add_command(name: str, gpu_minutes: int) -> list[str]:
+    """``sacctmgr -i add qos`` making the budget QOS of account ``name``."""
+    return ["sacctmgr", "-i", "add", "qos", f"name={name}", *_qos_settings(gpu_minutes)]
+
+
+def qos_set_command(name: str, *settings: str) -> list[str]:
+    return ["sacctmgr", "-i", "modify", "qos", "where", f"name={name}", "set", *settings]
+
+
+def _qos_reset_command(name: str, gpu_minutes: int) -> list[str]:
+    return qos_set_command(name, *_qos_settings(gpu_minutes))
+
+
+def account_set_command(cluster: str, name: str, *settings: str) -> list[str]:
     where = ["where", f"name={name}", f"cluster={cluster}"]
-    modify = ["sacctmgr", "-i", "modify", "account", *where, "set"]
+    return ["sacctmgr", "-i", "modify", "account", *where, "set", *settings]
+
+
+def account_qos_settings(name: str) -> list[str]:
+    """The account's budget QOS as its only QOS and its default QOS."""
+    return [f"QOS={name}", f"DefaultQOS={name}"]
+
+
+def account_add_command(cluster: str, name: str, state: AccountState) -> list[str]:
+    command = [
+        *("sacctmgr", "-i", "add", "account", f"name={name}", f"cluster={cluster}"),
+        "parent=root",
+        f"Description={state.description}",
+        f"Organization={state.organization}",
+        *account_qos_settings(name),
+    ]
+    if state.blocked:
+        command.append("GrpSubmitJobs=0")
+    return command
+
+
+def user_add_command(cluster: str, name: str, user: str) -> list[str]:
+    membership = [f"name={user}", f"account={name}", f"cluster={cluster}"]
+    return ["sacctmgr", "-i", "add", "user", *membership]
+
+
+def user_remove_command(cluster: str, name: str, user: str) -> list[str]:
+    user_where = ["where", f"name={user}", f"account={name}", f"cluster={cluster}"]
+    return ["sacctmgr", "-i", "remove", "user", *user_where]
+
+
+def user_set_command(cluster: str, name: str, user: str, *settings: str) -> list[str]:
+    user_where = ["where", f"name={user}", f"account={name}", f"cluster={cluster}"]
+    return ["sacctmgr", "-i", "modify", "user", *user_where, "set", *settings]
+
+
+def _qos_upsert_line(name: str, gpu_minutes: int) -> str:
+    # modify fails ("Nothing modified", exit 1) only when the QOS is missing; add then makes it.
+    # When sacctmgr cannot reach slurmdbd both fail, and `sh -e` stops.
+    modify = shlex.join(_qos_reset_command(name, gpu_minutes))
+    return f"{modify} || {shlex.join(qos_add_command(name, gpu_minutes))}"
+
+
+def _account_commands(
+    cluster: str, name: str, before: AccountState | None, now: AccountState | None
+) -> list[list[str]]:
     if now is None:
         # Gone since the last export: close it, keep the association and its usage history.
         if before is not None and not before.blocked:
-            return [[*modify, "GrpSubmitJobs=0"]]
+            return [account_set_command(cluster, name, "GrpSubmitJobs=0")]
         return []
 
-    commands: list[list[str]] = []
     if before is None:
-        add_account = [
-            *("sacctmgr", "-i", "add", "account", f"name={name}", f"cluster={cluster}"),
-            "parent=root",
-            f"Description={now.description}",
-            f"Organization={now.organization}",
-            f"GrpTRESMins=gres/gpu={now.gpu_minutes}",
+        # The QOS first: the account never exists without its budget.
+        return [
+            qos_add_command(name, now.gpu_minutes),
+            account_add_command(cluster, name, now),
+            *(user_add_command(cluster, name, user) for user in now.users),
         ]
-        if now.blocked:
-            add_account.append("GrpSubmitJobs=0")
-        commands.append(add_account)
-        before_users: tuple[str, ...] = ()
-    else:
-        if now.blocked and not before.blocked:
-            commands.append([*modify, "GrpSubmitJobs=0"])
-        before_users = before.users
-    for user in sorted(set(before_users) - set(now.users)):
-        user_where = ["where", f"name={user}", f"account={name}", f"cluster={cluster}"]
-        commands.append(["sacctmgr", "-i", "remove", "user", *user_where])
-    if before is not None:
-        if now.gpu_minutes != before.gpu_minutes:
-            commands.append([*modify, f"GrpTRESMins=gres/gpu={now.gpu_minutes}"])
-        texts = []
-        if now.description != before.description:
-            texts.append(f"Description={now.description}")
-        if now.organization != before.organization:
-            texts.append(f"Organization={now.organization}")
-        if texts:
-            commands.append([*modify, *texts])
-    for user in sorted(set(now.users) - set(before_users)):
-        membership = [f"name={user}", f"account={name}", f"cluster={cluster}"]
-        commands.append(["sacctmgr", "-i", "add", "user", *membership])
-    if before is not None and before.blocked and not now.blocked:
+
+    commands: list[list[str]] = []
+    if now.blocked and not before.blocked:
+        commands.append(account_set_command(cluster, name, "GrpSubmitJobs=0"))
+    for user in sorted(set(before.users) - set(now.users)):
+        commands.append(user_remove_command(cluster, name, user))
+    if before.budget == BUDGET_ON_ACCOUNT:
+        # Exported before QOS budgets: make the QOS, attach it, and clear the association's own
+        # limit, which the QOS's limit on the same TRES would hide anyway (-1 clears a limit).
+        commands.append(qos_add_command(name, now.gpu_minutes))
+    elif now.gpu_minutes != before.gpu_minutes:
+        commands.append(qos_set_command(name, f"GrpTRESMins=gres/gpu={now.gpu_minutes}"))
+    if before.budget != BUDGET_ON_QOS:
+        commands.append(
+            account_set_command(
+                cluster, name, *account_qos_settings(name), "GrpTRESMins=gres/gpu=-1"
+            )
+        )
+    texts = []
+    if now.description != before.description:
+        texts.append(f"Description={now.description}")
+    if now.organization != before.organization:
+        texts.append(f"Organization={now.organization}")
+    if texts:
+        commands.append(account_set_command(cluster, name, *texts))
+    for user in sorted(set(now.users) - set(before.users)):
+        commands.append(user_add_command(cluster, name, user))
+    if before.blocked and not now.blocked:
         # -1 clears a limit in sacctmgr (man sacctmgr, GrpSubmitJobs).
-        commands.append([*modify, "GrpSubmitJobs=-1"])
+        commands.append(account_set_command(cluster, name, "GrpSubmitJobs=-1"))
     return commands
 
 
-def _states(accounts: Iterable[SlurmAccount]) -> dict[str, _AccountState]:
-    states: dict[str, _AccountState] = {}
+def account_states(accounts: Iterable[SlurmAccount]) -> dict[str, AccountState]:
+    """{name: what Slurm should hold} in name order, texts cleaned as they are sent."""
+    states: dict[str, AccountState] = {}
     for account in accounts:
         if not isinstance(account, SlurmAccount):
             raise TypeError(f"expected SlurmAccount, got {type(account).__name__}")
         if account.name in states:
             raise ValueError(f"Slurm account {account.name!r} appears twice in one export")
         # Empty text would be dropped by sacctmgr, which then falls back to the account name.
-        states[account.name] = _AccountState(
+        states[account.name] = AccountState(
             description=clean_text(account.description) or account.name,
             organization=clean_text(account.organization) or account.name,
             gpu_minutes=account.gpu_minutes,
@@ -456,16 +642,19 @@ def _states(accounts: Iterable[SlurmAccount]) -> dict[str, _AccountState]:
     return dict(sorted(states.items()))
 
 
-def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
+def _previous_states(previous: Mapping | None) -> dict[str, AccountState]:
     if previous is None:
         return {}
-    if not isinstance(previous, Mapping) or previous.get("version") != SNAPSHOT_VERSION:
+    if not isinstance(previous, Mapping) or previous.get("version") not in (
+        _READABLE_SNAPSHOT_VERSIONS
+    ):
         raise ValueError(f"previous export is not a version {SNAPSHOT_VERSION} snapshot")
+    version = previous["version"]
     entries = previous.get("accounts")
     if not isinstance(entries, Mapping):
         raise ValueError("previous export snapshot has no 'accounts' mapping")
     # The snapshot is stored data, and its names end up in shell commands: validate them again.
-    states: dict[str, _AccountState] = {}
+    states: dict[str, AccountState] = {}
     for name, entry in entries.items():
         try:
             account = SlurmAccount(
@@ -476,14 +665,18 @@ def _previous_states(previous: Mapping | None) -> dict[str, _AccountState]:
                 users=tuple(entry["users"]),
                 blocked=entry["blocked"],
             )
+            budget = entry["budget"] if version >= 2 else BUDGET_ON_ACCOUNT
+            if budget not in _BUDGETS:
+                raise ValueError(f"unknown budget place {budget!r}")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"previous export snapshot, account {name!r}: {error}") from error
-        states[name] = _AccountState(
+        states[name] = AccountState(
             description=account.description,
             organization=account.organization,
             gpu_minutes=account.gpu_minutes,
             blocked=account.blocked,
             users=account.users,
+            budget=budget,
         )
     return states
 
@@ -492,6 +685,11 @@ def _check_account_name(name: object) -> None:
     problem = account_name_problem(name)
     if problem:
         raise ValueError(problem)
+    if name in RESERVED_QOS:
+        raise ValueError(
+            f"{name!r} is not a valid Slurm account name here: its budget QOS would be Slurm's "
+            "default QOS of that name, shared by every account that uses it"
+        )
 
 
 def _check_user_name(name: object, *, account: str) -> None:

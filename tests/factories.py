@@ -25,7 +25,7 @@ from demo.reference import demo_call_seed
 from organisations.models import Membership, Organisation
 from systems.models import Call, Cluster, Partition, Site
 from systems.reference import reference_data_seed
-from usage.models import UsageRecord
+from usage.models import SiteToken, UsageRecord
 from vetting.models import Application, Review, ReviewAssignment
 from vetting.services import intake as intake_services
 from vetting.services import review as review_services
@@ -188,6 +188,18 @@ def make_usage_record(
             **fields,
         }
     )
+
+
+def make_site_token(*, cluster: Cluster | str = "lumi", name: str = "lumi agent"):
+    """(token, key) for a cluster's site agent; the key is what goes into the header."""
+    if isinstance(cluster, str):
+        if not Cluster.objects.filter(name=cluster).exists():
+            reference_data_seed()
+        cluster = Cluster.objects.get(name=cluster)
+    token = SiteToken(cluster=cluster, name=name)
+    key = token.key_issue()
+    token.save()
+    return token, key
 
 
 def _open_call() -> Call:

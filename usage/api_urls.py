@@ -1,6 +1,6 @@
 from django.urls import path
 
-from usage import api, api_reads
+from usage import api, api_reads, site_api
 
 urlpatterns = [
     path("usage/imports/", api.UsageImportCreateApi.as_view(), name="usage-import-create"),
@@ -29,4 +29,14 @@ urlpatterns = [
     path("usage/models/series/", api_reads.ModelSeriesView.as_view(), name="usage-model-series"),
     path("usage/models/jobs/", api_reads.ModelJobsView.as_view(), name="usage-model-jobs"),
     path("usage/models/annex-xi/", api_reads.ModelAnnexView.as_view(), name="usage-model-annex-xi"),
+    path(
+        "clusters/<str:cluster>/pending-changes/",
+        site_api.PendingChangesApi.as_view(),
+        name="cluster-pending-changes",
+    ),
+    path(
+        "exports/<int:pk>/applied/",
+        site_api.ExportAppliedApi.as_view(),
+        name="export-applied",
+    ),
 ]

@@ -147,6 +147,31 @@ def test_operator_produces_and_downloads_an_export(client, operator, allocation)
     assert export.checksum[:12] in history.content.decode()
 
 
+def test_export_history_shows_what_the_site_agent_applied_and_what_is_pending(
+    client, operator, allocation
+):
+    from allocations.exports import export_mark_applied, export_pending
+    from allocations.services import allocation_suspend
+    from tests.factories import make_site_token
+
+    token, _ = make_site_token(cluster="lumi", name="lumi admin node")
+    pending = export_pending(cluster=allocation.cluster)
+    applied = export_mark_applied(export_id=pending.pk, site_token=token, checksum=pending.checksum)
+    allocation_suspend(allocation=allocation)
+    export_pending(cluster=allocation.cluster)
+    client_for(client, operator)
+
+    history = client.get(reverse("admin:allocations_schedulerexport_changelist")).content.decode()
+    detail = client.get(
+        reverse("admin:allocations_schedulerexport_change", args=[applied.pk])
+    ).content.decode()
+
+    applied_at = timezone.localtime(applied.applied_at)
+    assert f"{applied_at:%Y-%m-%d %H:%M} (lumi admin node)" in history
+    assert "pending" in history
+    assert "lumi admin node" in detail
+
+
 def test_reviewer_cannot_produce_an_export(client, reviewer, reference_data):
     client_for(client, reviewer)
 

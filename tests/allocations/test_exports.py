@@ -11,11 +11,18 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from allocations import services
-from allocations.exports import ExportError, export_build, export_create
+from allocations.exports import (
+    ExportApplyError,
+    ExportError,
+    export_build,
+    export_create,
+    export_mark_applied,
+    export_pending,
+)
 from allocations.models import Allocation, SchedulerExport
 from allocations.slurm import parse_load_file
 from systems.models import Cluster
-from tests.factories import days, make_allocation, make_organisation
+from tests.factories import days, make_allocation, make_organisation, make_site_token
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +43,28 @@ def modify(account, *settings):
             "set", *settings]  # fmt: skip
 
 
+def add_qos(name, minutes):
+    return ["sacctmgr", "-i", "add", "qos", f"name={name}", "Flags=NoDecay",
+            f"GrpTRESMins=gres/gpu={minutes}"]  # fmt: skip
+
+
+def add_account(name, cluster="lumi"):
+    return ["sacctmgr", "-i", "add", "account", f"name={name}", f"cluster={cluster}",
+            "parent=root", "Description=Finnish legal LLM", "Organization=Acme AI Oy",
+            f"QOS={name}", f"DefaultQOS={name}"]  # fmt: skip
+
+
+def qos_budgets(flat_file):
+    """{QOS: GPU-minutes} from the '#qos' lines a flat file asks to run before the load."""
+    budgets = {}
+    for line in flat_file.splitlines():
+        if line.startswith("#qos "):
+            argv = shlex.split(line.removeprefix("#qos "))
+            assert "||" in argv and argv[-5:-3] == ["add", "qos"] and argv[-2] == "Flags=NoDecay"
+            budgets[argv[-3].removeprefix("name=")] = argv[-1]
+    return budgets
+
+
 # Flat file
 
 
@@ -53,7 +82,8 @@ def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
     services.allocation_mark_exhausted(allocation=used_up)
     make_allocation(organisation=organisation, account="elsewhere", cluster="leonardo")
 
-    parsed = parse_load_file(export_create(fmt="slurm", cluster=lumi).content)
+    content = export_create(fmt="slurm", cluster=lumi).content
+    parsed = parse_load_file(content)
 
     assert parsed["cluster"] == "lumi"
     accounts = parsed["accounts"]
@@ -61,15 +91,23 @@ def test_slurm_file_parses_back_with_gpu_minute_limits_and_blocks(lumi):
     assert accounts["acme_llm"] == {
         "Description": "Finnish legal LLM",
         "Organization": "Acme AI Oy",
-        "GrpTRESMins": "gres/gpu=3000000",
+        "GrpTRESMins": None,
         "GrpSubmitJobs": None,
+        "QOS": "acme_llm",
+        "DefaultQOS": "acme_llm",
         "parent": "root",
         "users": ["alice", "bob"],
     }
     assert accounts["acme_next"]["GrpSubmitJobs"] == "0"  # scheduled: exists, but blocked
     assert accounts["acme_paused"]["GrpSubmitJobs"] == "0"
-    assert accounts["acme_paused"]["GrpTRESMins"] == "gres/gpu=420"
     assert accounts["acme_used"]["GrpSubmitJobs"] == "0"
+    # The GPU-minute limits live on each account's NoDecay QOS, made before the load.
+    assert qos_budgets(content) == {
+        "acme_llm": "GrpTRESMins=gres/gpu=3000000",
+        "acme_next": "GrpTRESMins=gres/gpu=60",
+        "acme_paused": "GrpTRESMins=gres/gpu=420",
+        "acme_used": "GrpTRESMins=gres/gpu=120",
+    }
 
 
 def test_closed_allocation_stays_blocked_once_exported_and_is_left_out_otherwise(lumi):
@@ -94,15 +132,18 @@ def test_hostile_names_from_the_database_cannot_inject_a_spec_or_a_command(lumi)
     parsed = parse_load_file(flat)
     assert list(parsed["accounts"]) == ["victim"]
     victim = parsed["accounts"]["victim"]
-    assert victim["GrpTRESMins"] == "gres/gpu=60"
+    assert qos_budgets(flat) == {"victim": "GrpTRESMins=gres/gpu=60"}
+    assert (victim["QOS"], victim["GrpTRESMins"]) == ("victim", None)
     assert "'" not in victim["Description"] and "#" not in victim["Organization"]
-    assert len(flat.splitlines()) == 6  # Cluster, Parent, Account, Parent, 2 x User
+    # Cluster, Parent, Account, Parent, 2 x User; the rest are comments
+    assert len([line for line in flat.splitlines() if not line.startswith("#")]) == 6
 
     make_allocation(organisation=organisation, account="second", gpu_hours=2, project=hostile)
     script = export_create(fmt="commands", cluster=lumi).content
-    [add] = [argv for argv in (shlex.split(line) for line in script.splitlines()[3:])
-             if argv[:4] == ["sacctmgr", "-i", "add", "account"]]  # fmt: skip
-    assert add[-1] == "GrpTRESMins=gres/gpu=120"
+    argvs = [shlex.split(line) for line in script.splitlines()[3:]]
+    [add] = [argv for argv in argvs if argv[:4] == ["sacctmgr", "-i", "add", "account"]]
+    assert add[-2:] == ["QOS=second", "DefaultQOS=second"]
+    assert add_qos("second", 120) in argvs
     assert all(line.startswith(("sacctmgr ", "#", "set -e")) for line in script.splitlines())
 
 
@@ -134,15 +175,14 @@ def test_first_commands_export_adds_everything_then_nothing_changes(lumi, operat
     second = export_create(fmt="commands", cluster=lumi, actor=operator)
 
     assert commands_of(first) == [
-        ["sacctmgr", "-i", "add", "account", "name=acme_llm", "cluster=lumi", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
+        add_qos("acme_llm", 3000000),
+        add_account("acme_llm"),
         ["sacctmgr", "-i", "add", "user", "name=alice", "account=acme_llm", "cluster=lumi"],
     ]  # fmt: skip
     assert first.content.startswith("#!/bin/sh\n")
     assert commands_of(second) == []
     assert "# no changes" in second.content
-    assert (first.created_by, first.allocations, first.snapshot["version"]) == (operator, 1, 1)
+    assert (first.created_by, first.allocations, first.snapshot["version"]) == (operator, 1, 2)
 
 
 def test_new_allocation_appears_as_an_add_only(lumi):
@@ -151,10 +191,9 @@ def test_new_allocation_appears_as_an_add_only(lumi):
     make_allocation(account="new", users=())
 
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
-        ["sacctmgr", "-i", "add", "account", "name=new", "cluster=lumi", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
-    ]  # fmt: skip
+        add_qos("new", 3000000),
+        add_account("new"),
+    ]
 
 
 def test_suspending_blocks_exactly_that_account_and_reactivating_lifts_it(lumi):
@@ -197,8 +236,9 @@ def test_top_up_changes_the_limit(lumi, applicant):
     services.change_request_approve(change_request=change, actor=None)
 
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
-        modify("acme_llm", "GrpTRESMins=gres/gpu=9000")
-    ]
+        ["sacctmgr", "-i", "modify", "qos", "where", "name=acme_llm", "set",
+         "GrpTRESMins=gres/gpu=9000"],
+    ]  # fmt: skip
 
 
 def test_user_removal_and_addition(lumi):
@@ -238,14 +278,162 @@ def test_baselines_are_per_cluster(lumi):
     leonardo = Cluster.objects.get(name="leonardo")
     # The lumi export is no baseline for leonardo: its account and users are added in full.
     assert commands_of(export_create(fmt="commands", cluster=leonardo)) == [
-        ["sacctmgr", "-i", "add", "account", "name=on_leo", "cluster=leonardo", "parent=root",
-         "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
+        add_qos("on_leo", 3000000),
+        add_account("on_leo", cluster="leonardo"),
         ["sacctmgr", "-i", "add", "user", "name=alice", "account=on_leo", "cluster=leonardo"],
         ["sacctmgr", "-i", "add", "user", "name=bob", "account=on_leo", "cluster=leonardo"],
     ]  # fmt: skip
     # ... and the leonardo export is no baseline for lumi, which has not changed.
     assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
+
+
+def test_accounts_exported_before_qos_budgets_move_to_their_qos_in_the_next_commands(lumi):
+    make_allocation(account="acme_llm", users=("alice",), gpu_hours=10)
+    # What an export of the old layout stored: the limit on the account, no QOS.
+    SchedulerExport.objects.create(
+        cluster=lumi,
+        format="commands",
+        checksum="0" * 64,
+        content="",
+        snapshot={
+            "version": 1,
+            "accounts": {
+                "acme_llm": {"description": "Finnish legal LLM", "organization": "Acme AI Oy",
+                             "gpu_minutes": 600, "blocked": False, "users": ["alice"]},
+            },
+        },
+    )  # fmt: skip
+
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == [
+        add_qos("acme_llm", 600),
+        modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
+    ]
+    assert commands_of(export_create(fmt="commands", cluster=lumi)) == []
+
+
+# The site agent's pending changes
+
+
+@pytest.fixture
+def agent(lumi):
+    token, _ = make_site_token(cluster=lumi)
+    return token
+
+
+def applied(export, token):
+    return export_mark_applied(export_id=export.pk, site_token=token, checksum=export.checksum)
+
+
+def test_pending_changes_are_the_commands_since_the_last_applied_export(lumi, agent):
+    make_allocation(account="acme_llm", users=("alice",))
+
+    pending = export_pending(cluster=lumi)
+
+    assert (pending.format, pending.for_site_agent, pending.applied_at) == ("commands", True, None)
+    assert commands_of(pending)[:2] == [add_qos("acme_llm", 3000000), add_account("acme_llm")]
+    applied(pending, agent)
+    assert export_pending(cluster=lumi) is None
+
+
+def test_the_same_pending_export_comes_back_until_it_is_applied(lumi, agent):
+    make_allocation()
+
+    first = export_pending(cluster=lumi)
+
+    assert export_pending(cluster=lumi) == first
+    assert SchedulerExport.objects.count() == 1
+
+
+def test_a_change_before_the_report_gives_a_new_export_from_the_same_baseline(lumi, agent):
+    allocation = make_allocation(users=("alice",))
+    applied(export_pending(cluster=lumi), agent)
+    services.allocation_users_set(allocation=allocation, usernames=["alice", "bob"])
+    stale = export_pending(cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+
+    fresh = export_pending(cluster=lumi)
+
+    assert fresh != stale
+    assert commands_of(fresh) == [
+        modify("acme_llm", "GrpSubmitJobs=0"),
+        ["sacctmgr", "-i", "add", "user", "name=bob", "account=acme_llm", "cluster=lumi"],
+    ]
+
+
+def test_an_export_the_agent_has_not_applied_is_no_baseline(lumi, agent):
+    make_allocation()
+    export_pending(cluster=lumi)  # fetched, never applied
+
+    # An operator's export still starts from what Slurm has: nothing.
+    assert commands_of(export_create(fmt="commands", cluster=lumi))[0] == add_qos(
+        "acme_llm", 3000000
+    )
+    # ... and is itself taken as run, so the agent has nothing left to do.
+    assert export_pending(cluster=lumi) is None
+
+
+def test_the_agent_continues_from_an_operators_export(lumi, agent):
+    allocation = make_allocation()
+    export_create(fmt="commands", cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+
+    assert commands_of(export_pending(cluster=lumi)) == [modify("acme_llm", "GrpSubmitJobs=0")]
+
+
+def test_pending_changes_freeze_the_account_names(lumi, agent):
+    allocation = make_allocation()
+
+    pending = export_pending(cluster=lumi)
+
+    allocation.refresh_from_db()
+    assert allocation.first_exported_at == pending.created_at
+
+
+def test_applied_records_when_and_which_token_and_a_second_report_changes_nothing(lumi, agent):
+    make_allocation()
+    pending = export_pending(cluster=lumi)
+
+    first = applied(pending, agent)
+    other, _ = make_site_token(cluster=lumi, name="second agent")
+    again = applied(pending, other)
+
+    assert first.applied_at is not None and first.applied_by_token == agent
+    assert (again.applied_at, again.applied_by_token) == (first.applied_at, agent)
+
+
+def test_applied_is_refused_for_what_the_token_or_the_agent_did_not_get(lumi, agent):
+    make_allocation()
+    by_operator = export_create(fmt="commands", cluster=lumi)
+    make_allocation(account="on_leo", cluster="leonardo")
+    leonardo_agent, _ = make_site_token(cluster="leonardo", name="leonardo agent")
+    on_leonardo = export_pending(cluster=Cluster.objects.get(name="leonardo"))
+
+    with pytest.raises(ExportApplyError, match="not made for the site agent") as refused:
+        applied(by_operator, agent)
+    assert refused.value.reason == ExportApplyError.REFUSED
+    with pytest.raises(ExportApplyError, match="No export") as refused:
+        applied(on_leonardo, agent)
+    assert refused.value.reason == ExportApplyError.REFUSED
+    with pytest.raises(ExportApplyError, match="not this export") as refused:
+        export_mark_applied(export_id=on_leonardo.pk, site_token=leonardo_agent, checksum="0")
+    assert refused.value.reason == ExportApplyError.CHECKSUM
+    assert not SchedulerExport.objects.filter(applied_at__isnull=False).exists()
+
+
+def test_an_older_export_reported_after_a_newer_one_is_a_conflict(lumi, agent):
+    allocation = make_allocation()
+    older = export_pending(cluster=lumi)
+    services.allocation_suspend(allocation=allocation)
+    newer = export_pending(cluster=lumi)
+    applied(newer, agent)
+
+    with pytest.raises(ExportApplyError, match="fetch the pending changes again") as refused:
+        applied(older, agent)
+
+    assert refused.value.reason == ExportApplyError.CONFLICT
+    older.refresh_from_db()
+    assert older.applied_at is None
+    assert export_pending(cluster=lumi) is None
 
 
 # What an export records

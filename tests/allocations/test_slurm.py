@@ -14,6 +14,7 @@ import pytest
 
 from allocations.slurm import (
     MAX_TEXT_LENGTH,
+    QOS_LINE_PREFIX,
     SlurmAccount,
     clean_text,
     gpu_hours_to_minutes,
@@ -21,6 +22,7 @@ from allocations.slurm import (
     render_commands,
     render_load_file,
     snapshot,
+    snapshot_after_load,
 )
 
 HOSTILE_TEXTS = [
@@ -64,6 +66,44 @@ def modify(name, *settings, cluster="lumi"):
             f"name={name}", f"cluster={cluster}", "set", *settings]  # fmt: skip
 
 
+def add_qos(name, minutes):
+    return ["sacctmgr", "-i", "add", "qos", f"name={name}", "Flags=NoDecay",
+            f"GrpTRESMins=gres/gpu={minutes}"]  # fmt: skip
+
+
+def modify_qos(name, *settings):
+    return ["sacctmgr", "-i", "modify", "qos", "where", f"name={name}", "set", *settings]
+
+
+def qos_lines(text):
+    """The shell lines a flat file asks to run before `sacctmgr load` (what sed extracts)."""
+    return [line.removeprefix(QOS_LINE_PREFIX) for line in text.splitlines()
+            if line.startswith(QOS_LINE_PREFIX)]  # fmt: skip
+
+
+def qos_budgets(text):
+    """{QOS name: GPU-minutes} from a flat file's QOS lines, each checked to be exactly
+    'modify the QOS || add it', both with Flags=NoDecay and the same limit."""
+    budgets = {}
+    for line in qos_lines(text):
+        argv = shlex.split(line)
+        name = argv[5].removeprefix("name=")
+        minutes = int(argv[-1].removeprefix("GrpTRESMins=gres/gpu="))
+        assert argv == [*modify_qos(name, "Flags=NoDecay", f"GrpTRESMins=gres/gpu={minutes}"),
+                        "||", *add_qos(name, minutes)], line  # fmt: skip
+        budgets[name] = minutes
+    return budgets
+
+
+LOAD_FILE_HEADER = (
+    "# hpcgate: sacctmgr load file for cluster {cluster}\n"
+    "# Each account's GPU budget is a QOS of its own (Flags=NoDecay: its used GPU-minutes\n"
+    "# never decay). sacctmgr load cannot create or change a QOS, so run the lines that\n"
+    "# start with '#qos ' before loading the file:\n"
+    "#   sed -n 's/^#qos //p' THIS_FILE | sh -e && sacctmgr -i load file=THIS_FILE\n"
+)
+
+
 # Flat file
 
 
@@ -77,15 +117,23 @@ def test_load_file_has_the_sacctmgr_dump_layout():
 
     text = render_load_file("lumi", accounts)
 
+    qos = (
+        "#qos sacctmgr -i modify qos where name={0} set Flags=NoDecay GrpTRESMins=gres/gpu={1}"
+        " || sacctmgr -i add qos name={0} Flags=NoDecay GrpTRESMins=gres/gpu={1}\n"
+    )
     assert text == (
-        "Cluster - 'lumi'\n"
+        LOAD_FILE_HEADER.format(cluster="lumi")
+        + qos.format("acme_llm", 3000000)
+        + qos.format("beta_ai", 600)
+        + qos.format("gamma", 3000000)
+        + "Cluster - 'lumi'\n"
         "Parent - 'root'\n"
         "Account - 'acme_llm':Description='Finnish legal LLM':Organization='Acme AI Oy'"
-        ":GrpTRESMins=gres/gpu=3000000\n"
+        ":QOS='acme_llm':DefaultQOS='acme_llm'\n"
         "Account - 'beta_ai':Description='Vision':Organization='Beta Oy'"
-        ":GrpTRESMins=gres/gpu=600:GrpSubmitJobs=0\n"
+        ":QOS='beta_ai':DefaultQOS='beta_ai':GrpSubmitJobs=0\n"
         "Account - 'gamma':Description='Finnish legal LLM':Organization='Acme AI Oy'"
-        ":GrpTRESMins=gres/gpu=3000000\n"
+        ":QOS='gamma':DefaultQOS='gamma'\n"
         "Parent - 'acme_llm'\n"
         "User - 'alice'\n"
         "User - 'bob'\n"
@@ -101,7 +149,8 @@ def test_load_file_round_trips_every_field_through_the_parser():
                      gpu_minutes=90, users=("carol", "_svc.bot-1"), blocked=True),
     ]  # fmt: skip
 
-    parsed = parse_load_file(render_load_file("leonardo", accounts))
+    text = render_load_file("leonardo", accounts)
+    parsed = parse_load_file(text)
 
     assert parsed["cluster"] == "leonardo"
     assert parsed["root_users"] == []
@@ -109,20 +158,26 @@ def test_load_file_round_trips_every_field_through_the_parser():
         "acme_llm": {
             "Description": "Finnish legal LLM",
             "Organization": "Acme AI Oy",
-            "GrpTRESMins": "gres/gpu=3000000",
+            "GrpTRESMins": None,
             "GrpSubmitJobs": None,
+            "QOS": "acme_llm",
+            "DefaultQOS": "acme_llm",
             "parent": "root",
             "users": ["alice", "bob"],
         },
         "beta_ai": {
             "Description": "Vision, models & more",
             "Organization": "Beta GmbH",
-            "GrpTRESMins": "gres/gpu=90",
+            "GrpTRESMins": None,
             "GrpSubmitJobs": "0",
+            "QOS": "beta_ai",
+            "DefaultQOS": "beta_ai",
             "parent": "root",
             "users": ["_svc.bot-1", "carol"],
         },
     }
+    # The budgets travel in the QOS lines that run before the load.
+    assert qos_budgets(text) == {"acme_llm": 3000000, "beta_ai": 90}
 
 
 def test_load_file_is_byte_identical_whatever_the_input_order():
@@ -151,7 +206,9 @@ def test_load_file_uses_unix_newlines_and_ends_with_one():
 
 
 def test_load_file_for_no_accounts_still_names_the_cluster():
-    assert render_load_file("vega", []) == "Cluster - 'vega'\nParent - 'root'\n"
+    assert render_load_file("vega", []) == (
+        LOAD_FILE_HEADER.format(cluster="vega") + "Cluster - 'vega'\nParent - 'root'\n"
+    )
 
 
 def test_blocked_account_gets_grp_submit_jobs_zero_and_active_one_none():
@@ -179,10 +236,53 @@ def test_gpu_hours_must_be_a_finite_non_negative_number(gpu_hours):
         gpu_hours_to_minutes(gpu_hours)
 
 
-def test_gpu_minutes_reach_the_limit_line():
+def test_gpu_minutes_reach_the_budget_qos_not_the_account():
     text = render_load_file("lumi", [make_account(gpu_minutes=gpu_hours_to_minutes(50_000))])
 
-    assert parse_load_file(text)["accounts"]["acme_llm"]["GrpTRESMins"] == "gres/gpu=3000000"
+    assert qos_budgets(text) == {"acme_llm": 3000000}
+    account = parse_load_file(text)["accounts"]["acme_llm"]
+    assert (account["QOS"], account["DefaultQOS"], account["GrpTRESMins"]) == (
+        "acme_llm", "acme_llm", None
+    )  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
+@pytest.mark.parametrize(("qos_exists", "expected_calls"), [(True, 1), (False, 2)])
+def test_qos_lines_update_an_existing_qos_or_add_a_missing_one(
+    tmp_path, qos_exists, expected_calls
+):
+    text = render_load_file("lumi", [make_account(gpu_minutes=60)])
+    log = tmp_path / "argv.jsonl"
+    fake = tmp_path / "bin" / "sacctmgr"
+    fake.parent.mkdir()
+    # Like sacctmgr: `modify` of a QOS that does not exist prints "Nothing modified", exits 1.
+    fake.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "with open(os.environ['ARGV_LOG'], 'a') as log:\n"
+        "    log.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        f"sys.exit(1 if sys.argv[2] == 'modify' and not {qos_exists} else 0)\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    env = {**os.environ, "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
+           "ARGV_LOG": str(log)}  # fmt: skip
+
+    script = "\n".join(qos_lines(text)) + "\n"
+    subprocess.run(["sh", "-e", "-c", script], cwd=tmp_path, env=env, check=True)
+
+    recorded = [json.loads(line) for line in log.read_text().splitlines()]
+    calls = [
+        modify_qos("acme_llm", "Flags=NoDecay", "GrpTRESMins=gres/gpu=60")[1:],
+        add_qos("acme_llm", 60)[1:],
+    ]
+    assert recorded == calls[:expected_calls]
+
+
+def test_load_file_header_lines_are_comments_to_sacctmgr():
+    text = render_load_file("lumi", [make_account()])
+    before_cluster = text.split("Cluster - ", 1)[0].splitlines()
+
+    assert before_cluster and all(line.startswith("#") for line in before_cluster)
 
 
 # Free text
@@ -197,13 +297,17 @@ def test_hostile_free_text_cannot_add_specs_or_accounts_to_the_load_file(field, 
 
     assert list(parsed["accounts"]) == ["acme_llm"]
     account = parsed["accounts"]["acme_llm"]
-    assert account["GrpTRESMins"] == "gres/gpu=600"
+    assert qos_budgets(text) == {"acme_llm": 600}
+    assert (account["QOS"], account["DefaultQOS"]) == ("acme_llm", "acme_llm")
+    assert account["GrpTRESMins"] is None
     assert account["GrpSubmitJobs"] is None
     assert account["users"] == ["alice", "bob"]
     assert set(account) == {
-        "Description", "Organization", "GrpTRESMins", "GrpSubmitJobs", "parent", "users",
+        "Description", "Organization", "GrpTRESMins", "GrpSubmitJobs", "QOS", "DefaultQOS",
+        "parent", "users",
     }  # fmt: skip
-    assert len(text.splitlines()) == 6
+    assert len([line for line in text.splitlines() if not line.startswith("#")]) == 6
+    assert len(text.splitlines()) == 6 + LOAD_FILE_HEADER.count("\n") + 1
     value = account["Description" if field == "description" else "Organization"]
     assert not set(value) & set("'\":#\\=|\n\r")
 
@@ -300,7 +404,8 @@ def test_account_names_sites_use_are_single_shell_words_in_commands(name):
     script = render_commands("lumi", None, [make_account(name)])
 
     argvs = command_argvs(script)
-    assert argvs[0][:6] == ["sacctmgr", "-i", "add", "account", f"name={name}", "cluster=lumi"]
+    add_account = next(argv for argv in argvs if argv[2:4] == ["add", "account"])
+    assert add_account[:6] == ["sacctmgr", "-i", "add", "account", f"name={name}", "cluster=lumi"]
     add_alice = ["sacctmgr", "-i", "add", "user", "name=alice", f"account={name}", "cluster=lumi"]
     assert add_alice in argvs
 
@@ -428,13 +533,15 @@ def test_first_export_adds_every_account_and_user():
     script = render_commands("lumi", None, accounts)
 
     assert command_argvs(script) == [
+        add_qos("acme_llm", 3000000),
         ["sacctmgr", "-i", "add", "account", "name=acme_llm", "cluster=lumi", "parent=root",
          "Description=Finnish legal LLM", "Organization=Acme AI Oy",
-         "GrpTRESMins=gres/gpu=3000000"],
+         "QOS=acme_llm", "DefaultQOS=acme_llm"],
         ["sacctmgr", "-i", "add", "user", "name=alice", "account=acme_llm", "cluster=lumi"],
         ["sacctmgr", "-i", "add", "user", "name=bob", "account=acme_llm", "cluster=lumi"],
+        add_qos("beta_ai", 600),
         ["sacctmgr", "-i", "add", "account", "name=beta_ai", "cluster=lumi", "parent=root",
-         "Description=Vision", "Organization=Beta Oy", "GrpTRESMins=gres/gpu=600",
+         "Description=Vision", "Organization=Beta Oy", "QOS=beta_ai", "DefaultQOS=beta_ai",
          "GrpSubmitJobs=0"],
         ["sacctmgr", "-i", "add", "user", "name=carol", "account=beta_ai", "cluster=lumi"],
     ]  # fmt: skip
@@ -472,12 +579,75 @@ def test_snapshot_survives_json_and_still_means_no_change():
     assert stored["accounts"]["acme_llm"]["description"] == "x Description"
 
 
-def test_limit_change_modifies_only_grp_tres_mins():
+def test_limit_change_modifies_only_the_budget_qos_limit():
     before = snapshot([make_account(gpu_minutes=3_000_000)])
 
     script = render_commands("lumi", before, [make_account(gpu_minutes=3_600_000)])
 
-    assert command_argvs(script) == [modify("acme_llm", "GrpTRESMins=gres/gpu=3600000")]
+    assert command_argvs(script) == [modify_qos("acme_llm", "GrpTRESMins=gres/gpu=3600000")]
+
+
+def test_account_exported_before_qos_budgets_moves_its_limit_to_a_new_qos():
+    old = snapshot([make_account(gpu_minutes=600), make_account("beta_ai", blocked=True)])
+    old["version"] = 1
+    for entry in old["accounts"].values():
+        del entry["budget"]
+
+    now = [make_account(gpu_minutes=900), make_account("beta_ai", blocked=True)]
+
+    script = render_commands("lumi", old, now)
+
+    assert command_argvs(script) == [
+        add_qos("acme_llm", 900),
+        modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
+        add_qos("beta_ai", 3000000),
+        modify("beta_ai", "QOS=beta_ai", "DefaultQOS=beta_ai", "GrpTRESMins=gres/gpu=-1"),
+    ]
+    assert command_lines(render_commands("lumi", snapshot(now), now)) == []
+
+
+def test_snapshot_says_each_budget_is_on_its_qos():
+    stored = snapshot([make_account(), make_account("beta_ai")])
+
+    assert stored["version"] == 2
+    assert {name: entry["budget"] for name, entry in stored["accounts"].items()} == {
+        "acme_llm": "qos", "beta_ai": "qos",
+    }  # fmt: skip
+
+
+def test_state_after_a_load_keeps_what_load_cannot_remove():
+    before = snapshot([make_account(users=("alice", "bob"), blocked=True), make_account("old")])
+
+    after = snapshot_after_load(before, [make_account(users=("bob", "carol"), gpu_minutes=5)])
+
+    acme = after["accounts"]["acme_llm"]
+    assert acme["users"] == ["alice", "bob", "carol"]  # load never removes alice
+    assert acme["blocked"] is True  # nor lifts a block
+    assert acme["gpu_minutes"] == 5 and acme["budget"] == "qos"
+    assert after["accounts"]["old"] == before["accounts"]["old"]
+
+
+def test_a_load_cannot_finish_moving_an_old_account_and_the_next_commands_do():
+    old = snapshot([make_account(gpu_minutes=600)])
+    old["version"] = 1
+    del old["accounts"]["acme_llm"]["budget"]
+
+    # The '#qos' lines made the QOS and the load named it, but kept the old default QOS.
+    loaded = snapshot_after_load(old, [make_account(gpu_minutes=600)])
+
+    assert loaded["accounts"]["acme_llm"]["budget"] == "loaded"
+    assert command_argvs(render_commands("lumi", loaded, [make_account(gpu_minutes=900)])) == [
+        modify_qos("acme_llm", "GrpTRESMins=gres/gpu=900"),
+        modify("acme_llm", "QOS=acme_llm", "DefaultQOS=acme_llm", "GrpTRESMins=gres/gpu=-1"),
+    ]
+    # A new account in a load is complete.
+    fresh = snapshot_after_load(old, [make_account("beta_ai")])
+    assert fresh["accounts"]["beta_ai"]["budget"] == "qos"
+
+
+def test_account_named_like_slurms_default_qos_is_refused():
+    with pytest.raises(ValueError, match="default QOS"):
+        make_account("normal")
 
 
 def test_suspension_blocks_new_jobs():
@@ -562,7 +732,7 @@ def test_restrictive_steps_come_before_permissive_ones_within_an_account():
     assert closing == [
         ["modify", "account", "GrpSubmitJobs=0"],
         ["remove", "user", "cluster=lumi"],
-        ["modify", "account", "GrpTRESMins=gres/gpu=120"],
+        ["modify", "qos", "GrpTRESMins=gres/gpu=120"],
         ["add", "user", "cluster=lumi"],
     ]
     reopened = render_commands("lumi", snapshot(now), [make_account(users=("dave",))])
@@ -577,7 +747,7 @@ def test_accounts_are_processed_in_name_order_including_gone_ones():
     argvs = command_argvs(render_commands("lumi", before, now))
 
     def account_of(argv):
-        key = "name=" if argv[3] == "account" else "account="
+        key = "name=" if argv[3] in ("account", "qos") else "account="
         return next(arg.removeprefix(key) for arg in argv if arg.startswith(key))
 
     touched = [account_of(argv) for argv in argvs]
@@ -603,12 +773,14 @@ def test_hostile_free_text_stays_one_argument_of_one_command(hostile):
 
     argvs = command_argvs(script)
 
-    assert len(argvs) == 3
-    assert argvs[0] == [
+    assert len(argvs) == 4
+    assert argvs[0] == add_qos("acme_llm", 3000000)
+    assert argvs[1] == [
         "sacctmgr", "-i", "add", "account", "name=acme_llm", "cluster=lumi", "parent=root",
-        f"Description={expected}", f"Organization={expected}", "GrpTRESMins=gres/gpu=3000000",
+        f"Description={expected}", f"Organization={expected}", "QOS=acme_llm",
+        "DefaultQOS=acme_llm",
     ]  # fmt: skip
-    assert len(script.splitlines()) == 6
+    assert len(script.splitlines()) == 7
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX shell")
@@ -634,8 +806,9 @@ def test_script_runs_under_sh_and_passes_exactly_the_intended_argv(tmp_path):
 
     recorded = [json.loads(line) for line in log.read_text().splitlines()]
     assert recorded == [argv[1:] for argv in command_argvs(script)]
-    assert recorded[0][:4] == ["-i", "add", "account", "name=acme_llm"]
-    assert f"Description={clean_text(hostile)}" in recorded[0]
+    assert recorded[0] == add_qos("acme_llm", 3000000)[1:]
+    assert recorded[1][:4] == ["-i", "add", "account", "name=acme_llm"]
+    assert f"Description={clean_text(hostile)}" in recorded[1]
     assert ["-i", "modify", "account", "where", "name=gone_acct", "cluster=lumi", "set",
             "GrpSubmitJobs=0"] in recorded  # fmt: skip
     assert not list(tmp_path.glob("pwned*"))
@@ -658,7 +831,13 @@ def test_tampered_snapshot_names_are_refused_before_reaching_a_shell():
     "previous",
     [
         {},
-        {"version": 2, "accounts": {}},
+        {"version": 3, "accounts": {}},
+        {"version": 2, "accounts": {"acme_llm": {"description": "x", "organization": "y",
+                                                 "gpu_minutes": 60, "blocked": False,
+                                                 "users": []}}},
+        {"version": 2, "accounts": {"acme_llm": {"description": "x", "organization": "y",
+                                                 "gpu_minutes": 60, "blocked": False,
+                                                 "users": [], "budget": "elsewhere"}}},
         {"version": 1},
         {"version": 1, "accounts": []},
         {"version": 1, "accounts": {"acme_llm": {"description": "x"}}},

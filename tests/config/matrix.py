@@ -186,6 +186,7 @@ def address(route: str, w: World) -> str:
         "provider_id": "nobody",
         "format": "json",
         "username": values["username"],
+        "cluster": "lumi",
     }
     if "<drf_format_suffix:format>" in route:
         named["format"] = ".json"

@@ -44,6 +44,8 @@ PAGES: dict[str, tuple[int, ...]] = {
     "admin/compliance/misusereport/<path:object_id>/history/": (302, 302, 302, 302, 302, 302, 302),
     "admin/compliance/misusereport/add/": (302, 302, 302, 403, 403, 403, 403),
     "api/v1/usage/imports/<int:pk>/": (404, 404, 404, 404, 404, 404, 404),
+    "api/v1/clusters/<str:cluster>/pending-changes/": (401, 401, 401, 401, 401, 401, 401),
+    "api/v1/exports/<int:pk>/applied/": (401, 401, 401, 401, 401, 401, 401),
     "favicon.ico": (301, 301, 301, 301, 301, 301, 301),
     "governance/footprint/": (302, 302, 302, 403, 200, 200, 200),
     "report/": (200, 200, 200, 200, 200, 200, 200),
@@ -440,6 +442,9 @@ OPERATIONS: dict[str, tuple[int, ...]] = {
     "POST /api/v1/review-assignments/{id}/review/submit/": (401, 403, 403, 400, 403, 403, 403),
     "POST /api/v1/usage/imports/": (401, 403, 403, 403, 403, 415, 403),
     "GET /api/v1/usage/imports/{id}/": (404, 404, 404, 404, 404, 404, 404),
+    # site tokens only: no person, whatever their role, reaches the site agent's endpoints
+    "GET /api/v1/clusters/{cluster}/pending-changes/": (401, 401, 401, 401, 401, 401, 401),
+    "POST /api/v1/exports/{id}/applied/": (401, 401, 401, 401, 401, 401, 401),
     "PUT /api/v1/review-assignments/{id}/review/": (401, 403, 403, 400, 403, 403, 403),
 }  # fmt: skip
 

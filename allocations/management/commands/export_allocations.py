@@ -1,30 +1,18 @@
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from allocations.exports import SCHEDULER_FORMATS, ExportError, export_build, export_create
+from allocations.exports import (
+    SCHEDULER_FORMATS,
+    ExportError,
+    export_build,
+    export_create,
+    write_atomically,
+)
 from allocations.models import SchedulerExport
 from systems.models import Cluster
-
-
-def write_atomically(path: Path, content: str) -> None:
-    """Write to a temporary file beside ``path`` and rename it: readers never see half a file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 class Command(BaseCommand):
