@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = "from importlinter.cli import lint_imports_command; lint_imports_command()"
 
+
 def test_apps_import_only_the_apps_below_them():
     result = subprocess.run(
         [sys.executable, "-c", LINT_IMPORTS, "--no-cache", "--contract", "app-layers"],

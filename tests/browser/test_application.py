@@ -23,7 +23,8 @@ PASSWORD = "a-long-pass-phrase-9"
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migrated_state"),
 ]
 
 

@@ -13,7 +13,8 @@ from tests.factories import make_allocation, make_organisation, make_usage_recor
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migrated_state"),
 ]
 
 PASSWORD = "a-long-pass-phrase-9"

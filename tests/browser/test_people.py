@@ -16,7 +16,8 @@ from vetting.models import Application, Decision, ReviewAssignment
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migrated_state"),
 ]
 
 DEMO_PASSWORD = "hpcgate-demo"

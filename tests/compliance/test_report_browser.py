@@ -33,7 +33,8 @@ REPLY = "Thank you. We have asked both companies for their job lists and will wr
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("migrated_state"),
 ]
 
 

@@ -502,8 +502,18 @@ def _fill(path: str, w) -> str:
     route = route.replace("{id}", "<int:pk>").replace("{pk}", "<int:pk>")
     route = route.replace("{mode_id}", "<int:mode_id>").replace("{slug}", "<slug>")
     route = route.replace("{username}", "<username>")
-    for prefix in ("applications", "allocations", "review-assignments", "change-requests",
-                   "alerts", "register", "auth/tokens", "decisions", "partitions", "calls"):
+    for prefix in (
+        "applications",
+        "allocations",
+        "review-assignments",
+        "change-requests",
+        "alerts",
+        "register",
+        "auth/tokens",
+        "decisions",
+        "partitions",
+        "calls",
+    ):
         route = route.replace(f"api/v1/{prefix}/", f"api/v1/^{prefix}/", 1)
     return address(route, w).replace("/^", "/")
 

@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.contrib.contenttypes.models import ContentType
-from django.core.management.sql import emit_post_migrate_signal
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.utils import timezone
 
 from allocations import services as allocation_services
@@ -24,14 +22,6 @@ from usage.models import UsageRecord
 from vetting.services import intake, review
 
 pytestmark = [pytest.mark.slurm, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def migrated_data(transactional_db):
-    """Content types, permissions and roles as after `migrate`, whatever the transactional test
-    before left: one with serialized_rollback (the browser tests) ends with an empty database."""
-    ContentType.objects.clear_cache()
-    emit_post_migrate_signal(verbosity=0, interactive=False, db=DEFAULT_DB_ALIAS)
 
 
 AGENT = Path(__file__).resolve().parents[2] / "agent" / "hpcgate_agent.py"
@@ -81,7 +71,7 @@ def run_agent(live_server, key: str, state_dir: Path, slurm) -> str:
 
 
 def test_an_approval_becomes_a_slurm_account_and_its_jobs_come_back_as_usage(
-    migrated_data, slurm, live_server, open_call, tmp_path
+    migrated_state, slurm, live_server, open_call, tmp_path
 ):
     try:
         _approval_to_usage(slurm, live_server, tmp_path)
