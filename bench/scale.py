@@ -136,12 +136,13 @@ def _build(allocations: int, records: int) -> None:
             """
             INSERT INTO allocations_allocation
                 (organisation_id, project, cluster_id, partition_id, account, account_key,
-                 gpu_hours, start, "end", state, model_name, model_key, created_at, updated_at)
+                 gpu_hours, start, "end", state, model_name, model_key, plan_reference,
+                 created_at, updated_at)
             SELECT o.id, 'Bench project ' || g, p.cluster_id, p.id, 'bench_' || g, 'bench_' || g,
                    20000 + (g %% 7) * 5000, DATE %s, DATE %s, 'active',
                    CASE WHEN g %% 10 = 0 THEN 'bench-model-' || (g / 30) ELSE '' END,
                    CASE WHEN g %% 10 = 0 THEN 'bench-model-' || (g / 30) ELSE '' END,
-                   now(), now()
+                   '', now(), now()
             FROM generate_series(1, %s) g
             JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n
                   FROM organisations_organisation) o ON o.n = (g - 1) / 2 + 1
