@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from compliance.models import Alert, LargeRunEntry, Scope
 from compliance.monitoring import alert_acknowledge
 from core.api import CONFLICT, INVALID, Conflict
-from core.filters import BooleanFilter
+from core.filters import BooleanFilter, InstantFilter
 from core.permissions import StaffModelPermission
 
 
@@ -54,8 +54,8 @@ class AlertFilter(django_filters.FilterSet):
         field_name="acknowledged_at", lookup_expr="isnull", exclude=True,
         help_text="true: only acknowledged alerts; false: only those nobody acknowledged yet.",
     )  # fmt: skip
-    raised_after = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="gte")
-    raised_before = django_filters.IsoDateTimeFilter(field_name="raised_at", lookup_expr="lt")
+    raised_after = InstantFilter(field_name="raised_at", lookup_expr="gte")
+    raised_before = InstantFilter(field_name="raised_at", lookup_expr="lt")
 
     class Meta:
         model = Alert
