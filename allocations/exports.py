@@ -27,7 +27,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from allocations.models import Allocation, SchedulerExport
-from allocations.selectors import allocations_for_scheduler, slurm_account_from
+from allocations.selectors import scheduler_accounts
 from allocations.slurm import (
     commands_between,
     render_commands,
@@ -111,8 +111,7 @@ def export_baseline(cluster: Cluster) -> dict | None:
 
 
 def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
-    allocations = list(allocations_for_scheduler(cluster))
-    accounts = [slurm_account_from(allocation) for allocation in allocations]
+    accounts, ids = scheduler_accounts(cluster)
     previous = export_baseline(cluster)
     try:
         if fmt == Format.SLURM:
@@ -122,10 +121,10 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
             changes = len(commands_between(cluster.name, previous, accounts))
             content = render_commands(cluster.name, previous, accounts)
             state = snapshot(accounts)
-            return ExportResult(content, state, tuple(a.pk for a in allocations), changes)
+            return ExportResult(content, state, ids, changes)
     except ValueError as error:
         raise ExportError(str(error)) from error
-    return ExportResult(content, state, tuple(a.pk for a in allocations))
+    return ExportResult(content, state, ids)
 
 
 def allocations_to_csv(cluster: Cluster | None = None) -> tuple[str, tuple[int, ...]]:

@@ -111,7 +111,6 @@ def alert_level(code) -> str:
     return ALERT_LEVELS.get(code, code.replace("_", " "))
 
 
-
 def day(value) -> str:
     """A date (or the site-local date of a time) as "30 Nov 2026"."""
     if _missing(value):

@@ -22,5 +22,3 @@ for _name in (
     "power_of_ten",
 ):
     register.filter(_name, getattr(formats, _name))
-
-
