@@ -128,31 +128,30 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
 
 
 def allocations_to_csv(cluster: Cluster | None = None) -> tuple[str, tuple[int, ...]]:
-    allocations = list(allocations_for_transfer(cluster))
+    rows = allocations_for_transfer(cluster)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for allocation in allocations:
-        organisation = allocation.organisation
-        row = [
-            allocation.cluster.name,
-            allocation.partition.name,
-            allocation.account,
-            organisation.legal_name,
-            organisation.registration_id,
-            organisation.country,
-            allocation.project,
-            allocation.model_name,
-            allocation.state,
-            "yes" if allocation.is_exhausted else "no",
-            allocation.gpu_hours,
-            allocation.gpu_minutes,
-            allocation.start.isoformat(),
-            allocation.end.isoformat(),
-            " ".join(user.username for user in allocation.users.all()),
+    for row in rows:
+        values = [
+            row["cluster__name"],
+            row["partition__name"],
+            row["account"],
+            row["organisation__legal_name"],
+            row["organisation__registration_id"],
+            row["organisation__country"],
+            row["project"],
+            row["model_name"],
+            row["state"],
+            "yes" if row["exhausted_at"] is not None else "no",
+            row["gpu_hours"],
+            row["gpu_hours"] * 60,
+            row["start"].isoformat(),
+            row["end"].isoformat(),
+            " ".join(row["users"]),
         ]
-        writer.writerow([csv_cell(value) for value in row])
-    return buffer.getvalue(), tuple(a.pk for a in allocations)
+        writer.writerow([csv_cell(value) for value in values])
+    return buffer.getvalue(), tuple(row["pk"] for row in rows)
 
 
 def export_build(*, fmt: str, cluster: Cluster | None) -> ExportResult:
