@@ -252,6 +252,11 @@ class SchedulerExportAdmin(ReadOnlyAdmin):
     readonly_fields = fields
     change_list_template = "admin/allocations/schedulerexport/change_list.html"
 
+    def get_queryset(self, request):
+        # An export's content and snapshot run to megabytes at a centre's scale; the list shows
+        # neither, and the page of one export reads them when it needs them.
+        return super().get_queryset(request).defer("content", "snapshot")
+
     @admin.display(description="applied by the site agent")
     def applied(self, obj: SchedulerExport) -> str:
         if not obj.for_site_agent:

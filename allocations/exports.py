@@ -27,7 +27,7 @@ from django.http import HttpResponse
 from django.utils import timezone
 
 from allocations.models import Allocation, SchedulerExport
-from allocations.selectors import allocations_for_scheduler, slurm_account_from
+from allocations.selectors import scheduler_accounts
 from allocations.slurm import (
     commands_between,
     render_commands,
@@ -111,8 +111,7 @@ def export_baseline(cluster: Cluster) -> dict | None:
 
 
 def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
-    allocations = list(allocations_for_scheduler(cluster))
-    accounts = [slurm_account_from(allocation) for allocation in allocations]
+    accounts, ids = scheduler_accounts(cluster)
     previous = export_baseline(cluster)
     try:
         if fmt == Format.SLURM:
@@ -122,38 +121,37 @@ def _scheduler_export(fmt: str, cluster: Cluster) -> ExportResult:
             changes = len(commands_between(cluster.name, previous, accounts))
             content = render_commands(cluster.name, previous, accounts)
             state = snapshot(accounts)
-            return ExportResult(content, state, tuple(a.pk for a in allocations), changes)
+            return ExportResult(content, state, ids, changes)
     except ValueError as error:
         raise ExportError(str(error)) from error
-    return ExportResult(content, state, tuple(a.pk for a in allocations))
+    return ExportResult(content, state, ids)
 
 
 def allocations_to_csv(cluster: Cluster | None = None) -> tuple[str, tuple[int, ...]]:
-    allocations = list(allocations_for_transfer(cluster))
+    rows = allocations_for_transfer(cluster)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    for allocation in allocations:
-        organisation = allocation.organisation
-        row = [
-            allocation.cluster.name,
-            allocation.partition.name,
-            allocation.account,
-            organisation.legal_name,
-            organisation.registration_id,
-            organisation.country,
-            allocation.project,
-            allocation.model_name,
-            allocation.state,
-            "yes" if allocation.is_exhausted else "no",
-            allocation.gpu_hours,
-            allocation.gpu_minutes,
-            allocation.start.isoformat(),
-            allocation.end.isoformat(),
-            " ".join(user.username for user in allocation.users.all()),
+    for row in rows:
+        values = [
+            row["cluster__name"],
+            row["partition__name"],
+            row["account"],
+            row["organisation__legal_name"],
+            row["organisation__registration_id"],
+            row["organisation__country"],
+            row["project"],
+            row["model_name"],
+            row["state"],
+            "yes" if row["exhausted_at"] is not None else "no",
+            row["gpu_hours"],
+            row["gpu_hours"] * 60,
+            row["start"].isoformat(),
+            row["end"].isoformat(),
+            " ".join(row["users"]),
         ]
-        writer.writerow([csv_cell(value) for value in row])
-    return buffer.getvalue(), tuple(a.pk for a in allocations)
+        writer.writerow([csv_cell(value) for value in values])
+    return buffer.getvalue(), tuple(row["pk"] for row in rows)
 
 
 def export_build(*, fmt: str, cluster: Cluster | None) -> ExportResult:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
 
 from allocations.models import Allocation, AllocationUser
 from allocations.names import account_key, account_name_problem, user_name_problem
@@ -52,43 +51,73 @@ _DATE_RE = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 _COUNTRY_RE = re.compile(r"\A[A-Z]{2}\Z")
 
 
-def allocations_for_transfer(cluster: Cluster | None = None) -> QuerySet[Allocation]:
-    allocations = Allocation.objects.select_related("organisation", "cluster", "partition")
+TRANSFER_FIELDS = (
+    "pk",
+    "organisation__legal_name",
+    "organisation__country",
+    "organisation__registration_id",
+    "organisation__controlled_by_registration_id",
+    "project",
+    "cluster__name",
+    "partition__name",
+    "account",
+    "gpu_hours",
+    "start",
+    "end",
+    "state",
+    "exhausted_at",
+    "model_name",
+)
+
+
+def allocations_for_transfer(cluster: Cluster | None = None) -> list[dict]:
+    """The allocations of `cluster` (or all), sorted by cluster and account, as rows of
+    TRANSFER_FIELDS with `users` (their cluster users, sorted): two queries whatever their
+    number, no model objects (an export holds every allocation of a centre)."""
+    allocations = Allocation.objects.all()
     if cluster is not None:
         allocations = allocations.filter(cluster=cluster)
-    return allocations.prefetch_related(
-        Prefetch("users", queryset=AllocationUser.objects.order_by("username"))
-    ).order_by("cluster__name", "account")
+    users: dict[int, list[str]] = {}
+    for allocation_id, username in (
+        AllocationUser.objects.filter(allocation__in=allocations.values("pk"))
+        .order_by("username")
+        .values_list("allocation_id", "username")
+    ):
+        users.setdefault(allocation_id, []).append(username)
+    rows = list(allocations.order_by("cluster__name", "account").values(*TRANSFER_FIELDS))
+    for row in rows:
+        row["users"] = users.get(row["pk"], [])
+    return rows
 
 
-def allocation_to_entry(allocation: Allocation) -> dict:
-    organisation = allocation.organisation
+def allocation_to_entry(row: dict) -> dict:
+    """One entry of the Allocation JSON from a row of allocations_for_transfer."""
     return {
         "organisation": {
-            "name": organisation.legal_name,
-            "country": organisation.country,
-            "registration_id": organisation.registration_id,
-            "controlled_by": organisation.controlled_by_registration_id or None,
+            "name": row["organisation__legal_name"],
+            "country": row["organisation__country"],
+            "registration_id": row["organisation__registration_id"],
+            "controlled_by": row["organisation__controlled_by_registration_id"] or None,
         },
-        "project": allocation.project,
-        "cluster": allocation.cluster.name,
-        "partition": allocation.partition.name,
-        "account": allocation.account,
-        "gpu_hours": allocation.gpu_hours,
-        "start": allocation.start.isoformat(),
-        "end": allocation.end.isoformat(),
-        "state": EXCHANGE_STATES[allocation.state],
-        "users": [user.username for user in allocation.users.all()],
-        "model": allocation.model_name or None,
-        "lifecycle_state": allocation.state,
+        "project": row["project"],
+        "cluster": row["cluster__name"],
+        "partition": row["partition__name"],
+        "account": row["account"],
+        "gpu_hours": row["gpu_hours"],
+        "start": row["start"].isoformat(),
+        "end": row["end"].isoformat(),
+        "state": EXCHANGE_STATES[row["state"]],
+        "users": row["users"],
+        "model": row["model_name"] or None,
+        "lifecycle_state": row["state"],
     }
 
 
 def allocations_to_json(cluster: Cluster | None = None) -> tuple[str, tuple[int, ...]]:
-    allocations = list(allocations_for_transfer(cluster))
-    document = {"allocations": [allocation_to_entry(allocation) for allocation in allocations]}
+    rows = allocations_for_transfer(cluster)
+    document = {"allocations": [allocation_to_entry(row) for row in rows]}
     content = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-    return content, tuple(a.pk for a in allocations)
+    return content, tuple(row["pk"] for row in rows)
 
 
 # Import

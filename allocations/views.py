@@ -14,7 +14,10 @@ from django.views.decorators.http import require_POST
 from allocations import selectors, services
 from allocations.forms import ChangeRequestForm, ClusterUserForm
 from allocations.models import Allocation
+from core.pagination import page_of
 from systems.models import ThresholdPolicy
+
+ALLOCATIONS_PER_PAGE = 50
 
 
 def _allocation(request, pk: int) -> Allocation:
@@ -37,10 +40,21 @@ def _error_text(error: Exception) -> str:
 
 @login_required
 def allocation_list(request):
-    allocations = selectors.allocations_for_member(request.user).prefetch_related("users")
+    page = page_of(
+        selectors.allocation_ids_for_member(request.user),
+        request.GET.get("page"),
+        per_page=ALLOCATIONS_PER_PAGE,
+    )
+    allocations = (
+        selectors.allocations_for_member(request.user)
+        .filter(pk__in=list(page))
+        .prefetch_related("users")
+    )
     warn_from = selectors.use_warning_share(ThresholdPolicy.objects.in_force())
     rows = [(allocation, selectors.use_of(allocation)) for allocation in allocations]
-    return render(request, "allocations/list.html", {"rows": rows, "warn_from": warn_from})
+    return render(
+        request, "allocations/list.html", {"rows": rows, "page": page, "warn_from": warn_from}
+    )
 
 
 # An invalid form is kept in the session for the page it redirects to (post/redirect/get), so

@@ -16,9 +16,9 @@ from compliance.thresholds import (
     level_figure,
 )
 from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
-from systems.models import ThresholdPolicy
+from systems.models import Partition, ThresholdPolicy
 from usage.models import UsageRecord
-from usage.selectors import JOULES_PER_KWH, TERA, it_joules, peak_tflop_seconds
+from usage.selectors import JOULES_PER_KWH, TERA
 
 TOP_EFFORTS = 10
 
@@ -89,43 +89,26 @@ def annual_report(*, year: int, anonymise: bool = False) -> AnnualReport | None:
     if policy is None:
         return None
     utilisation = policy.default_utilisation
-    in_year = Q(start__year=year) & Q(allocation__isnull=False)
-    rows = (
-        UsageRecord.objects.filter(in_year)
-        .values(
-            "allocation__cluster__name",
-            "allocation__cluster__display_name",
-            "allocation__access_mode__kind",
-            "allocation__cluster__site__pue",
-            "allocation__cluster__site__grid_kg_co2e_per_kwh",
-        )
-        .annotate(
-            total_gpu_seconds=Sum("gpu_seconds"),
-            peak_tflop_seconds=Sum(peak_tflop_seconds()),
-            it_joules=Sum(it_joules()),
-        )
-        .order_by()
-    )
+    usage = _usage_per_allocation(year=year)
     total = Row("All systems")
     systems: dict[str, Row] = {}
     modes: dict[str, Row] = {}
-    for r in rows:
-        it_kwh = (r["it_joules"] or 0.0) / JOULES_PER_KWH
-        facility = it_kwh * float(r["allocation__cluster__site__pue"])
+    for allocation in usage:
+        it_kwh = allocation.it_joules / JOULES_PER_KWH
+        facility = it_kwh * allocation.pue
         row = Row(
             label="",
-            gpu_hours=r["total_gpu_seconds"] / SECONDS_PER_HOUR,
-            flop=(r["peak_tflop_seconds"] or 0.0) * TERA * utilisation,
+            gpu_hours=allocation.gpu_seconds / SECONDS_PER_HOUR,
+            flop=allocation.peak_tflop_seconds * TERA * utilisation,
             energy_kwh=it_kwh,
             facility_kwh=facility,
-            co2e_kg=facility * float(r["allocation__cluster__site__grid_kg_co2e_per_kwh"]),
+            co2e_kg=facility * allocation.grid,
         )
-        system = r["allocation__cluster__display_name"]
-        mode = _mode_label(r["allocation__access_mode__kind"])
-        systems.setdefault(system, Row(system)).add(row)
+        systems.setdefault(allocation.system, Row(allocation.system)).add(row)
+        mode = _mode_label(allocation.access_mode_kind)
         modes.setdefault(mode, Row(mode)).add(row)
         total.add(row)
-    bands, largest = _efforts(year=year, policy=policy, anonymise=anonymise)
+    bands, largest = _efforts(usage=usage, policy=policy, anonymise=anonymise)
     return AnnualReport(
         year=year,
         policy=policy,
@@ -146,28 +129,97 @@ def _mode_label(kind: str | None) -> str:
     return AccessMode.Kind(kind).label if kind else "Imported or without a call"
 
 
-def _efforts(*, year: int, policy: ThresholdPolicy, anonymise: bool):
+@dataclass
+class _AllocationUsage:
+    """The year's usage of one allocation, with what the report groups it by."""
+
+    effort: str
+    organisation: str
+    cluster: str
+    system: str
+    access_mode_kind: str | None
+    pue: float
+    grid: float
+    gpu_seconds: int = 0
+    peak_tflop_seconds: float = 0.0
+    it_joules: float = 0.0
+
+
+def _usage_per_allocation(*, year: int) -> list[_AllocationUsage]:
+    """Usage that started in ``year`` per allocation, in one pass over the records.
+
+    The records are grouped by allocation and partition on their own columns (no join over
+    millions of rows); the partitions' peak and power and the allocations' clusters, sites,
+    access modes and organisations are read from the small tables and applied to the groups:
+    per record, compute is GPU-seconds x the peak of the partition it ran on (else of its
+    allocation's), energy is measured where reported, else GPU-seconds x that partition's power.
+    """
+    groups = list(
+        UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
+        .order_by()
+        .values("allocation_id", "partition_id")
+        .annotate(
+            sum_gpu_seconds=Sum("gpu_seconds"),
+            measured_joules=Sum("energy_joules"),
+            estimated_gpu_seconds=Sum("gpu_seconds", filter=Q(energy_joules__isnull=True)),
+        )
+    )
+    partitions = {
+        pk: (float(peak), float(power))
+        for pk, peak, power in Partition.objects.values_list("id", "peak_tflops", "power_watts")
+    }
+    allocations = {
+        row["id"]: row
+        for row in Allocation.objects.filter(pk__in={g["allocation_id"] for g in groups}).values(
+            "id",
+            "partition_id",
+            "account",
+            "model_key",
+            "organisation__legal_name",
+            "cluster__name",
+            "cluster__display_name",
+            "cluster__site__pue",
+            "cluster__site__grid_kg_co2e_per_kwh",
+            "access_mode__kind",
+        )
+    }
+    usage: dict[int, _AllocationUsage] = {}
+    for group in groups:
+        allocation = allocations[group["allocation_id"]]
+        entry = usage.get(allocation["id"])
+        if entry is None:
+            entry = usage[allocation["id"]] = _AllocationUsage(
+                effort=allocation["model_key"]
+                or f"{allocation['cluster__name']}:{allocation['account']}",
+                organisation=allocation["organisation__legal_name"],
+                cluster=allocation["cluster__name"],
+                system=allocation["cluster__display_name"],
+                access_mode_kind=allocation["access_mode__kind"],
+                pue=float(allocation["cluster__site__pue"]),
+                grid=float(allocation["cluster__site__grid_kg_co2e_per_kwh"]),
+            )
+        peak, power = (
+            partitions.get(group["partition_id"]) or partitions[allocation["partition_id"]]
+        )
+        entry.gpu_seconds += group["sum_gpu_seconds"] or 0
+        entry.peak_tflop_seconds += (group["sum_gpu_seconds"] or 0) * peak
+        entry.it_joules += (group["measured_joules"] or 0) + (
+            group["estimated_gpu_seconds"] or 0
+        ) * power
+    return list(usage.values())
+
+
+def _efforts(*, usage: list[_AllocationUsage], policy: ThresholdPolicy, anonymise: bool):
     """Training efforts (declared models; an allocation without one stands alone) of the year."""
     utilisation = policy.default_utilisation
-    per_allocation = (
-        UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
-        .values("allocation")
-        .annotate(flop=Sum(peak_tflop_seconds()))
-        .order_by()
-    )
-    flop_by_allocation = {r["allocation"]: r["flop"] * TERA * utilisation for r in per_allocation}
-    allocations = Allocation.objects.filter(pk__in=flop_by_allocation).select_related(
-        "organisation", "cluster"
-    )
     efforts: dict[str, dict] = defaultdict(
         lambda: {"flop": 0.0, "organisations": set(), "systems": set()}
     )
-    for allocation in allocations:
-        key = allocation.model_key or f"{allocation.cluster.name}:{allocation.account}"
-        effort = efforts[key]
-        effort["flop"] += flop_by_allocation[allocation.pk]
-        effort["organisations"].add(allocation.organisation.legal_name)
-        effort["systems"].add(allocation.cluster.name)
+    for allocation in usage:
+        effort = efforts[allocation.effort]
+        effort["flop"] += allocation.peak_tflop_seconds * TERA * utilisation
+        effort["organisations"].add(allocation.organisation)
+        effort["systems"].add(allocation.cluster)
     figures = policy.figures()
     bands = {BELOW_GPAI: 0, "gpai": 0, "systemic_risk": 0}
     for effort in efforts.values():

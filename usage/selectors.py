@@ -16,7 +16,9 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from django.db.models import (
+    Case,
     Count,
+    DateField,
     ExpressionWrapper,
     F,
     FloatField,
@@ -26,6 +28,7 @@ from django.db.models import (
     QuerySet,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Cast, Coalesce, TruncDate
 
@@ -96,8 +99,10 @@ def used_compute_annotations() -> dict:
 
 
 def _aggregates() -> dict:
+    # Rows are counted on gpu_seconds (never NULL) rather than the id: an index holding the
+    # columns summed here can then answer without reading the table.
     return {
-        "jobs": Count("id"),
+        "jobs": Count("gpu_seconds"),
         "sum_gpu_seconds": Coalesce(Sum("gpu_seconds"), 0),
         # TFLOP/s x GPU-seconds; x 1e12 in Python keeps the SQL sums in a comfortable range
         "tflop": Coalesce(Sum(peak_tflop_seconds()), Value(0.0)),
@@ -111,11 +116,13 @@ def _aggregates() -> dict:
             ),
             Value(0.0),
         ),
-        "measured_jobs": Count("id", filter=Q(energy_joules__isnull=False)),
-        "estimated_jobs": Count("id", filter=Q(energy_joules__isnull=True, gpu_seconds__gt=0)),
+        "measured_jobs": Count("gpu_seconds", filter=Q(energy_joules__isnull=False)),
+        "estimated_jobs": Count(
+            "gpu_seconds", filter=Q(energy_joules__isnull=True, gpu_seconds__gt=0)
+        ),
         "first_start": Min("start"),
         "last_end": Max("end"),
-        "running_jobs": Count("id", filter=Q(running=True)),
+        "running_jobs": Count("gpu_seconds", filter=Q(running=True)),
     }
 
 
@@ -305,3 +312,38 @@ def usage_jobs(*, records: QuerySet) -> QuerySet:
         .annotate(it_joules=it_joules())
         .order_by("-start", "-id")
     )
+
+
+@dataclass(frozen=True)
+class UsageOverview:
+    """What a usage page shows of a set of records: the totals and the daily series."""
+
+    totals: UsageTotals
+    series: list[SeriesPoint]
+
+
+_SUMMED = [name for name in _EMPTY_ROW if name not in ("first_start", "last_end")]
+
+
+def usage_overview(*, records: QuerySet, utilisation: float | None = None) -> UsageOverview:
+    """Totals and the cumulative daily series of `records`, in one query grouped by day: the
+    figures of usage_totals and usage_series with one read of the records instead of two."""
+    if utilisation is None:
+        utilisation = policy_utilisation()
+    # Records that never started have no place in the series (day NULL), only in the totals.
+    day = Case(
+        When(start__isnull=True, then=None),
+        default=TruncDate(Coalesce("end", "start")),
+        output_field=DateField(),
+    )
+    rows = list(records.order_by().annotate(day=day).values("day").annotate(**_aggregates()))
+    total = {name: sum(row[name] or 0 for row in rows) for name in _SUMMED}
+    starts = [row["first_start"] for row in rows if row["first_start"] is not None]
+    ends = [row["last_end"] for row in rows if row["last_end"] is not None]
+    total.update(first_start=min(starts, default=None), last_end=max(ends, default=None))
+    points, gpu_seconds, upper = [], 0, 0.0
+    for row in sorted((r for r in rows if r["day"] is not None), key=lambda r: r["day"]):
+        gpu_seconds += int(row["sum_gpu_seconds"] or 0)
+        upper += float(row["tflop"] or 0.0) * TERA
+        points.append(SeriesPoint(row["day"], gpu_seconds, upper * utilisation, upper))
+    return UsageOverview(_totals(total, utilisation), points)

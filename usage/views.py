@@ -26,10 +26,11 @@ from systems.selectors import policy_utilisation
 from usage import charts
 from usage.models import UsageRecord
 from usage.selectors import (
+    SeriesPoint,
     UsageTotals,
     allocations_usage,
     usage_jobs,
-    usage_series,
+    usage_overview,
     usage_totals,
 )
 
@@ -83,8 +84,9 @@ def _model_scope(request, model_name: str) -> Scope:
     )
 
 
-def _charts(scope: Scope, policy: ThresholdPolicy | None, totals: UsageTotals) -> dict:
-    series = usage_series(records=scope.records, utilisation=totals.utilisation)
+def _charts(
+    scope: Scope, policy: ThresholdPolicy | None, totals: UsageTotals, series: list[SeriesPoint]
+) -> dict:
     today = timezone.localdate()
     first = min([a.start for a in scope.allocations] + [p.day for p in series[:1]])
     last = max([a.end for a in scope.allocations] + [p.day for p in series[-1:]])
@@ -158,12 +160,21 @@ def _summary(scope: Scope, totals: UsageTotals, policy: ThresholdPolicy | None) 
     }
 
 
+class _CountedPaginator(Paginator):
+    """A paginator told the number of rows, which the page's totals have already counted."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count
+
+
 def _page(request, scope: Scope):
     policy = ThresholdPolicy.objects.in_force()
-    totals = usage_totals(records=scope.records, utilisation=policy_utilisation(policy))
-    jobs = Paginator(usage_jobs(records=scope.records), JOBS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    overview = usage_overview(records=scope.records, utilisation=policy_utilisation(policy))
+    totals = overview.totals
+    jobs = _CountedPaginator(
+        usage_jobs(records=scope.records), JOBS_PER_PAGE, count=totals.jobs
+    ).get_page(request.GET.get("page"))
     return render(
         request,
         "usage/usage.html",
@@ -171,7 +182,7 @@ def _page(request, scope: Scope):
             "scope": scope,
             "totals": totals,
             "granted": scope.granted_gpu_hours,
-            "chart": _charts(scope, policy, totals),
+            "chart": _charts(scope, policy, totals, overview.series),
             "jobs": jobs,
             "policy": policy,
         },

@@ -9,6 +9,8 @@ import shlex
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from allocations import services
 from allocations.exports import (
@@ -539,3 +541,58 @@ def test_csv_cells_stay_text_for_a_reader_splitting_on_semicolons(lumi):
     for line in content.splitlines():
         for piece in re.split(r"[,;\t|]", line):
             assert not piece.strip(' "').startswith(("=", "+", "@")), piece
+
+
+def _allocations(count: int, start: int = 0) -> None:
+    organisation = make_organisation()
+    for number in range(start, start + count):
+        make_allocation(cluster="lumi", account=f"acme_{number}", organisation=organisation)
+
+
+@pytest.mark.parametrize("fmt", ["slurm", "commands", "json", "csv"])
+def test_an_export_takes_the_same_queries_for_3_and_for_30_allocations(lumi, fmt):
+    def queries() -> tuple[int, int]:
+        with CaptureQueriesContext(connection) as captured:
+            export = export_create(fmt=fmt, cluster=lumi if fmt in ("slurm", "commands") else None)
+        return len(captured), export.allocations
+
+    _allocations(3)
+    few, counted = queries()
+    assert counted == 3
+    _allocations(27, start=3)
+    many, counted = queries()
+    assert counted == 30
+    assert many == few
+
+
+def _stored_exports(lumi, count: int) -> None:
+    for _ in range(count):
+        export_create(fmt="json", cluster=None)
+
+
+def test_export_lists_read_neither_content_nor_snapshot_and_keep_their_queries(
+    client, lumi, operator, api_client
+):
+    _allocations(2)
+    client.force_login(operator)
+    api_client.force_authenticate(operator)
+
+    def lists():
+        with CaptureQueriesContext(connection) as admin_page:
+            assert client.get("/admin/allocations/schedulerexport/").status_code == 200
+        with CaptureQueriesContext(connection) as api_page:
+            response = api_client.get("/api/v1/exports/")
+            assert response.status_code == 200
+        return admin_page, api_page, response
+
+    _stored_exports(lumi, 3)
+    lists()  # the permissions are read once per user object
+    admin_few, api_few, _ = lists()
+    _stored_exports(lumi, 27)
+    admin_many, api_many, response = lists()
+    assert (len(admin_many), len(api_many)) == (len(admin_few), len(api_few))
+    assert response.json()["count"] == 30
+    for captured in (admin_many, api_many):
+        for query in captured.captured_queries:
+            assert '"allocations_schedulerexport"."content"' not in query["sql"]
+            assert '"allocations_schedulerexport"."snapshot"' not in query["sql"]

@@ -279,3 +279,44 @@ def test_conditionally_required_fields_say_when_they_are_needed(client, applican
     assert 'Extra GPU-hours <span class="muted">(for a top-up)</span>' in change_form
     assert 'New end date <span class="muted">(for an extension)</span>' in change_form
     assert "(optional)" not in change_form
+
+
+def test_list_takes_the_same_queries_for_3_and_30_allocations(client, applicant, reference_data):
+    organisation = make_organisation(owner=applicant)
+    for number in range(3):
+        make_allocation(organisation=organisation, account=f"a_{number}")
+    client_for(client, applicant)
+    client.get(reverse("allocations:list"))
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("allocations:list"))
+    for number in range(3, 30):
+        make_allocation(organisation=organisation, account=f"a_{number}", cluster="leonardo")
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(reverse("allocations:list"))
+    assert len(many) == len(few)
+    assert len(response.context["rows"]) == 30
+
+
+def test_list_is_paginated_with_links_to_the_other_pages(
+    client, applicant, reference_data, monkeypatch
+):
+    from allocations import views
+
+    monkeypatch.setattr(views, "ALLOCATIONS_PER_PAGE", 2)
+    organisation = make_organisation(owner=applicant)
+    for number in range(3):
+        make_allocation(organisation=organisation, account=f"a_{number}")
+    client_for(client, applicant)
+
+    first = client.get(reverse("allocations:list")).content.decode()
+    second = client.get(reverse("allocations:list") + "?page=2").content.decode()
+
+    assert "a_0" in first and "a_1" in first and "a_2" not in first
+    assert 'href="?page=2" rel="next"' in first and "Page 1 of 2" in first
+    assert "a_2" in second and "a_0" not in second
+    assert 'href="?page=1" rel="prev"' in second and 'rel="next"' not in second
+
+
+def test_a_single_page_shows_no_page_links(client, applicant, allocation):
+    listing = client_for(client, applicant).get(reverse("allocations:list")).content.decode()
+    assert "Page 1 of" not in listing and 'rel="next"' not in listing

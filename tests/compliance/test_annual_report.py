@@ -5,6 +5,8 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from compliance.models import LargeRunEntry
 from tests.compliance.test_check_thresholds import TODAY, check, seconds_for
@@ -118,3 +120,37 @@ def test_register_csv_never_hands_a_spreadsheet_a_formula(
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     subjects = {row["subject"] for row in rows if row["scope"] == "model"}
     assert subjects == {"'" + hostile}
+
+
+def _used_allocations(count: int, start: int = 0) -> None:
+    organisation = make_organisation(legal_name="Company FI-MANY", registration_id="FI-MANY")
+    for number in range(start, start + count):
+        allocation = make_allocation(
+            organisation=organisation, cluster="vega", account=f"run_{number}", gpu_hours=1_000
+        )
+        make_usage_record(
+            allocation=allocation, gpu_seconds=3600, start=f"{TODAY.year}-02-01T10:00:00Z"
+        )
+
+
+def test_report_page_and_command_take_the_same_queries_for_3_and_30_allocations(
+    client, reference_data, governance_officer
+):
+    url = f"/governance/annual-report/?year={TODAY.year}"
+    client_for(client, governance_officer)
+
+    def queries() -> tuple[int, int, dict]:
+        with CaptureQueriesContext(connection) as page:
+            assert client.get(url).status_code == 200
+        with CaptureQueriesContext(connection) as command:
+            data = _report()
+        return len(page), len(command), data
+
+    _used_allocations(3)
+    client.get(url)
+    few_page, few_command, _ = queries()
+    _used_allocations(27, start=3)
+    many_page, many_command, data = queries()
+    assert (many_page, many_command) == (few_page, few_command)
+    assert data["total"]["gpu_hours"] == 30
+    assert data["efforts_per_band"]["below_gpai"] == 30

@@ -3,11 +3,14 @@
 from datetime import date
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from allocations import services as allocation_services
 from allocations.models import Allocation
+from core.pagination import EstimatedCountPaginator
 from systems.models import Cluster
-from tests.factories import make_organisation
+from tests.factories import make_allocation, make_organisation, make_usage_record
 from tests.usage.sacct import sacct_line, sacct_text
 from usage.importer import usage_import
 from usage.models import UsageImport
@@ -68,3 +71,62 @@ def test_records_are_filtered_by_attribution(
 
     assert f">{shown}<" in page
     assert all(f">{job}<" not in page for job in hidden)
+
+
+def _records(allocation, count: int, **fields) -> None:
+    for _ in range(count):
+        make_usage_record(allocation=allocation, **fields)
+
+
+def test_record_list_queries_do_not_grow_with_records(client, operator, reference_data):
+    allocation = make_allocation(cluster="leonardo")
+    _records(allocation, 3)
+    client.force_login(operator)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/admin/usage/usagerecord/").status_code == 200
+    _records(allocation, 27)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/admin/usage/usagerecord/").content.decode()
+    assert len(many) == len(few)
+    assert "30 usage records" in page
+    # one count of what is listed, never a second of the whole table, nor a DISTINCT
+    assert not any("DISTINCT" in q["sql"] for q in many.captured_queries)
+    assert sum("COUNT(" in q["sql"] for q in many.captured_queries) == 1
+
+
+def test_record_list_shows_the_newest_imported_first(client, operator, reference_data):
+    allocation = make_allocation(cluster="leonardo")
+    first = make_usage_record(allocation=allocation, job_id="4001")
+    last = make_usage_record(allocation=allocation, job_id="4002")
+    client.force_login(operator)
+    page = client.get("/admin/usage/usagerecord/").content.decode()
+    assert page.index(f">{last.job_id}<") < page.index(f">{first.job_id}<")
+
+
+def test_a_large_table_is_counted_from_its_statistics_unless_filtered(
+    client, operator, reference_data, monkeypatch
+):
+    allocation = make_allocation(cluster="leonardo")
+    _records(allocation, 5)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE usage_usagerecord")
+    monkeypatch.setattr(EstimatedCountPaginator, "estimate_from", 1)
+    client.force_login(operator)
+    with CaptureQueriesContext(connection) as unfiltered:
+        page = client.get("/admin/usage/usagerecord/").content.decode()
+    assert "about 5 usage records" in page
+    assert not any("COUNT(" in q["sql"] for q in unfiltered.captured_queries)
+    filtered = client.get(f"/admin/usage/usagerecord/?cluster__id__exact={allocation.cluster_id}")
+    assert "5 usage records" in filtered.content.decode()
+    assert "about" not in filtered.content.decode()
+
+
+def test_records_are_filtered_by_state_from_a_fixed_list(client, operator, reference_data):
+    allocation = make_allocation(cluster="leonardo")
+    make_usage_record(allocation=allocation, job_id="5001", state="COMPLETED")
+    make_usage_record(allocation=allocation, job_id="5002", state="TIMEOUT")
+    client.force_login(operator)
+    everything = client.get("/admin/usage/usagerecord/").content.decode()
+    assert "?state=OUT_OF_MEMORY" in everything  # offered although no record has it
+    page = client.get("/admin/usage/usagerecord/?state=TIMEOUT").content.decode()
+    assert ">5002<" in page and ">5001<" not in page

@@ -25,7 +25,9 @@ from usage.selectors import (
     allocations_usage,
     model_usage,
     models_usage,
+    usage_overview,
     usage_series,
+    usage_totals,
 )
 
 pytestmark = pytest.mark.django_db
@@ -208,3 +210,52 @@ def test_series_is_cumulative_per_day(tmp_path, reference_data):
         ("2026-01-05", 8.0),
         ("2026-01-06", 24.0),
     ]
+
+
+def test_overview_has_the_figures_of_the_totals_and_the_series(tmp_path, reference_data):
+    make_allocation(start=SINCE, cluster="leonardo", account="acme_a", model_name="acme-7b")
+    make_allocation(start=SINCE, cluster="lumi", account="acme_b", model_name="acme-7b")
+    import_text(
+        tmp_path,
+        sacct_text(
+            sacct_line("1", account="acme_a", energy="5000000"),
+            sacct_line(
+                "2",
+                account="acme_a",
+                submit="2026-01-06T08:00:00",
+                start="2026-01-06T09:00:00",
+                end="2026-01-06T10:00:00",
+            ),
+        ),
+    )
+    import_text(
+        tmp_path,
+        sacct_text(sacct_line("3", account="acme_b", partition="standard-g")),
+        cluster="lumi",
+    )
+    records = UsageRecord.objects.filter(allocation__model_key="acme-7b")
+    overview = usage_overview(records=records, utilisation=0.4)
+    totals = usage_totals(records=records, utilisation=0.4)
+    assert overview.totals.jobs == totals.jobs == 3
+    assert overview.totals.energy_source == totals.energy_source == "mixed"
+    for name in ("gpu_seconds", "flop_estimate", "energy_kwh", "facility_energy_kwh", "co2e_kg"):
+        assert getattr(overview.totals, name) == pytest.approx(getattr(totals, name)), name
+    assert (overview.totals.first_start, overview.totals.last_end) == (
+        totals.first_start,
+        totals.last_end,
+    )
+    series = usage_series(records=records, utilisation=0.4)
+    assert [(p.day, p.gpu_seconds) for p in overview.series] == [
+        (p.day, p.gpu_seconds) for p in series
+    ]
+    assert [p.flop_estimate for p in overview.series] == pytest.approx(
+        [p.flop_estimate for p in series]
+    )
+
+
+def test_overview_reads_the_records_once(tmp_path, reference_data):
+    allocation = make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
+    import_text(tmp_path, sacct_text(*(sacct_line(str(n)) for n in range(1, 31))))
+    with CaptureQueriesContext(connection) as captured:
+        usage_overview(records=UsageRecord.objects.filter(allocation=allocation), utilisation=0.4)
+    assert len(captured) == 1

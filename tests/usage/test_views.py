@@ -216,3 +216,32 @@ def test_usage_menu_page_lists_the_persons_allocations_with_their_use(client, re
     assert "5,000.0 of 50,000" in page and "10 %" in page
     assert f'href="/usage/allocations/{mine.pk}/"' in page
     assert Allocation.objects.count() == 2
+
+
+def test_model_page_query_count_does_not_grow_with_jobs(client, applicant, allocation, tmp_path):
+    client.force_login(applicant)
+    url = "/usage/models/acme-7b/"
+    client.get(url)
+    with CaptureQueriesContext(connection) as few:
+        client.get(url)
+    import_text(
+        tmp_path,
+        sacct_text(
+            *(
+                sacct_line(
+                    str(n),
+                    submit=f"2026-01-{n % 27 + 1:02d}T08:00:00",
+                    start=f"2026-01-{n % 27 + 1:02d}T09:00:00",
+                    end=f"2026-01-{n % 27 + 1:02d}T10:00:00",
+                )
+                for n in range(10, 38)
+            )
+        ),
+    )
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(url)
+    assert len(many) == len(few)
+    html = response.content.decode()
+    assert '<div class="value">30</div><div class="label">jobs' in html
+    # the totals and the series are read together, and the job table is not counted apart
+    assert sum('"usage_usagerecord"' in q["sql"] for q in many.captured_queries) == 2

@@ -1,6 +1,8 @@
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from demo.builders import pdf_upload
@@ -312,3 +314,41 @@ def test_members_who_are_not_owners_cannot_withdraw_from_the_page(
     assert response.status_code == 403
     application.refresh_from_db()
     assert application.state == "draft"
+
+
+def _drafts(applicant, organisation, call, count: int, start: int = 0) -> None:
+    for number in range(start, start + count):
+        make_application(
+            applicant=applicant, call=call, organisation=organisation, title=f"Draft {number}"
+        )
+
+
+def test_application_list_takes_the_same_queries_for_3_and_30_applications(
+    client, applicant, open_call
+):
+    organisation = make_organisation(owner=applicant)
+    _drafts(applicant, organisation, open_call, 3)
+    client_for(client, applicant)
+    client.get(reverse("vetting:list"))
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("vetting:list"))
+    _drafts(applicant, organisation, open_call, 27, start=3)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get(reverse("vetting:list")).content.decode()
+    assert len(many) == len(few)
+    assert 'href="?page=2" rel="next"' in page
+
+
+def test_application_list_is_paginated_newest_first(client, applicant, open_call, monkeypatch):
+    from vetting.views import intake
+
+    monkeypatch.setattr(intake, "APPLICATIONS_PER_PAGE", 2)
+    _drafts(applicant, make_organisation(owner=applicant), open_call, 3)
+    client_for(client, applicant)
+
+    first = client.get(reverse("vetting:list")).content.decode()
+    second = client.get(reverse("vetting:list") + "?page=2").content.decode()
+
+    assert "Draft 2" in first and "Draft 1" in first and "Draft 0" not in first
+    assert 'href="?page=2" rel="next"' in first and "Page 1 of 2" in first
+    assert "Draft 0" in second and 'href="?page=1" rel="prev"' in second

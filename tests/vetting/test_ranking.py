@@ -1,13 +1,15 @@
 """The call manager's ranking page and the decisions taken from it."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from allocations.models import Allocation
 from systems.models import Partition
 from tests.conftest import client_for
 from tests.factories import GOOD_SCORES, make_application
-from vetting.models import Application, Decision
+from vetting.models import Application, ApplicationResource, Decision
 
 pytestmark = pytest.mark.django_db
 
@@ -191,3 +193,58 @@ def test_every_grant_input_has_a_label(
     for input_id in inputs:
         assert f'<label for="{input_id}">' in text
     assert "Ranking and decisions</a> &rsaquo;" in text  # breadcrumb back to the index
+
+
+def _in_review(applicant, call, count: int, start: int = 0, organisation=None):
+    for number in range(start, start + count):
+        application = make_application(
+            applicant=applicant,
+            call=call,
+            state="in_review",
+            organisation=organisation,
+            title=f"Project {number}",
+        )
+        organisation = application.organisation
+    return organisation
+
+
+def test_ranking_page_takes_the_same_queries_for_3_and_30_applications(
+    client, applicant, open_call, fast_lane, call_manager
+):
+    organisation = _in_review(applicant, open_call, 3)
+    client_for(client, call_manager)
+    client.get(url(fast_lane))
+    with CaptureQueriesContext(connection) as few:
+        client.get(url(fast_lane))
+    _in_review(applicant, open_call, 27, start=3, organisation=organisation)
+    with CaptureQueriesContext(connection) as many:
+        content = client.get(url(fast_lane)).content.decode()
+    assert len(many) == len(few)
+    assert content.count('class="ranking-row"') == 30
+
+
+def test_ranking_is_shown_a_page_at_a_time_with_the_capacity_of_all(
+    client, applicant, open_call, fast_lane, call_manager, monkeypatch
+):
+    from vetting.views import ranking
+
+    monkeypatch.setattr(ranking, "ROWS_PER_PAGE", 2)
+    _in_review(applicant, open_call, 3)
+    client_for(client, call_manager)
+
+    first_page = client.get(url(fast_lane))
+    second_page = client.get(url(fast_lane) + "?page=2")
+    first, second = first_page.content.decode(), second_page.content.decode()
+
+    assert first.count('class="ranking-row"') == 2 and second.count('class="ranking-row"') == 1
+    assert 'href="?page=2" rel="next"' in first and 'href="?page=1" rel="prev"' in second
+    shown = {title for title in ("Project 0", "Project 1", "Project 2") if title in first}
+    assert len(shown) == 2 and not any(title in second for title in shown)
+    # the capacity table counts the requests of every page
+    asked = sum(
+        ApplicationResource.objects.filter(application__access_mode=fast_lane).values_list(
+            "gpu_hours", flat=True
+        )
+    )
+    for page in (first_page, second_page):
+        assert sum(row["requested"] for row in page.context["capacity"]) == asked > 0

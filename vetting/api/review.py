@@ -497,6 +497,7 @@ class RankingView(APIView):
     def get(self, request, mode_id: int):
         access_mode = get_object_or_404(AccessMode.objects.select_related("call"), pk=mode_id)
         rows, remaining, left = selectors.ranking(access_mode)
+        selectors.ranking_flags_load(rows)
         for row in rows:  # every row is of this access mode and call: no query per row
             row.application.access_mode = access_mode
             row.application.call = access_mode.call

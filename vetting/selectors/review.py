@@ -21,11 +21,13 @@ from usage.selectors import TERA, used_compute_annotations
 from vetting import aggregation, screening
 from vetting.models import (
     Application,
+    ApplicationResource,
     CriterionScore,
     DecisionGrant,
     Review,
     ReviewAssignment,
     RubricCriterion,
+    ScreeningFlag,
 )
 from vetting.selectors import intake as selectors
 
@@ -319,12 +321,21 @@ RANKED_STATES = (
 def ranking(access_mode: AccessMode) -> tuple[list[RankingRow], dict[int, int], dict[int, int]]:
     """Rows in rank order, capacity before and after the proposals, per partition id.
 
-    A fixed number of queries whatever the number of applications.
+    A fixed number of queries whatever the number of applications. The applications carry only
+    what a ranking shows (title, state, organisation name); their screening flags are loaded by
+    ranking_flags_load for the rows shown.
     """
     applications = list(
         Application.objects.filter(access_mode=access_mode, state__in=RANKED_STATES)
         .select_related("organisation")
-        .prefetch_related("resources", "screening_flags")
+        .only(
+            "title",
+            "state",
+            "submitted_at",
+            "call",
+            "access_mode",
+            "organisation__legal_name",
+        )
         .annotate(
             reviews_submitted=Count(
                 "assignments", filter=Q(assignments__state=ReviewAssignment.State.SUBMITTED)
@@ -339,9 +350,15 @@ def ranking(access_mode: AccessMode) -> tuple[list[RankingRow], dict[int, int], 
         a.pk: aggregation.summarise(scores.get(a.pk, []), criteria, disagreement_points=points)
         for a in applications
     }
-    requested = {
-        a.pk: {r.partition_id: r.gpu_hours for r in a.resources.all()} for a in applications
-    }
+    requested: dict[int, dict[int, int]] = {a.pk: {} for a in applications}
+    for application_id, partition_id, gpu_hours in (
+        ApplicationResource.objects.filter(
+            application__access_mode=access_mode, application__state__in=RANKED_STATES
+        )
+        .order_by()
+        .values_list("application_id", "partition_id", "gpu_hours")
+    ):
+        requested[application_id][partition_id] = gpu_hours
     remaining = remaining_capacity(access_mode)
     candidates = [
         aggregation.Candidate(
@@ -361,10 +378,19 @@ def ranking(access_mode: AccessMode) -> tuple[list[RankingRow], dict[int, int], 
             summary=summaries[p.application_id],
             requested=requested[p.application_id],
             proposal=p,
-            flags=list(by_id[p.application_id].screening_flags.all()),
+            flags=[],
             reviews_submitted=by_id[p.application_id].reviews_submitted,
             reviewers_needed=access_mode.call.reviewers_per_application,
         )
         for p in proposals
     ]
     return rows, remaining, left
+
+
+def ranking_flags_load(rows: list[RankingRow]) -> None:
+    """Give `rows` their applications' screening flags, in one query."""
+    flags: dict[int, list[ScreeningFlag]] = defaultdict(list)
+    for flag in ScreeningFlag.objects.filter(application_id__in=[r.application.pk for r in rows]):
+        flags[flag.application_id].append(flag)
+    for row in rows:
+        row.flags = flags.get(row.application.pk, [])

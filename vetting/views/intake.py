@@ -5,12 +5,15 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
+from core.pagination import page_of
 from organisations.selectors import organisations_of
 from vetting import rules
 from vetting.forms import ApplicationForm, StartApplicationForm
 from vetting.models import Application
 from vetting.selectors import intake as selectors
 from vetting.services import intake as services
+
+APPLICATIONS_PER_PAGE = 25
 
 
 @login_required
@@ -45,7 +48,11 @@ def apply(request):
 
 @login_required
 def application_list(request):
-    applications = selectors.applications_visible_to(request.user)
+    applications = page_of(
+        selectors.applications_visible_to(request.user),
+        request.GET.get("page"),
+        per_page=APPLICATIONS_PER_PAGE,
+    )
     return render(request, "vetting/list.html", {"applications": applications})
 
 

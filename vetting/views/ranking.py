@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 
+from core.pagination import page_of
 from systems.models import AccessMode, AccessModePartition, Call
 from systems.selectors import access_modes_by_size
 from vetting.models import Application
@@ -14,6 +15,7 @@ from vetting.services import review as workflow
 from vetting.services.transitions import TransitionError
 
 PERMISSION = "vetting.add_decision"
+ROWS_PER_PAGE = 100
 
 
 def _require_decider(request) -> None:
@@ -91,8 +93,11 @@ def ranking(request, mode_id: int):
     access_mode = get_object_or_404(AccessMode.objects.select_related("call"), pk=mode_id)
     if request.method == "POST":
         _decide(request, access_mode)
-        return redirect(request.path)
+        return redirect(request.get_full_path())
     rows, remaining, left = review_selectors.ranking(access_mode)
+    # The capacity table sums every row; the table shows one page of them.
+    page = page_of(rows, request.GET.get("page"), per_page=ROWS_PER_PAGE)
+    review_selectors.ranking_flags_load(page.object_list)
     links = list(
         AccessModePartition.objects.filter(access_mode=access_mode).select_related(
             "partition__cluster"
@@ -127,7 +132,7 @@ def ranking(request, mode_id: int):
                 for link in requested_links
             ],
         }
-        for row in rows
+        for row in page
     ]
     return render(
         request,
@@ -139,5 +144,6 @@ def ranking(request, mode_id: int):
             "partitions": [link.partition for link in requested_links],
             "capacity": capacity,
             "table": table,
+            "page": page,
         },
     )
