@@ -81,6 +81,14 @@ class RecordScope:
     def recent(self) -> date | None:
         return self.today - timedelta(days=self.recent_days) if self.today else None
 
+    def covers(self, allocation: Allocation) -> bool:
+        """Whether the allocation's records count (see `records`)."""
+        return (
+            self.today is None
+            or allocation.state in Allocation.LIVE_STATES
+            or allocation.end >= self.recent
+        )
+
     def records(self, records):
         """The usage records (a queryset) of the allocations in scope."""
         if self.today is None:
@@ -136,12 +144,12 @@ def _levels_sql(
     per system (`systems` are cluster ids), so that the systems held at once are counted
     without a second pass.
 
-    With `prune` (a bucket width in seconds and a condition on a group's bucket, over one row
-    per system with `gpus` and `mem` the GPU-seconds and GB-seconds its jobs held in the
-    bucket), only the jobs that overlap a bucket meeting it, or one next
-    to it, take part in the sweep (see footprint_stretches for why the stretches come out the
-    same). That turns a sort of every job's start and end into a grouped pass over the jobs
-    and a sort of a few.
+    With `prune` (a bucket width in seconds, a condition on a group's bucket over `gpus` and
+    `mem`, the GPU-seconds and GB-seconds its jobs held in it, and a condition on `gpu_seconds`,
+    all the GPU-seconds of a group), only the jobs of groups meeting the last, and of those
+    only the jobs that overlap a bucket meeting the first or one next to it, take part in the
+    sweep (footprint_stretches says why the stretches come out the same). That turns a sort of
+    every job's start and end into grouped passes over the jobs and a sort of a few.
     """
     q = connection.ops.quote_name
     record = UsageRecord._meta.db_table
@@ -191,20 +199,19 @@ def _levels_sql(
         UNION ALL
         SELECT grp, cluster_id, gpus, mem, s, e, k FROM later_buckets
     ),
-    per_system AS (
-        SELECT grp, k, cluster_id,
-               SUM(CAST(gpus AS DOUBLE PRECISION) * held) AS gpus,
-               SUM(CAST(mem AS DOUBLE PRECISION) * held) AS mem
-        FROM (
-            SELECT grp, k, cluster_id, gpus, mem,
-                   (CASE WHEN e < (k + 1) * {width} THEN e ELSE (k + 1) * {width} END)
-                   - (CASE WHEN s > k * {width} THEN s ELSE k * {width} END) AS held
-            FROM spans
-        ) clipped
-        GROUP BY grp, k, cluster_id
-    ),
     busy AS (
-        SELECT grp, k FROM per_system GROUP BY grp, k HAVING {busy}
+        SELECT grp, k FROM (
+            SELECT grp, k,
+                   CAST(gpus AS DOUBLE PRECISION) * held AS gpus,
+                   CAST(mem AS DOUBLE PRECISION) * held AS mem
+            FROM (
+                SELECT grp, k, gpus, mem,
+                       (CASE WHEN e < (k + 1) * {width} THEN e ELSE (k + 1) * {width} END)
+                       - (CASE WHEN s > k * {width} THEN s ELSE k * {width} END) AS held
+                FROM spans
+            ) clipped
+        ) held
+        GROUP BY grp, k HAVING {busy}
     ),
     jobs AS (
         SELECT * FROM spanned j WHERE EXISTS (
@@ -231,13 +238,16 @@ def _levels_sql(
         WHERE {" AND ".join(where[:2])}
         GROUP BY r.allocation_id
     ),
-    heavy AS (
-        SELECT g.grp FROM totals t
+    group_totals AS (
+        SELECT t.allocation_id, SUM(t.gpu_seconds) OVER (PARTITION BY g.grp) AS gpu_seconds
+        FROM totals t
         JOIN {q(allocation)} a ON a.id = t.allocation_id
         JOIN grp g ON g.organisation_id = a.organisation_id
-        GROUP BY g.grp HAVING {at_most}
+    ),
+    heavy AS (
+        SELECT allocation_id FROM group_totals WHERE {at_most}
     ),"""  # noqa: S608 - table names from model metadata, numbers the code wrote
-        where.append("g.grp IN (SELECT grp FROM heavy)")
+        where.append("r.allocation_id IN (SELECT allocation_id FROM heavy)")
     return f"""
     WITH RECURSIVE
     grp(organisation_id, grp) AS (VALUES {groups_sql}),{heavy}
@@ -334,10 +344,10 @@ def footprint_stretches(
     measures = sorted(levels)
     # A stretch lasts more than min_hours, so it takes in a whole bucket of half that width,
     # in which the group held more than the level all the time: more than level x width in
-    # GPU-seconds (or GB-seconds), on at least min_systems systems. Only the buckets that
-    # reach that, and their neighbours, can hold a stretch, and every job that ran in them
-    # is in the sweep, so there the levels are exact; elsewhere the sweep sees fewer jobs than
-    # ran and can only miss stretches, never find one, and there are none to miss.
+    # GPU-seconds (or GB-seconds), in that bucket and so in all. Only the buckets that reach
+    # that, and their neighbours, can hold a stretch, and every job that ran in them is in the
+    # sweep, so there the levels are exact; elsewhere the sweep sees fewer jobs than ran and
+    # can only miss stretches, never find one, and there are none to miss.
     width = int(float(min_hours) * 3600 // 2)
     prune = None
     if width >= 1800:
@@ -349,10 +359,10 @@ def footprint_stretches(
         largest = f"COALESCE((SELECT MAX(memory_gb_per_gpu) FROM {partitions}), 0)"  # noqa: S608
         per_gpu = {GPUS: "1", MEMORY: f"CAST({largest} AS DOUBLE PRECISION)"}
         at_most = " OR ".join(
-            f"SUM(t.gpu_seconds) * {per_gpu[measure]} > {float(levels[measure]) * width!r}"
+            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * width!r}"
             for measure in measures
         )
-        prune = (width, f"({reached}) AND COUNT(*) >= {int(min_systems)}", at_most)
+        prune = (width, reached, at_most)
     base = _levels_sql(
         groups_sql,
         sorted(set(systems)),

@@ -30,7 +30,10 @@ from organisations.groups import organisation_groups_current
 from organisations.models import Membership
 from systems.estimates import SECONDS_PER_HOUR, grant_compute, significant
 from systems.models import ThresholdPolicy
-from usage.selectors import TERA, allocations_used_compute
+from usage.selectors import TERA, UsedCompute, allocations_used_compute
+
+NO_USE = UsedCompute(0, 0.0, None)
+
 
 # Art. 52(1): notify the Commission within two weeks.
 NOTIFICATION_DAYS = 14
@@ -70,7 +73,8 @@ class CheckResult:
 
 
 def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
-    """Every allocation with its used GPU-seconds, used share, used and projected FLOP.
+    """Every allocation with its used GPU-seconds, used share, used and projected FLOP, and
+    the accelerator memory of its largest job.
 
     Two queries, whatever the number of allocations or usage records: the usage summed per
     allocation (usage.selectors.allocations_used_compute), then the allocations.
@@ -82,8 +86,10 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
         )
     )
     for allocation in allocations:
-        used, allocation.used_peak_tflop_seconds = used_compute.get(allocation.pk, (0, 0.0))
-        allocation.used_gpu_seconds = used
+        figures = used_compute.get(allocation.pk, NO_USE)
+        used = allocation.used_gpu_seconds = figures.gpu_seconds
+        allocation.used_peak_tflop_seconds = figures.peak_tflop_seconds
+        allocation.largest_job_memory_gb = figures.largest_job_memory_gb
         granted_seconds = allocation.gpu_hours * SECONDS_PER_HOUR
         allocation.used_share = used / granted_seconds if granted_seconds else 0.0
         allocation.used_flop, allocation.projected_flop = grant_compute(

@@ -97,9 +97,19 @@ def used_compute_annotations() -> dict:
     }
 
 
-def allocations_used_compute() -> dict[int, tuple[int, float]]:
-    """Per allocation id with usage: its used GPU-seconds and peak TFLOP-seconds (the sum of
-    peak_tflop_seconds over its records), in one query.
+@dataclass(frozen=True)
+class UsedCompute:
+    """What an allocation's records add up to: GPU-seconds, peak TFLOP-seconds (the sum of
+    peak_tflop_seconds) and the accelerator memory of its largest job in GB (GPUs x memory of
+    one GPU of the partition it ran on, else of its allocation's; None when unknown)."""
+
+    gpu_seconds: int
+    peak_tflop_seconds: float
+    largest_job_memory_gb: float | None
+
+
+def allocations_used_compute() -> dict[int, UsedCompute]:
+    """Per allocation id with usage: its UsedCompute, in one query.
 
     The records are summed per allocation and partition first, in a narrow GROUP BY over the
     usage table alone; only those few sums meet the partitions, so the join and the peak
@@ -112,9 +122,11 @@ def allocations_used_compute() -> dict[int, tuple[int, float]]:
         SELECT used.allocation_id,
                SUM(used.gpu_seconds),
                SUM(CAST(used.gpu_seconds AS DOUBLE PRECISION)
-                   * CAST(COALESCE(ran.peak_tflops, granted.peak_tflops) AS DOUBLE PRECISION))
+                   * CAST(COALESCE(ran.peak_tflops, granted.peak_tflops) AS DOUBLE PRECISION)),
+               MAX(used.gpus * COALESCE(ran.memory_gb_per_gpu, granted.memory_gb_per_gpu))
         FROM (
-            SELECT allocation_id, partition_id, SUM(gpu_seconds) AS gpu_seconds
+            SELECT allocation_id, partition_id, SUM(gpu_seconds) AS gpu_seconds,
+                   MAX(gpus) AS gpus
             FROM {records}
             WHERE allocation_id IS NOT NULL
             GROUP BY allocation_id, partition_id
@@ -127,8 +139,12 @@ def allocations_used_compute() -> dict[int, tuple[int, float]]:
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return {
-            pk: (int(gpu_seconds or 0), float(tflop_seconds or 0.0))
-            for pk, gpu_seconds, tflop_seconds in cursor.fetchall()
+            pk: UsedCompute(
+                int(gpu_seconds or 0),
+                float(tflop_seconds or 0.0),
+                float(memory) if memory else None,
+            )
+            for pk, gpu_seconds, tflop_seconds, memory in cursor.fetchall()
         }
 
 
