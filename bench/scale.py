@@ -15,6 +15,7 @@ measures the same thing.
 """
 
 import argparse
+import contextlib
 import io
 import os
 import statistics
@@ -422,7 +423,8 @@ def _command(name: str, *args, **options):
     from django.core.management import call_command
 
     def run():
-        call_command(name, *args, stdout=io.StringIO(), stderr=io.StringIO(), **options)
+        with contextlib.redirect_stderr(io.StringIO()):
+            call_command(name, *args, stdout=io.StringIO(), stderr=io.StringIO(), **options)
 
     return run
 
