@@ -47,7 +47,7 @@ class Figure:
     goal: float | None
     seconds: list[float] = field(default_factory=list)
     queries: list[int] = field(default_factory=list)
-    # The name of the figure whose query count this one must equal.
+    # The name of the figure whose query count this one must not exceed.
     same_queries_as: str | None = None
     constant_queries: bool = True
 
@@ -553,7 +553,7 @@ def _mark(figure: Figure, by_name: dict[str, Figure]) -> str:
         return ""
     ok = figure.median <= figure.goal
     if figure.same_queries_as is not None:
-        ok = ok and set(figure.queries) == set(by_name[figure.same_queries_as].queries)
+        ok = ok and max(figure.queries) <= max(by_name[figure.same_queries_as].queries)
     return "PASS" if ok else "MISS"
 
 
@@ -562,7 +562,7 @@ def _goal_text(figure: Figure) -> str:
         return "(reference)"
     text = f"<= {figure.goal:g} s"
     if figure.same_queries_as is not None:
-        text += ", queries as with few"
+        text += ", queries <= with few"
     return text
 
 
