@@ -11,7 +11,7 @@ so growth is visible. Databases are named after their size (`<prefix>_<N>_<M>`, 
 `hpcgate_scale`) on the server of DATABASE_URL (default postgres://postgres@127.0.0.1:5432/),
 kept between runs and reused; `--fresh` rebuilds them. Whatever a run changes (crossings,
 alerts, register entries, exhaustion, exports) is undone before and after it, so a rerun
-measures the same thing.
+measures the same thing; the messages the check queues go to a temporary broker folder.
 """
 
 import argparse
@@ -20,6 +20,7 @@ import io
 import os
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -603,7 +604,16 @@ def main() -> None:
     sizes = [(args.allocations, args.records)]
     if not args.only_full:
         sizes.insert(0, (max(args.allocations // 10, 10), max(args.records // 10, 1000)))
+    # The check queues e-mails about the bench's alerts and exhausted allocations: into a
+    # broker folder of its own, removed at the end, never one a worker reads.
+    scratch = tempfile.TemporaryDirectory(prefix="hpcgate-scale-")
+    os.environ["HPCGATE_VAR_DIR"] = scratch.name
     _setup_django(_database_url(server, "postgres"))
+    with scratch:
+        _report(server, args, sizes)
+
+
+def _report(server: str, args, sizes: list[tuple[int, int]]) -> None:
     results = []
     for allocations, records in sizes:
         print(f"{allocations:,} allocations, {records:,} usage records, {args.runs} run(s)")
