@@ -43,8 +43,12 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 
+# bench.scale builds its PostgreSQL databases once (minutes) and reuses them.
+BENCH_SCALE_ARGS ?= --runs 3
+
 bench: install
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

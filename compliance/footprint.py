@@ -81,6 +81,14 @@ class RecordScope:
     def recent(self) -> date | None:
         return self.today - timedelta(days=self.recent_days) if self.today else None
 
+    def covers(self, allocation: Allocation) -> bool:
+        """Whether the allocation's records count (see `records`)."""
+        return (
+            self.today is None
+            or allocation.state in Allocation.LIVE_STATES
+            or allocation.end >= self.recent
+        )
+
     def records(self, records):
         """The usage records (a queryset) of the allocations in scope."""
         if self.today is None:
@@ -120,7 +128,13 @@ def _group_numbers(groups: Mapping[int, str]) -> tuple[str, list[str]]:
 
 
 def _levels_sql(
-    groups_sql: str, systems: list[int], scope: RecordScope, now: datetime, *, daily: bool
+    groups_sql: str,
+    systems: list[int],
+    scope: RecordScope,
+    now: datetime,
+    *,
+    daily: bool,
+    prune: tuple[int, str, str] | None = None,
 ) -> str:
     """The common part of every footprint query: `levels` holds, per group and event time `t`,
     what the group held from `t` until `t_next` (NULL after its last event; rows of events at
@@ -129,6 +143,13 @@ def _levels_sql(
     One window pass over the events: running sums of GPUs, memory and TFLOP/s, and one of GPUs
     per system (`systems` are cluster ids), so that the systems held at once are counted
     without a second pass.
+
+    With `prune` (a bucket width in seconds, a condition on a group's bucket over `gpus` and
+    `mem`, the GPU-seconds and GB-seconds its jobs held in it, and a condition on `gpu_seconds`,
+    all the GPU-seconds of a group), only the jobs of groups meeting the last, and of those
+    only the jobs that overlap a bucket meeting the first or one next to it, take part in the
+    sweep (footprint_stretches says why the stretches come out the same). That turns a sort of
+    every job's start and end into grouped passes over the jobs and a sort of a few.
     """
     q = connection.ops.quote_name
     record = UsageRecord._meta.db_table
@@ -158,14 +179,78 @@ def _levels_sql(
     # The default frame (RANGE ... CURRENT ROW) takes in every event at the same time, so a job
     # ending when another starts never counts as overlapping it.
     over = "OVER (PARTITION BY grp ORDER BY t)"
+    jobs = f"""jobs AS (
+        SELECT * FROM records WHERE {" AND ".join(["e > s", *window])}
+    )"""  # noqa: S608 - numbers the code wrote
+    if prune is not None:
+        width, busy, at_most = prune
+        jobs = f"""spanned AS (
+        SELECT * FROM records WHERE {" AND ".join(["e > s", *window])}
+    ),
+    later_buckets(grp, cluster_id, gpus, mem, s, e, k, last_k) AS (
+        SELECT grp, cluster_id, gpus, mem, s, e, s / {width} + 1, (e - 1) / {width}
+        FROM spanned WHERE (e - 1) / {width} > s / {width}
+        UNION ALL
+        SELECT grp, cluster_id, gpus, mem, s, e, k + 1, last_k FROM later_buckets
+        WHERE k < last_k
+    ),
+    spans AS (
+        SELECT grp, cluster_id, gpus, mem, s, e, s / {width} AS k FROM spanned
+        UNION ALL
+        SELECT grp, cluster_id, gpus, mem, s, e, k FROM later_buckets
+    ),
+    busy AS (
+        SELECT grp, k FROM (
+            SELECT grp, k,
+                   CAST(gpus AS DOUBLE PRECISION) * held AS gpus,
+                   CAST(mem AS DOUBLE PRECISION) * held AS mem
+            FROM (
+                SELECT grp, k, gpus, mem,
+                       (CASE WHEN e < (k + 1) * {width} THEN e ELSE (k + 1) * {width} END)
+                       - (CASE WHEN s > k * {width} THEN s ELSE k * {width} END) AS held
+                FROM spans
+            ) clipped
+        ) held
+        GROUP BY grp, k HAVING {busy}
+    ),
+    jobs AS (
+        SELECT * FROM spanned j WHERE EXISTS (
+            SELECT 1 FROM busy b
+            WHERE b.grp = j.grp
+              AND b.k BETWEEN j.s / {width} - 1 AND (j.e - 1) / {width} + 1
+        )
+    )"""  # noqa: S608 - numbers and conditions the code wrote
     held = "".join(
         f",\n               SUM(CASE WHEN cluster_id = {int(c)} THEN dg ELSE 0 END) {over} AS h{n}"
         for n, c in enumerate(systems)
     )
     count = " + ".join(f"CASE WHEN h{n} > 0 THEN 1 ELSE 0 END" for n in range(len(systems)))
+    heavy = ""
+    if prune is not None:
+        # A group whose jobs held less than a bucket's worth in all cannot fill one.
+        heavy = f"""
+    totals AS (
+        SELECT r.allocation_id,
+               SUM(CAST(r.gpus AS DOUBLE PRECISION) * (
+                   COALESCE({_epoch(f"r.{q('end')}")}, {_seconds(now)})
+                   - {_epoch(f"r.{q('start')}")})) AS gpu_seconds
+        FROM {q(record)} r
+        WHERE {" AND ".join(where[:2])}
+        GROUP BY r.allocation_id
+    ),
+    group_totals AS (
+        SELECT t.allocation_id, SUM(t.gpu_seconds) OVER (PARTITION BY g.grp) AS gpu_seconds
+        FROM totals t
+        JOIN {q(allocation)} a ON a.id = t.allocation_id
+        JOIN grp g ON g.organisation_id = a.organisation_id
+    ),
+    heavy AS (
+        SELECT allocation_id FROM group_totals WHERE {at_most}
+    ),"""  # noqa: S608 - table names from model metadata, numbers the code wrote
+        where.append("r.allocation_id IN (SELECT allocation_id FROM heavy)")
     return f"""
     WITH RECURSIVE
-    grp(organisation_id, grp) AS (VALUES {groups_sql}),
+    grp(organisation_id, grp) AS (VALUES {groups_sql}),{heavy}
     records AS (
         SELECT g.grp AS grp,
                r.cluster_id AS cluster_id,
@@ -182,9 +267,7 @@ def _levels_sql(
         LEFT JOIN {q(partition)} p ON p.id = r.partition_id
         WHERE {" AND ".join(where)}
     ),
-    jobs AS (
-        SELECT * FROM records WHERE {" AND ".join(["e > s", *window])}
-    ){days},
+    {jobs}{days},
     events AS (
         SELECT grp, cluster_id, s AS t, gpus AS dg, mem AS dm, tflops AS df FROM jobs
         UNION ALL
@@ -222,7 +305,10 @@ def _run(sql: str) -> list[tuple]:
             return cursor.fetchall()
     with transaction.atomic(), connection.cursor() as cursor:
         # The sweep sorts every start and end: in memory rather than in temporary files.
-        cursor.execute("SET LOCAL work_mem = '64MB'")
+        # Compiling this many expressions just in time costs seconds, more than running them.
+        cursor.execute(
+            "SELECT set_config('work_mem', '64MB', true), set_config('jit', 'off', true)"
+        )
         cursor.execute(sql)
         return cursor.fetchall()
 
@@ -255,8 +341,36 @@ def footprint_stretches(
     groups_sql, subjects = _group_numbers(groups)
     if systems is None:
         systems = _systems(groups)
-    base = _levels_sql(groups_sql, sorted(set(systems)), scope or RecordScope(), now, daily=False)
     measures = sorted(levels)
+    # A stretch lasts more than min_hours, so it takes in a whole bucket of half that width,
+    # in which the group held more than the level all the time: more than level x width in
+    # GPU-seconds (or GB-seconds), in that bucket and so in all. Only the buckets that reach
+    # that, and their neighbours, can hold a stretch, and every job that ran in them is in the
+    # sweep, so there the levels are exact; elsewhere the sweep sees fewer jobs than ran and
+    # can only miss stretches, never find one, and there are none to miss.
+    width = int(float(min_hours) * 3600 // 2)
+    prune = None
+    if width >= 1800:
+        reached = " OR ".join(
+            f"SUM({measure}) > {float(levels[measure]) * width!r}" for measure in measures
+        )
+        # GB-seconds are at most GPU-seconds x the largest memory of one GPU anywhere.
+        partitions = connection.ops.quote_name(Partition._meta.db_table)
+        largest = f"COALESCE((SELECT MAX(memory_gb_per_gpu) FROM {partitions}), 0)"  # noqa: S608
+        per_gpu = {GPUS: "1", MEMORY: f"CAST({largest} AS DOUBLE PRECISION)"}
+        at_most = " OR ".join(
+            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * width!r}"
+            for measure in measures
+        )
+        prune = (width, reached, at_most)
+    base = _levels_sql(
+        groups_sql,
+        sorted(set(systems)),
+        scope or RecordScope(),
+        now,
+        daily=False,
+        prune=prune,
+    )
     hit = {
         measure: f"{measure} > {float(levels[measure])!r} AND systems >= {int(min_systems)}"
         for measure in measures

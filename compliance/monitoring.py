@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from allocations.models import Allocation
 from compliance.models import Alert, LargeRunEntry, Scope
@@ -29,7 +30,10 @@ from organisations.groups import organisation_groups_current
 from organisations.models import Membership
 from systems.estimates import SECONDS_PER_HOUR, grant_compute, significant
 from systems.models import ThresholdPolicy
-from usage.selectors import TERA, used_compute_annotations
+from usage.selectors import TERA, UsedCompute, allocations_used_compute
+
+NO_USE = UsedCompute(0, 0.0, None)
+
 
 # Art. 52(1): notify the Commission within two weeks.
 NOTIFICATION_DAYS = 14
@@ -69,18 +73,24 @@ class CheckResult:
 
 
 def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
-    """Every allocation with its used GPU-seconds, used share, used and projected FLOP.
+    """Every allocation with its used GPU-seconds, used share, used and projected FLOP, and
+    the accelerator memory of its largest job.
 
-    One query, whatever the number of allocations or usage records.
+    Two queries, whatever the number of allocations or usage records: the usage summed per
+    allocation (usage.selectors.allocations_used_compute), then the allocations.
     """
+    used_compute = allocations_used_compute()
     allocations = list(
         Allocation.objects.select_related(
             "cluster", "partition", "organisation", "access_mode__call"
-        ).annotate(**used_compute_annotations())
+        )
     )
     for allocation in allocations:
+        figures = used_compute.get(allocation.pk, NO_USE)
+        used = allocation.used_gpu_seconds = figures.gpu_seconds
+        allocation.used_peak_tflop_seconds = figures.peak_tflop_seconds
+        allocation.largest_job_memory_gb = figures.largest_job_memory_gb
         granted_seconds = allocation.gpu_hours * SECONDS_PER_HOUR
-        used = allocation.used_gpu_seconds
         allocation.used_share = used / granted_seconds if granted_seconds else 0.0
         allocation.used_flop, allocation.projected_flop = grant_compute(
             used_peak_flop=allocation.used_peak_tflop_seconds * TERA,
@@ -261,13 +271,16 @@ def _method(policy: ThresholdPolicy) -> str:
 
 
 def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date):
+    """Open the entries of efforts newly across a line, refresh the figures of the others and
+    link each to its effort's allocations, in a fixed number of queries (history rows
+    included) however many efforts cross."""
     existing = {
         (e.scope, e.subject_key, e.category): e
         for e in LargeRunEntry.objects.filter(
             subject_key__in={effort.subject_key for effort in efforts}
         ).prefetch_related("allocations")
     }
-    opened, changed = [], []
+    opened, changed, relinked = [], [], []
     for effort in efforts:
         categories = []
         if effort.used_flop >= policy.gpai_flop:
@@ -277,12 +290,12 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
         elif effort.projected_flop >= policy.systemic_risk_flop:
             # Recital 112: compute is granted up front, so crossing is foreseeable.
             categories.append((LargeRunEntry.Category.SYSTEMIC_RISK, LargeRunEntry.Basis.PROJECTED))
+        wanted = {a.pk for a in effort.allocations}
         for category, basis in categories:
             entry = existing.get((effort.scope, effort.subject_key, category))
             figure = significant(effort.used_flop if basis == "used" else effort.projected_flop)
-            linked = {a.pk for a in entry.allocations.all()} if entry is not None else set()
             if entry is None:
-                entry = LargeRunEntry.objects.create(
+                entry = LargeRunEntry(
                     scope=effort.scope,
                     subject=effort.subject,
                     subject_key=effort.subject_key,
@@ -300,7 +313,9 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
                     ),
                 )
                 opened.append(entry)
-            elif (entry.compute_flop, entry.projected_flop, entry.basis) != (
+                relinked.append((entry, wanted))
+                continue
+            if (entry.compute_flop, entry.projected_flop, entry.basis) != (
                 figure,
                 significant(effort.projected_flop),
                 basis,
@@ -310,15 +325,35 @@ def _register_update(policy: ThresholdPolicy, efforts: list[Effort], today: date
                 entry.basis = basis
                 entry.method = _method(policy)
                 changed.append(entry)
-            if linked != {a.pk for a in effort.allocations}:
-                entry.allocations.set(effort.allocations)
+            if {a.pk for a in entry.allocations.all()} != wanted:
+                relinked.append((entry, wanted))
     now = timezone.now()
-    for entry in changed:
+    for entry in [*opened, *changed]:
         entry.updated_at = now
-    LargeRunEntry.objects.bulk_update(
-        changed, ["compute_flop", "projected_flop", "basis", "method", "updated_at"]
-    )
+    if opened:
+        bulk_create_with_history(opened, LargeRunEntry, default_date=now)
+    if changed:
+        bulk_update_with_history(
+            changed,
+            LargeRunEntry,
+            ["compute_flop", "projected_flop", "basis", "method", "updated_at"],
+            default_date=now,
+        )
+    _register_link(relinked)
     return opened
+
+
+def _register_link(relinked: list[tuple[LargeRunEntry, set[int]]]) -> None:
+    """Set the allocations of each entry to exactly the ones given: two statements for all."""
+    if not relinked:
+        return
+    Link = LargeRunEntry.allocations.through
+    Link.objects.filter(largerunentry_id__in=[entry.pk for entry, _ in relinked]).delete()
+    Link.objects.bulk_create(
+        Link(largerunentry_id=entry.pk, allocation_id=allocation_id)
+        for entry, wanted in relinked
+        for allocation_id in sorted(wanted)
+    )
 
 
 def _register_cite(alerts: list[Alert], opened: list[LargeRunEntry]) -> None:
@@ -333,16 +368,24 @@ def _register_cite(alerts: list[Alert], opened: list[LargeRunEntry]) -> None:
         | Q(subject_key__in={alert.subject_key for alert in fresh})
         | Q(allocations__in={alert.allocation_id for alert in fresh if alert.allocation_id})
     ).prefetch_related("allocations")
-    earlier = Alert.objects.filter(level__in=SPLIT_RUN_LEVELS).filter(
-        Q(subject_key__in={entry.subject_key for entry in opened})
-        | Q(allocation__register_entries__in=opened)
+    earlier = (
+        list(
+            Alert.objects.filter(level__in=SPLIT_RUN_LEVELS)
+            .filter(
+                Q(subject_key__in={entry.subject_key for entry in opened})
+                | Q(allocation__register_entries__in=opened)
+            )
+            .distinct()
+        )
+        if opened
+        else []
     )
     opened_ids = {entry.pk for entry in opened}
     Citation = LargeRunEntry.alerts.through
     citations = []
     for entry in entries.distinct():
         allocation_ids = {a.pk for a in entry.allocations.all()}
-        candidates = [*fresh, *(earlier.distinct() if entry.pk in opened_ids else [])]
+        candidates = [*fresh, *(earlier if entry.pk in opened_ids else [])]
         for alert in candidates:
             same_subject = (alert.scope, alert.subject_key) == (entry.scope, entry.subject_key)
             if same_subject or alert.allocation_id in allocation_ids:

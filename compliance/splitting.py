@@ -21,7 +21,7 @@ from datetime import date, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-from django.db.models import F, Max
+from django.db.models import F
 from django.db.models.functions import Coalesce
 
 from allocations.models import Allocation
@@ -181,18 +181,17 @@ def _job_memory_gb():
 def job_memory_candidates(
     *, policy: ThresholdPolicy, allocations: list[Allocation], scope: RecordScope
 ) -> list[Alert]:
-    """One query: the largest job of each allocation by accelerator memory, where it is above
-    the policy's level."""
+    """The allocations in scope whose largest job by accelerator memory is above the policy's
+    level; `allocations` carry `largest_job_memory_gb` (compliance.monitoring)."""
     if policy.job_memory_gb is None:
         return []
-    records = scope.records(UsageRecord.objects.filter(allocation__isnull=False, gpus__gt=0))
-    largest = dict(
-        records.order_by()
-        .values("allocation_id")
-        .annotate(memory_gb=Max(_job_memory_gb()))
-        .filter(memory_gb__gt=policy.job_memory_gb)
-        .values_list("allocation_id", "memory_gb")
-    )
+    largest = {
+        allocation.pk: allocation.largest_job_memory_gb
+        for allocation in allocations
+        if allocation.largest_job_memory_gb is not None
+        and allocation.largest_job_memory_gb > policy.job_memory_gb
+        and scope.covers(allocation)
+    }
     candidates = []
     for allocation in allocations:
         if allocation.pk not in largest:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
+from django.db import connection
 from django.db.models import (
     Case,
     Count,
@@ -34,6 +35,7 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from allocations.models import Allocation, model_key
 from systems.estimates import SECONDS_PER_HOUR
+from systems.models import Partition
 from systems.selectors import policy_utilisation
 from usage.models import UsageRecord
 
@@ -96,6 +98,57 @@ def used_compute_annotations() -> dict:
         "used_gpu_seconds": Coalesce(Sum("usage_records__gpu_seconds"), 0),
         "used_peak_tflop_seconds": Coalesce(Sum(peak_tflop_seconds("usage_records__")), Value(0.0)),
     }
+
+
+@dataclass(frozen=True)
+class UsedCompute:
+    """What an allocation's records add up to: GPU-seconds, peak TFLOP-seconds (the sum of
+    peak_tflop_seconds) and the accelerator memory of its largest job in GB (GPUs x memory of
+    one GPU of the partition it ran on, else of its allocation's; None when unknown)."""
+
+    gpu_seconds: int
+    peak_tflop_seconds: float
+    largest_job_memory_gb: float | None
+
+
+def allocations_used_compute() -> dict[int, UsedCompute]:
+    """Per allocation id with usage: its UsedCompute, in one query.
+
+    The records are summed per allocation and partition first, in a narrow GROUP BY over the
+    usage table alone; only those few sums meet the partitions, so the join and the peak
+    multiplication run once per (allocation, partition), not once per record.
+    """
+    records = UsageRecord._meta.db_table
+    allocations = Allocation._meta.db_table
+    partitions = Partition._meta.db_table
+    sql = f"""
+        SELECT used.allocation_id,
+               SUM(used.gpu_seconds),
+               SUM(CAST(used.gpu_seconds AS DOUBLE PRECISION)
+                   * CAST(COALESCE(ran.peak_tflops, granted.peak_tflops) AS DOUBLE PRECISION)),
+               MAX(used.gpus * COALESCE(ran.memory_gb_per_gpu, granted.memory_gb_per_gpu))
+        FROM (
+            SELECT allocation_id, partition_id, SUM(gpu_seconds) AS gpu_seconds,
+                   MAX(gpus) AS gpus
+            FROM {records}
+            WHERE allocation_id IS NOT NULL
+            GROUP BY allocation_id, partition_id
+        ) used
+        JOIN {allocations} allocation ON allocation.id = used.allocation_id
+        JOIN {partitions} granted ON granted.id = allocation.partition_id
+        LEFT JOIN {partitions} ran ON ran.id = used.partition_id
+        GROUP BY used.allocation_id
+    """  # noqa: S608 - table names from model metadata only
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return {
+            pk: UsedCompute(
+                int(gpu_seconds or 0),
+                float(tflop_seconds or 0.0),
+                float(memory) if memory else None,
+            )
+            for pk, gpu_seconds, tflop_seconds, memory in cursor.fetchall()
+        }
 
 
 def _aggregates() -> dict:
