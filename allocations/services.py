@@ -31,6 +31,8 @@ from core.errors import TransitionError as BaseTransitionError
 from systems.models import AccessMode, Partition
 
 State = Allocation.State
+# The threshold check's exhaustion e-mails go to the broker this many to a message.
+EVENTS_PER_MESSAGE = 500
 
 
 class TransitionError(BaseTransitionError):
@@ -88,11 +90,11 @@ def allocation_event_record(
     return event
 
 
-def _after_commit(task_name: str, pk: int) -> None:
-    """Queue one of allocations.tasks with `pk` once the transaction commits."""
+def _after_commit(task_name: str, *args) -> None:
+    """Queue one of allocations.tasks with `args` once the transaction commits."""
     from allocations import tasks
 
-    tasks.after_commit(getattr(tasks, task_name), pk)
+    tasks.after_commit(getattr(tasks, task_name), *args)
 
 
 @dataclass(frozen=True)
@@ -388,8 +390,9 @@ def allocations_mark_exhausted(*, reasons: dict[int, str], actor=None) -> list[i
             AllocationEvent(allocation_id=pk, action="exhausted", actor=actor, reason=reasons[pk])
             for pk in ids
         )
-        for event in events:
-            _after_commit("allocation_event_notify", event.pk)
+        event_ids = [event.pk for event in events]
+        for first in range(0, len(event_ids), EVENTS_PER_MESSAGE):
+            _after_commit("allocation_events_notify", event_ids[first : first + EVENTS_PER_MESSAGE])
     return ids
 
 

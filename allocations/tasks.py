@@ -39,6 +39,15 @@ def allocation_event_notify(event_id: int) -> int:
     return allocation_event_mail(event_id=event_id)
 
 
+@mail_task
+def allocation_events_notify(event_ids: list[int]) -> int:
+    """The e-mails of many events in one broker message: the threshold check can block
+    thousands of allocations in one run. Each e-mail is still sent once, retries included."""
+    from allocations.notifications import allocation_event_mail
+
+    return sum(allocation_event_mail(event_id=pk) for pk in event_ids)
+
+
 @periodic_task("allocation_mail_sweep")
 def allocation_mail_sweep() -> str:
     """Every few minutes: queue again the allocation e-mails whose message was lost (broker
@@ -57,8 +66,8 @@ def allocation_mail_sweep() -> str:
     return f"queued={queued}"
 
 
-def after_commit(task, pk: int) -> None:
-    """Queue `task(pk)` once the caller's transaction commits."""
+def after_commit(task, *args) -> None:
+    """Queue `task(*args)` once the caller's transaction commits."""
     from django.db import transaction
 
-    transaction.on_commit(lambda: publish(task, pk))
+    transaction.on_commit(lambda: publish(task, *args))

@@ -212,3 +212,33 @@ def test_the_sweep_sends_what_a_lost_message_left_and_only_that(
         "Your allocation is block",
     ]
     assert tasks.allocation_mail_sweep() == "queued=0"
+
+
+def test_allocations_used_up_in_one_check_are_told_in_few_broker_messages_one_mail_each(
+    applicant, monkeypatch, django_capture_on_commit_callbacks
+):
+    from allocations import tasks
+
+    organisation = make_organisation(owner=applicant)
+    allocations = [
+        make_allocation(organisation=organisation, account=f"acme_{n}") for n in range(5)
+    ]
+    published = []
+    real_publish = tasks.publish
+
+    def counting_publish(task, *args):
+        published.append(task.name)
+        return real_publish(task, *args)
+
+    monkeypatch.setattr(tasks, "publish", counting_publish)
+    monkeypatch.setattr(services, "EVENTS_PER_MESSAGE", 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        marked = services.allocations_mark_exhausted(
+            reasons={a.pk: "Used 101 % of the grant." for a in allocations}
+        )
+
+    assert sorted(marked) == sorted(a.pk for a in allocations)
+    assert published == ["allocations.tasks.allocation_events_notify"] * 3
+    blocked = [m for m in mail.outbox if "blocked" in m.subject]
+    assert len(blocked) == 5
+    assert {m.to[0] for m in blocked} == {applicant.email}
