@@ -83,7 +83,7 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
     allocations = list(
         Allocation.objects.select_related(
             "cluster", "partition", "organisation", "access_mode__call"
-        )
+        ).order_by("pk")
     )
     for allocation in allocations:
         figures = used_compute.get(allocation.pk, NO_USE)
@@ -107,10 +107,11 @@ def efforts_by_model(
     allocations: list[Allocation], groups: dict[int, str] | None = None
 ) -> list[Effort]:
     """One effort per declared model *within one organisation group*: a company that declares
-    another's model name does not add its compute to the other's subject."""
+    another's model name does not add its compute to the other's subject. The effort is named
+    as its first allocation (the lowest id) spells the model, whatever order the rows came in."""
     groups = organisation_groups_current().subjects if groups is None else groups
     efforts: dict[str, Effort] = {}
-    for allocation in allocations:
+    for allocation in sorted(allocations, key=lambda allocation: allocation.pk):
         if not allocation.model_key:
             continue
         name = allocation.model_name.strip()

@@ -193,3 +193,16 @@ def test_the_policy_factors_set_and_switch_off_the_plan_levels(north):
     assert plan_lines(raised()) == []
     ThresholdPolicy.objects.update(plan_overrun_factor=1.3)
     assert [line[0] for line in plan_lines(raised())] == ["plan_overrun"]
+
+
+def test_a_model_spelt_two_ways_is_named_as_its_first_allocation_spells_it(reference_data):
+    from compliance.monitoring import allocation_figures, efforts_by_model
+
+    north = organisation("DE-NORTH-1")
+    allocation(north, "leonardo", "north_leo", model_name="north-13b")
+    allocation(north, "marenostrum5", "north_mn5", model_name="North-13B")
+    first, second = allocation_figures(policy=ThresholdPolicy.objects.in_force())
+
+    for rows in ([first, second], [second, first]):
+        (effort,) = efforts_by_model(rows)
+        assert effort.subject == "north-13b"
