@@ -121,11 +121,8 @@ def slurm_accounts_for(cluster: Cluster) -> list[SlurmAccount]:
     return scheduler_accounts(cluster)[0]
 
 
-def scheduler_accounts(cluster: Cluster) -> tuple[list[SlurmAccount], tuple[int, ...]]:
-    """slurm_accounts_for, with the ids of the allocations the accounts come from: the
-    allocations of allocations_for_scheduler read as plain rows, in two queries whatever their
-    number (a centre's export holds thousands)."""
-    allocations = allocations_for_scheduler(cluster).select_related(None).prefetch_related(None)
+def cluster_users_by_allocation(allocations: QuerySet[Allocation]) -> dict[int, list[str]]:
+    """The cluster users of `allocations`, sorted, by allocation id: one query."""
     users: dict[int, list[str]] = {}
     for allocation_id, username in (
         AllocationUser.objects.filter(allocation__in=allocations.values("pk"))
@@ -133,6 +130,15 @@ def scheduler_accounts(cluster: Cluster) -> tuple[list[SlurmAccount], tuple[int,
         .values_list("allocation_id", "username")
     ):
         users.setdefault(allocation_id, []).append(username)
+    return users
+
+
+def scheduler_accounts(cluster: Cluster) -> tuple[list[SlurmAccount], tuple[int, ...]]:
+    """slurm_accounts_for, with the ids of the allocations the accounts come from: the
+    allocations of allocations_for_scheduler read as plain rows, in two queries whatever their
+    number (a centre's export holds thousands)."""
+    allocations = allocations_for_scheduler(cluster).select_related(None).prefetch_related(None)
+    users = cluster_users_by_allocation(allocations)
     accounts, ids = [], []
     rows = allocations.values_list(
         "pk", "account", "project", "organisation__legal_name", "gpu_hours", "state", "exhausted_at"

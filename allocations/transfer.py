@@ -16,6 +16,7 @@ from django.db import transaction
 
 from allocations.models import Allocation, AllocationUser
 from allocations.names import account_key, account_name_problem, user_name_problem
+from allocations.selectors import cluster_users_by_allocation
 from allocations.services import allocation_create, allocation_event_record
 from allocations.signals import allocation_window_changed
 from organisations.models import Organisation
@@ -77,13 +78,7 @@ def allocations_for_transfer(cluster: Cluster | None = None) -> list[dict]:
     allocations = Allocation.objects.all()
     if cluster is not None:
         allocations = allocations.filter(cluster=cluster)
-    users: dict[int, list[str]] = {}
-    for allocation_id, username in (
-        AllocationUser.objects.filter(allocation__in=allocations.values("pk"))
-        .order_by("username")
-        .values_list("allocation_id", "username")
-    ):
-        users.setdefault(allocation_id, []).append(username)
+    users = cluster_users_by_allocation(allocations)
     rows = list(allocations.order_by("cluster__name", "account").values(*TRANSFER_FIELDS))
     for row in rows:
         row["users"] = users.get(row["pk"], [])
