@@ -101,28 +101,31 @@ def test_unknown_model_is_404(client, applicant, allocation):
     assert client.get("/usage/models/nothing/").status_code == 404
 
 
-def test_page_query_count_does_not_grow_with_jobs(client, applicant, allocation, tmp_path):
-    client.force_login(applicant)
-    url = f"/usage/allocations/{allocation.pk}/"
+def queries_before_and_after_jobs(client, url: str, tmp_path, *, jobs: int):
+    """The queries of `url` before and after `jobs` one-hour jobs are imported, and the
+    response after."""
     client.get(url)
     with CaptureQueriesContext(connection) as few:
         client.get(url)
-    import_text(
-        tmp_path,
-        sacct_text(
-            *(
-                sacct_line(
-                    str(n),
-                    submit=f"2026-01-{n % 27 + 1:02d}T08:00:00",
-                    start=f"2026-01-{n % 27 + 1:02d}T09:00:00",
-                    end=f"2026-01-{n % 27 + 1:02d}T10:00:00",
-                )
-                for n in range(10, 90)
-            )
-        ),
+    lines = (
+        sacct_line(
+            str(n),
+            submit=f"2026-01-{n % 27 + 1:02d}T08:00:00",
+            start=f"2026-01-{n % 27 + 1:02d}T09:00:00",
+            end=f"2026-01-{n % 27 + 1:02d}T10:00:00",
+        )
+        for n in range(10, 10 + jobs)
     )
+    import_text(tmp_path, sacct_text(*lines))
     with CaptureQueriesContext(connection) as many:
         response = client.get(url)
+    return few, many, response
+
+
+def test_page_query_count_does_not_grow_with_jobs(client, applicant, allocation, tmp_path):
+    client.force_login(applicant)
+    url = f"/usage/allocations/{allocation.pk}/"
+    few, many, response = queries_before_and_after_jobs(client, url, tmp_path, jobs=80)
     assert response.status_code == 200
     assert len(many) == len(few)
     assert "Page 1 of 2" in response.content.decode()
@@ -221,25 +224,7 @@ def test_usage_menu_page_lists_the_persons_allocations_with_their_use(client, re
 def test_model_page_query_count_does_not_grow_with_jobs(client, applicant, allocation, tmp_path):
     client.force_login(applicant)
     url = "/usage/models/acme-7b/"
-    client.get(url)
-    with CaptureQueriesContext(connection) as few:
-        client.get(url)
-    import_text(
-        tmp_path,
-        sacct_text(
-            *(
-                sacct_line(
-                    str(n),
-                    submit=f"2026-01-{n % 27 + 1:02d}T08:00:00",
-                    start=f"2026-01-{n % 27 + 1:02d}T09:00:00",
-                    end=f"2026-01-{n % 27 + 1:02d}T10:00:00",
-                )
-                for n in range(10, 38)
-            )
-        ),
-    )
-    with CaptureQueriesContext(connection) as many:
-        response = client.get(url)
+    few, many, response = queries_before_and_after_jobs(client, url, tmp_path, jobs=28)
     assert len(many) == len(few)
     html = response.content.decode()
     assert '<div class="value">30</div><div class="label">jobs' in html
