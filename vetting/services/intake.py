@@ -99,6 +99,7 @@ def application_save_draft(
                 raise ApplicationInvalid(
                     {"access_mode": ["Choose an access mode of the same call."]}
                 )
+        if access_mode is not None:
             current.access_mode = access_mode
         limits = selectors.mode_limits(current.access_mode)
         if resources is not None:
@@ -126,20 +127,36 @@ def application_save_draft(
             current.technical_annex.save("annex.pdf", annex, save=False)
             current.technical_annex_name = (annex.name or "annex.pdf").rsplit("/", 1)[-1][:200]
         current.save()
-        # A mode change can drop partitions the new mode does not offer.
-        current.resources.exclude(partition_id__in=limits.partition_ids).delete()
-        for partition_id, hours in (resources or {}).items():
-            if hours:
-                ApplicationResource.objects.update_or_create(
-                    application=current, partition_id=partition_id, defaults={"gpu_hours": hours}
-                )
-            else:
-                current.resources.filter(partition_id=partition_id).delete()
+        _resources_store(current, resources or {}, limits.partition_ids)
         if replaced and replaced != current.technical_annex.name:
             storage = current.technical_annex.storage
             transaction.on_commit(lambda: storage.delete(replaced))
     application.refresh_from_db()
     return application
+
+
+def _resources_store(
+    application: Application, resources: Mapping[int, int | None], offered: frozenset[int]
+) -> None:
+    """Write the requested GPU-hours in two statements however many partitions there are: one
+    delete (requests taken back, and partitions a mode change no longer offers) and one
+    insert that updates the rows already there."""
+    dropped = [pid for pid, hours in resources.items() if not hours]
+    ApplicationResource.objects.filter(application=application).filter(
+        ~models.Q(partition_id__in=offered) | models.Q(partition_id__in=dropped)
+    ).delete()
+    kept = [
+        ApplicationResource(application=application, partition_id=pid, gpu_hours=hours)
+        for pid, hours in resources.items()
+        if hours
+    ]
+    if kept:
+        ApplicationResource.objects.bulk_create(
+            kept,
+            update_conflicts=True,
+            unique_fields=["application", "partition"],
+            update_fields=["gpu_hours"],
+        )
 
 
 def application_submit(*, application: Application, actor: AbstractBaseUser) -> Application:
