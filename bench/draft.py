@@ -7,9 +7,12 @@ postgres://postgres@127.0.0.1:5432/), migrates it, seeds the reference systems a
 call, and starts a complete draft as an applicant would. Then, logged in as that applicant, it
 posts the whole application form N times (every partition of the mode requested, a changed title
 and changed GPU-hours each time, as a person typing between saves) and prints the median,
-smallest and largest server time of one save (the request through every middleware to its
-redirect, as Django's test client runs it in this process) and of the form page the redirect
-shows, each with its query count, R runs in a row. Last comes the time the configured password
+smallest and largest server time of one save (from Django's request_started to its
+request_finished signal: every middleware, the view and its redirect, as Django's test client
+runs them in this process) and of the form page the redirect
+shows, each with its query count, R runs in a row, and the mean CPU time a save costs this
+process and the PostgreSQL backend together (on a busy machine the clock also counts the wait
+for a core). Last comes the time the configured password
 hasher takes to check one password, which is what a log-in costs beyond a page.
 `--profile` prints where one run of saves spends its time (cProfile, cumulative). The database
 is dropped at the end unless `--keep` is given.
@@ -23,6 +26,7 @@ import pstats
 import statistics
 import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 NAME = "hpcgate_draft_bench"
@@ -126,40 +130,73 @@ def _form_data(application, n: int) -> dict:
     return data
 
 
-def _timed(request) -> tuple[float, int, object]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+def _backend_cpu(pid: int) -> float:
+    """CPU seconds the PostgreSQL backend serving this connection has used (0 when it runs on
+    another machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime, the 14th and 15th fields of stat(5), in clock ticks
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    with CaptureQueriesContext(connection) as captured:
-        started = time.perf_counter()
-        response = request()
-        seconds = time.perf_counter() - started
-    return seconds * 1000, len(captured), response
+
+class _ServerClock:
+    """Clock and CPU time between Django's request_started and request_finished signals: the
+    server's part of a test-client request, without the client building the request."""
+
+    def __init__(self) -> None:
+        from django.core.signals import request_finished, request_started
+        from django.db import connection
+
+        connection.ensure_connection()
+        self.pid = connection.connection.info.backend_pid
+        self.marks: list[tuple[float, float]] = []
+        request_started.connect(self._mark, dispatch_uid="bench-draft-started")
+        request_finished.connect(self._mark, dispatch_uid="bench-draft-finished")
+
+    def _mark(self, **kwargs) -> None:
+        self.marks.append((time.perf_counter(), time.process_time() + _backend_cpu(self.pid)))
+
+    def __call__(self, request) -> tuple[float, float, int, object]:
+        """Server time in ms, CPU time in ms (this process and the database backend), query
+        count and response of `request`."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        self.marks.clear()
+        with CaptureQueriesContext(connection) as captured:
+            response = request()
+        (started, started_cpu), (ended, ended_cpu) = self.marks[0], self.marks[-1]
+        return (ended - started) * 1000, (ended_cpu - started_cpu) * 1000, len(captured), response
 
 
 def _run(
     client, application, saves: int, first: int, profile: cProfile.Profile | None = None
-) -> tuple[list, list, int, int]:
+) -> tuple[list, list, list, int, int]:
     from django.urls import reverse
 
+    clock = _ServerClock()
     url = reverse("vetting:edit", args=[application.pk])
-    save_ms, page_ms = [], []
+    save_ms, page_ms, cpu_ms = [], [], []
     save_queries = page_queries = 0
     for n in range(first, first + saves):
         data = _form_data(application, n)
         if profile:
             profile.enable()
-        ms, save_queries, response = _timed(lambda data=data: client.post(url, data))
+        ms, cpu, save_queries, response = clock(lambda data=data: client.post(url, data))
         if profile:
             profile.disable()
         if response.status_code != 302:
             _fail(f"saving the draft answered {response.status_code}, not a redirect")
         save_ms.append(ms)
-        ms, page_queries, response = _timed(lambda: client.get(response["Location"]))
+        cpu_ms.append(cpu)
+        location = response["Location"]
+        ms, _, page_queries, response = clock(lambda location=location: client.get(location))
         if response.status_code != 200:
             _fail(f"the form page answered {response.status_code}")
         page_ms.append(ms)
-    return save_ms, page_ms, save_queries, page_queries
+    return save_ms, page_ms, cpu_ms, save_queries, page_queries
 
 
 def _spread(values: list[float]) -> str:
@@ -209,12 +246,16 @@ def main(argv=None) -> None:
         _run(client, application, 3, first=0)
         print(f"Saving the application draft ({partitions} partitions requested), server time:")
         for run in range(1, args.runs + 1):
-            save_ms, page_ms, save_queries, page_queries = _run(
+            save_ms, page_ms, cpu_ms, save_queries, page_queries = _run(
                 client, application, args.saves, first=run * 1000
             )
             print(
                 f"  run {run}: save  {_spread(save_ms)}  {save_queries:3d} queries"
                 f"  goal <= {GOAL_MS:.0f} ms"
+            )
+            print(
+                f"  run {run}:       CPU of Django and PostgreSQL, mean "
+                f"{statistics.mean(cpu_ms):5.1f} ms"
             )
             print(f"  run {run}: form  {_spread(page_ms)}  {page_queries:3d} queries")
         if args.profile:
