@@ -39,24 +39,25 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _urls() -> tuple[str, str]:
-    """The maintenance database's URL and the benchmark database's URL."""
+def _urls(name: str = NAME) -> tuple[str, str]:
+    """The maintenance database's URL and the URL of the database `name` beside it."""
     url = os.environ.get("DATABASE_URL", DEFAULT_SERVER)
     parts = urlsplit(url)
     if parts.scheme not in ("postgres", "postgresql", "pgsql"):
         _fail(f"DATABASE_URL must point at PostgreSQL (got {parts.scheme or url!r}).")
     server = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
-    return server, urlunsplit(("postgres", parts.netloc, f"/{NAME}", parts.query, ""))
+    return server, urlunsplit(("postgres", parts.netloc, f"/{name}", parts.query, ""))
 
 
-def _recreate(server: str, *, drop_only: bool = False) -> None:
+def _recreate(server: str, name: str = NAME, *, drop_only: bool = False) -> None:
+    """Create the database `name` afresh (or only drop it)."""
     import psycopg
 
     try:
         with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{NAME}" WITH (FORCE)')
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             if not drop_only:
-                conn.execute(f'CREATE DATABASE "{NAME}"')
+                conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
         _fail(f"no PostgreSQL answers at {server}: {str(exc).strip()}")
 
