@@ -24,19 +24,15 @@ import io
 import os
 import pstats
 import statistics
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.ingest import _fail, _recreate, _setup_django
+
 NAME = "hpcgate_draft_bench"
 DEFAULT_SERVER = "postgres://postgres@127.0.0.1:5432/postgres"
 GOAL_MS = 50.0
-
-
-def _fail(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr)
-    sys.exit(2)
 
 
 def _urls(name: str = NAME) -> tuple[str, str]:
@@ -47,31 +43,6 @@ def _urls(name: str = NAME) -> tuple[str, str]:
         _fail(f"DATABASE_URL must point at PostgreSQL (got {parts.scheme or url!r}).")
     server = urlunsplit(("postgresql", parts.netloc, "/postgres", parts.query, ""))
     return server, urlunsplit(("postgres", parts.netloc, f"/{name}", parts.query, ""))
-
-
-def _recreate(server: str, name: str = NAME, *, drop_only: bool = False) -> None:
-    """Create the database `name` afresh (or only drop it)."""
-    import psycopg
-
-    try:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            if not drop_only:
-                conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        _fail(f"no PostgreSQL answers at {server}: {str(exc).strip()}")
-
-
-def _setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0, interactive=False)
 
 
 def _seed():
@@ -234,7 +205,7 @@ def main(argv=None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args(argv)
     server, url = _urls()
-    _recreate(server)
+    _recreate(server, NAME)
     try:
         _setup_django(url)
         from django.test import Client
@@ -272,7 +243,7 @@ def main(argv=None) -> None:
             from django.db import connections
 
             connections.close_all()
-            _recreate(server, drop_only=True)
+            _recreate(server, NAME, drop_only=True)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ import re
 import statistics
 import time
 
-from bench.draft import _recreate, _setup_django, _urls
+from bench.draft import _urls
+from bench.ingest import _recreate, _setup_django
 
 NAME = "hpcgate_part_study"
 FEDERATION = 100_000_000
