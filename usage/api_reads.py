@@ -178,10 +178,15 @@ def _day_start(day: date) -> datetime:
 class _UsageView(GenericAPIView):
     """One scope (an allocation or a model) read four ways."""
 
+    # A view is one scope class (`scope()`, `subject`, `scope_parameters`) and one reading
+    # class (`get()`, what it returns and its summary per subject); `_view` puts them together.
     serializer_class = SummaryOutput
     pagination_class = None
     # Rows come from the scope; this names the model for the schema's pagination parameters.
     queryset = UsageRecord.objects.none()
+    parameters: tuple = ()
+    responses: dict | None = None
+    summaries: dict[str, str] = {}
 
     def scope(self, request, **kwargs) -> Scope:
         raise NotImplementedError
@@ -191,6 +196,9 @@ class _UsageView(GenericAPIView):
 
 
 class _AllocationScope:
+    subject = "allocation"
+    scope_parameters: tuple = ()
+
     def scope(self, request, pk: int) -> Scope:
         allocation = self._visible(request).filter(pk=pk).first()
         if allocation is None:
@@ -204,6 +212,9 @@ class _AllocationScope:
 
 
 class _ModelScope:
+    subject = "model"
+    scope_parameters = (MODEL_PARAMETER,)
+
     def scope(self, request) -> Scope:
         name = request.query_params.get("name")
         if name is None:
@@ -236,7 +247,12 @@ def _totals(scope: Scope) -> dict:
     }
 
 
-class _Summary:
+class _Summary(_UsageView):
+    summaries = {
+        "allocation": "Usage of an allocation: totals against the grant",
+        "model": "Usage of a declared model across the allocations I can see",
+    }
+
     def get(self, request, **kwargs):
         scope = self.scope(request, **kwargs)
         data = {
@@ -248,11 +264,38 @@ class _Summary:
         return Response(SummaryOutput(data).data)
 
 
-class _Series:
+class _DatedPages(_UsageView):
+    # A reading listed page by page and narrowed to a range of days (`from`, `to`): the
+    # subclass names its serializer and gives `rows()`. (No docstring: the schema describes
+    # every usage view with _UsageView's.)
+
+    pagination_class = PageNumberPagination
+    parameters = tuple(DATE_PARAMETERS)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "serializer_class" in cls.__dict__:
+            cls.responses = {200: cls.serializer_class(many=True)}
+
+    def rows(self, scope: Scope, first: date | None, last: date | None):
+        raise NotImplementedError
+
     def get(self, request, **kwargs):
         scope = self.scope(request, **kwargs)
         first, last = _dates(request)
-        points = [
+        page = self.paginator.paginate_queryset(self.rows(scope, first, last), request, view=self)
+        return self.paginator.get_paginated_response(self.serializer_class(page, many=True).data)
+
+
+class _Series(_DatedPages):
+    serializer_class = SeriesPointOutput
+    summaries = {
+        "allocation": "Usage of an allocation per day (cumulative), paginated",
+        "model": "Usage of a declared model per day (cumulative), paginated",
+    }
+
+    def rows(self, scope, first, last) -> list[dict]:
+        return [
             {
                 "day": point.day,
                 "gpu_hours": point.gpu_hours,
@@ -262,24 +305,32 @@ class _Series:
             for point in usage_series(records=scope.records, utilisation=policy_utilisation())
             if (first is None or point.day >= first) and (last is None or point.day <= last)
         ]
-        page = self.paginator.paginate_queryset(points, request, view=self)
-        return self.paginator.get_paginated_response(SeriesPointOutput(page, many=True).data)
 
 
-class _Jobs:
-    def get(self, request, **kwargs):
-        scope = self.scope(request, **kwargs)
-        first, last = _dates(request)
+class _Jobs(_DatedPages):
+    serializer_class = JobOutput
+    summaries = {
+        "allocation": "Jobs of an allocation, newest first, paginated",
+        "model": "Jobs of a declared model, newest first, paginated",
+    }
+
+    def rows(self, scope, first, last):
         records = usage_jobs(records=scope.records)
         if first:
             records = records.filter(start__gte=_day_start(first))
         if last:
             records = records.filter(start__lt=_day_start(last + timedelta(days=1)))
-        page = self.paginator.paginate_queryset(records, request, view=self)
-        return self.paginator.get_paginated_response(JobOutput(page, many=True).data)
+        return records
 
 
-class _Annex:
+class _Annex(_UsageView):
+    serializer_class = AnnexXIOutput
+    responses = {200: AnnexXIOutput}
+    summaries = {
+        "allocation": "Annex XI compute and energy summary of an allocation",
+        "model": "Annex XI compute and energy summary of a declared model",
+    }
+
     def get(self, request, **kwargs):
         scope = self.scope(request, **kwargs)
         policy = ThresholdPolicy.objects.in_force()
@@ -287,84 +338,24 @@ class _Annex:
         return Response(AnnexXIOutput(annex_xi_summary(scope, totals, policy)).data)
 
 
-# Per allocation
+def _view(name: str, scope: type, reading: type[_UsageView]) -> type[_UsageView]:
+    """The view reading `scope` as `reading` does, documented for the API schema."""
+    view = type(name, (scope, reading), {"__module__": __name__, "__qualname__": name})
+    schema = {
+        "tags": ["usage"],
+        "summary": reading.summaries[scope.subject],
+        "parameters": [*scope.scope_parameters, *reading.parameters],
+    }
+    if reading.responses is not None:  # else the serializer_class
+        schema["responses"] = reading.responses
+    return extend_schema(**schema)(view)
 
 
-@extend_schema(tags=["usage"], summary="Usage of an allocation: totals against the grant")
-class AllocationUsageView(_AllocationScope, _Summary, _UsageView):
-    pass
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Usage of an allocation per day (cumulative), paginated",
-    parameters=DATE_PARAMETERS,
-    responses={200: SeriesPointOutput(many=True)},
-)
-class AllocationSeriesView(_AllocationScope, _Series, _UsageView):
-    serializer_class = SeriesPointOutput
-    pagination_class = PageNumberPagination
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Jobs of an allocation, newest first, paginated",
-    parameters=DATE_PARAMETERS,
-    responses={200: JobOutput(many=True)},
-)
-class AllocationJobsView(_AllocationScope, _Jobs, _UsageView):
-    serializer_class = JobOutput
-    pagination_class = PageNumberPagination
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Annex XI compute and energy summary of an allocation",
-    responses={200: AnnexXIOutput},
-)
-class AllocationAnnexView(_AllocationScope, _Annex, _UsageView):
-    serializer_class = AnnexXIOutput
-
-
-# Per declared model
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Usage of a declared model across the allocations I can see",
-    parameters=[MODEL_PARAMETER],
-)
-class ModelUsageView(_ModelScope, _Summary, _UsageView):
-    pass
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Usage of a declared model per day (cumulative), paginated",
-    parameters=[MODEL_PARAMETER, *DATE_PARAMETERS],
-    responses={200: SeriesPointOutput(many=True)},
-)
-class ModelSeriesView(_ModelScope, _Series, _UsageView):
-    serializer_class = SeriesPointOutput
-    pagination_class = PageNumberPagination
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Jobs of a declared model, newest first, paginated",
-    parameters=[MODEL_PARAMETER, *DATE_PARAMETERS],
-    responses={200: JobOutput(many=True)},
-)
-class ModelJobsView(_ModelScope, _Jobs, _UsageView):
-    serializer_class = JobOutput
-    pagination_class = PageNumberPagination
-
-
-@extend_schema(
-    tags=["usage"],
-    summary="Annex XI compute and energy summary of a declared model",
-    parameters=[MODEL_PARAMETER],
-    responses={200: AnnexXIOutput},
-)
-class ModelAnnexView(_ModelScope, _Annex, _UsageView):
-    serializer_class = AnnexXIOutput
+AllocationUsageView = _view("AllocationUsageView", _AllocationScope, _Summary)
+AllocationSeriesView = _view("AllocationSeriesView", _AllocationScope, _Series)
+AllocationJobsView = _view("AllocationJobsView", _AllocationScope, _Jobs)
+AllocationAnnexView = _view("AllocationAnnexView", _AllocationScope, _Annex)
+ModelUsageView = _view("ModelUsageView", _ModelScope, _Summary)
+ModelSeriesView = _view("ModelSeriesView", _ModelScope, _Series)
+ModelJobsView = _view("ModelJobsView", _ModelScope, _Jobs)
+ModelAnnexView = _view("ModelAnnexView", _ModelScope, _Annex)

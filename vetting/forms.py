@@ -73,8 +73,20 @@ def _date_field(label: str, help_text: str = "") -> forms.DateField:
     )
 
 
+class CurrentModeChoiceField(forms.ModelChoiceField):
+    """An access mode of the application's call; the mode the application has now, the usual
+    answer on every save, is read without a query."""
+
+    current: AccessMode | None = None
+
+    def to_python(self, value: Any) -> AccessMode | None:
+        if self.current is not None and str(value) == str(self.current.pk):
+            return self.current
+        return super().to_python(value)
+
+
 class ApplicationForm(PlainLabelsMixin, forms.Form):
-    access_mode = forms.ModelChoiceField(
+    access_mode = CurrentModeChoiceField(
         label="Access mode",
         queryset=AccessMode.objects.none(),
         empty_label=None,
@@ -182,7 +194,10 @@ class ApplicationForm(PlainLabelsMixin, forms.Form):
         self.application = application
         super().__init__(*args, **kwargs)
         mode = application.access_mode
-        self.fields["access_mode"].queryset = AccessMode.objects.filter(call=application.call_id)
+        self.fields["access_mode"].queryset = AccessMode.objects.filter(
+            call=application.call_id
+        ).select_related("call")
+        self.fields["access_mode"].current = mode
         self.fields["duration_months"].choices = [("", "Choose…")] + [
             (m, f"{m} month{'s' if m != 1 else ''}") for m in sorted(mode.durations_months)
         ]

@@ -281,6 +281,29 @@ def test_page_queries_do_not_grow_with_resources(
         client.get(reverse("vetting:edit", args=[application.pk]))
 
 
+def test_saving_a_draft_takes_as_many_queries_for_every_partition_as_for_one(
+    client, applicant, application
+):
+    client_for(client, applicant)
+    url = reverse("vetting:edit", args=[application.pk])
+    offered = Partition.objects.filter(accessmodepartition__access_mode=application.access_mode)
+    assert offered.count() > 2
+
+    def save(data) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(url, data)
+        assert response.status_code == 302
+        return len(captured)
+
+    save(_form_data(application))
+    one = save(_form_data(application))
+    every = save(_form_data(application, **{f"resources_{p.pk}": "1,000" for p in offered}))
+    assert application.resources.count() == offered.count()
+    back_to_one = save(_form_data(application))
+    assert list(application.resources.values_list("gpu_hours", flat=True)) == [20_000]
+    assert one == every == back_to_one
+
+
 def test_an_approved_application_links_to_its_allocations(client, applicant, open_call):
     from tests.factories import make_user
     from vetting.services import review as workflow

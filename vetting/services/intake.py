@@ -14,7 +14,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from organisations.models import Membership, Organisation
-from systems.models import AccessMode, ThresholdPolicy
+from systems.models import AccessMode, AccessModePartition, ThresholdPolicy
 from vetting import rules
 from vetting.models import DRAFT_FIELDS, Application, ApplicationResource
 from vetting.selectors import intake as selectors
@@ -94,22 +94,25 @@ def application_save_draft(
             raise ApplicationInvalid({"technical_annex": [problem]})
     with transaction.atomic():
         current = application_locked(application, [Application.State.DRAFT], "changed")
-        if access_mode is not None and access_mode.pk != current.access_mode_id:
+        if access_mode is not None:
             if access_mode.call_id != current.call_id:
                 raise ApplicationInvalid(
                     {"access_mode": ["Choose an access mode of the same call."]}
                 )
             current.access_mode = access_mode
-        limits = selectors.mode_limits(current.access_mode)
+        offered = frozenset(
+            AccessModePartition.objects.filter(access_mode=current.access_mode_id).values_list(
+                "partition_id", flat=True
+            )
+        )
         if resources is not None:
-            foreign = [
-                pid for pid, hours in resources.items() if hours and pid not in limits.partition_ids
-            ]
+            foreign = [pid for pid, hours in resources.items() if hours and pid not in offered]
             if foreign:
+                name = current.access_mode.get_kind_display()
                 raise ApplicationInvalid(
                     {
                         f"resources.{pid}": [
-                            f"{limits.name} cannot grant time on this system; remove the request."
+                            f"{name} cannot grant time on this system; remove the request."
                         ]
                         for pid in foreign
                     }
@@ -126,20 +129,51 @@ def application_save_draft(
             current.technical_annex.save("annex.pdf", annex, save=False)
             current.technical_annex_name = (annex.name or "annex.pdf").rsplit("/", 1)[-1][:200]
         current.save()
-        # A mode change can drop partitions the new mode does not offer.
-        current.resources.exclude(partition_id__in=limits.partition_ids).delete()
-        for partition_id, hours in (resources or {}).items():
-            if hours:
-                ApplicationResource.objects.update_or_create(
-                    application=current, partition_id=partition_id, defaults={"gpu_hours": hours}
-                )
-            else:
-                current.resources.filter(partition_id=partition_id).delete()
+        _resources_store(current, resources or {}, offered)
         if replaced and replaced != current.technical_annex.name:
             storage = current.technical_annex.storage
             transaction.on_commit(lambda: storage.delete(replaced))
-    application.refresh_from_db()
+    _adopt(application, current)
     return application
+
+
+def _adopt(application: Application, stored: Application) -> None:
+    """Give the caller's `application` the state just written, as `refresh_from_db` would,
+    without reading the row back."""
+    for field in Application._meta.concrete_fields:
+        value = getattr(stored, field.attname)
+        if isinstance(field, models.FileField):
+            value = value.name
+        # Setting a key drops the related object cached for its old value.
+        setattr(application, field.attname, value)
+        if field.is_relation and field.is_cached(stored):
+            field.set_cached_value(application, field.get_cached_value(stored))
+    if hasattr(application, "_prefetched_objects_cache"):
+        application._prefetched_objects_cache = {}
+
+
+def _resources_store(
+    application: Application, resources: Mapping[int, int | None], offered: frozenset[int]
+) -> None:
+    """Write the requested GPU-hours in two statements however many partitions there are: one
+    delete (requests taken back, and partitions a mode change no longer offers) and one
+    insert that updates the rows already there."""
+    dropped = [pid for pid, hours in resources.items() if not hours]
+    ApplicationResource.objects.filter(application=application).filter(
+        ~models.Q(partition_id__in=offered) | models.Q(partition_id__in=dropped)
+    ).delete()
+    kept = [
+        ApplicationResource(application=application, partition_id=pid, gpu_hours=hours)
+        for pid, hours in resources.items()
+        if hours
+    ]
+    if kept:
+        ApplicationResource.objects.bulk_create(
+            kept,
+            update_conflicts=True,
+            unique_fields=["application", "partition"],
+            update_fields=["gpu_hours"],
+        )
 
 
 def application_submit(*, application: Application, actor: AbstractBaseUser) -> Application:

@@ -127,7 +127,6 @@ def application_edit(request, pk: int):
 
 
 def _render_form(request, application: Application, form: ApplicationForm, status: int = 200):
-    application.refresh_from_db()
     estimate = selectors.application_estimate(application)
     required = set(estimate["required_commitments"])
     return render(
