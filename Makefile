@@ -49,6 +49,7 @@ BENCH_SCALE_ARGS ?= --runs 3
 bench: install
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
+	$(BIN)/python -m bench.draft
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
