@@ -38,6 +38,8 @@ On PostgreSQL a file is parsed in a forked child process while the parent writes
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import contextlib
 import ctypes
 import io
@@ -48,7 +50,7 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -498,6 +500,13 @@ def usage_import(
     if isinstance(fields, str):
         fields = [name for name in fields.split(",") if name.strip()] or None
     kept: set[str] = set()
+    # A seekable UTF-8 file of sacct output is read again in columns (usage.sacct_arrow)
+    # once its header has been checked here.
+    raw = (
+        _raw_file(lines)
+        if input_format == "sacct" and connection.vendor == "postgresql" and parallel is not False
+        else None
+    )
     try:
         items = _parsed(lines, input_format, tz, fields, kept, delimiter, time_format)
         # The header is read with the first item: a bad one must fail before anything is written.
@@ -535,13 +544,29 @@ def usage_import(
         writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
         if parallel is None:
             parallel = writer_class is _PostgresWriter and _is_open_file(lines)
-        batches = _batches(
-            items if first is None else _chain(first, items),
-            places=places,
-            batch_size=batch_size or writer.batch_size,
-            progress_every=progress_every if on_progress is not None else 0,
-            encode=writer.encode,
-        )
+        reader = None
+        if raw is not None and writer_class is _PostgresWriter:
+            reader = _arrow_reader(lines, raw, tz, fields, delimiter, time_format)
+            if reader is None:  # the file was read again from its start: read it as before
+                lines.seek(0)
+                items = _parsed(lines, input_format, tz, fields, set(), delimiter, time_format)
+                first = next(items, None)
+        if reader is not None:
+            batches = _arrow_batches(
+                reader,
+                places=places,
+                batch_size=batch_size or writer.batch_size,
+                progress_every=progress_every if on_progress is not None else 0,
+                encode=writer.encode,
+            )
+        else:
+            batches = _batches(
+                items if first is None else _chain(first, items),
+                places=places,
+                batch_size=batch_size or writer.batch_size,
+                progress_every=progress_every if on_progress is not None else 0,
+                encode=writer.encode,
+            )
         stream = _forked(batches) if parallel and _can_fork() else batches
         writer.prepare()
         saved = [*counts.as_dict(), "rejected_lines", "heartbeat_at"]
@@ -711,13 +736,18 @@ def _batches(
     batch_size: int,
     progress_every: int,
     encode: Callable[[list[Row]], object],
-) -> Iterator[_Batch]:
+    final: bool = True,
+    next_progress: int | None = None,
+) -> Generator[_Batch, None, int | None]:
     """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
-    (possibly empty) always comes, so the final counts are saved."""
+    (possibly empty) always comes, so the final counts are saved (with `final`; else only
+    when it holds something). `next_progress`: the first line to report progress at, if not
+    `progress_every`; returns the next one."""
     notes: list = []
     steps = 0
     batch: dict[str, Row] = {}
-    next_progress = progress_every or None
+    if next_progress is None:
+        next_progress = progress_every or None
     for item in items:
         if next_progress is not None and item.line_no >= next_progress:
             notes.append(item.line_no)
@@ -741,7 +771,188 @@ def _batches(
             notes.append(item)
         else:
             steps += 1
-    yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+    if final or batch or notes or steps:
+        yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+    return next_progress
+
+
+def _raw_file(lines: object):
+    """The binary file under `lines`, when it is a seekable UTF-8 text file not read yet."""
+    if not isinstance(lines, io.TextIOWrapper) or not _is_open_file(lines):
+        return None
+    try:
+        if not lines.seekable() or lines.tell() != 0:
+            return None
+        if codecs.lookup(lines.encoding).name != "utf-8":
+            return None
+    except (OSError, ValueError, LookupError):
+        return None
+    return lines.buffer
+
+
+def _arrow_reader(lines, raw, tz, fields, delimiter, time_format):
+    """A usage.sacct_arrow reader of the file from its start, or None (no pyarrow, or an
+    input it does not read)."""
+    try:
+        from usage.sacct_arrow import ArrowSacct
+    except ImportError:  # pyarrow is a dependency; without it the import reads line by line
+        return None
+    lines.seek(0)
+    reader = ArrowSacct(
+        raw,
+        tz=tz,
+        fields=fields,
+        delimiter=delimiter,
+        time_format=time_format,
+        limits={**_limits, "job_key": _KEY_LIMIT},
+        errors=lines.errors or "strict",
+    )
+    if not reader.usable:
+        return None
+    return reader
+
+
+class _CsvRows(bytes):
+    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
+
+    __slots__ = ()
+
+
+def _arrow_batches(
+    reader,
+    *,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
+) -> Iterator[_Batch]:
+    """`_batches` for a file read in columns: a piece whose every line the columns read is one
+    batch (two if it holds a run twice); any other piece goes through `_batches` line by line."""
+    next_progress = progress_every or None
+    for line_no, data in reader.chunks():
+        columns = reader.columns(data, line_no)
+        rows = None
+        if columns is not None and columns.table is not None:
+            rows = _arrow_rows(columns.table, places)
+        if columns is None or (columns.table is not None and rows is None):
+            next_progress = yield from _batches(
+                reader.chunk_items(data, line_no),
+                places=places,
+                batch_size=batch_size,
+                progress_every=progress_every,
+                encode=encode,
+                final=False,
+                next_progress=next_progress,
+            )
+            continue
+        steps = columns.steps
+        notes = []
+        if next_progress is not None and columns.last_line_no >= next_progress:
+            # the first line at or past each mark, as `_batches` reports them
+            numbers = columns.item_lines.to_pylist()
+            at = bisect.bisect_left(numbers, next_progress)
+            while at < len(numbers):
+                notes.append(numbers[at])
+                next_progress = (numbers[at] // progress_every + 1) * progress_every
+                at = bisect.bisect_left(numbers, next_progress, at)
+        if rows is None:
+            if notes or steps:
+                yield _Batch(notes, steps, encode([]), 0)
+        else:
+            yield _Batch(notes, columns.steps, _csv_rows(rows), rows.num_rows)
+    yield _Batch([], 0, encode([]), 0)
+
+
+def _arrow_rows(table, places: _Places):
+    """`_row` over a table of job lines (usage.sacct_arrow): the batch columns, or None when a
+    line needs `_row` itself (a rejection: more GPUs than its partition has) or a run comes
+    twice (the second must be judged against the first)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from usage.sacct_arrow import _looked_up
+
+    size = table.num_rows
+    if pc.count_distinct(table["job_key"]).as_py() != size:
+        return None
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def owner_of(account: str) -> dict:
+        key = places.keys.get(account)
+        if key is None:
+            key = account_key(account)
+        owner = places.owners.get(key)
+        if owner is None:
+            return {"key": key, "id": None, "from": None, "until": None}
+        since = until = None
+        if owner.usage_from is not None:
+            since = int((owner.usage_from - epoch).total_seconds())
+            until = int((owner.usage_until - epoch).total_seconds())
+        return {"key": key, "id": owner.id, "from": since, "until": until}
+
+    kind = pa.struct(
+        [
+            ("key", pa.large_string()),
+            ("id", pa.int64()),
+            ("from", pa.int64()),
+            ("until", pa.int64()),
+        ]
+    )
+    owners = _looked_up(table["account"], {}, owner_of, kind)
+    sizes = _looked_up(
+        table["partition_name"],
+        {},
+        lambda name: places.partitions[name][0] if name in places.partitions else None,
+        pa.int64(),
+    )
+    gpus = table["gpus"]
+    if pc.any(pc.greater(gpus, sizes)).as_py():
+        return None
+    owner_id = pc.struct_field(owners, "id")
+    since = pc.struct_field(owners, "from")
+    until = pc.struct_field(owners, "until")
+    when = pc.coalesce(table["start"], table["submit"])
+    inside = pc.or_kleene(
+        pc.or_kleene(pc.is_null(when), pc.is_null(since)),
+        pc.and_kleene(pc.greater_equal(when, since), pc.less(when, until)),
+    ).fill_null(True)
+    has_owner = pc.is_valid(owner_id)
+    false = pa.nulls(size, pa.bool_()).fill_null(False)
+    return pa.table(
+        {
+            "job_key": table["job_key"],
+            "account": table["account"],
+            "account_key": pc.struct_field(owners, "key"),
+            "job_id": table["job_id"],
+            "user": table["user"],
+            "partition_name": table["partition_name"],
+            "job_name": table["job_name"],
+            "state": table["state"],
+            "running": table["running"],
+            "submit": table["submit"],
+            "start": table["start"],
+            "end": table["end"],
+            "elapsed_seconds": table["elapsed_seconds"],
+            "gpus": gpus,
+            "gpu_slices": pa.nulls(size, pa.int64()).fill_null(0),
+            "nodes": table["nodes"],
+            "gpu_seconds": pc.multiply(gpus, table["elapsed_seconds"]),
+            "energy_joules": table["energy_joules"],
+            "allocation_id": pc.if_else(inside, owner_id, pa.scalar(None, pa.int64())),
+            "outside_window": pc.and_(has_owner, pc.invert(inside)),
+            "no_gpu_field": false,
+            "line_no": table["line_no"],
+        }
+    )
+
+
+def _csv_rows(table) -> _CsvRows:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return _CsvRows(sink.getvalue().to_pybytes())
 
 
 def _is_open_file(lines: object) -> bool:
@@ -1131,6 +1342,7 @@ class _PostgresWriter:
         self.copy_sql = (
             f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
         )
+        self.copy_csv_sql = f"{self.copy_sql} (FORMAT csv)"
         stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
@@ -1191,13 +1403,21 @@ class _PostgresWriter:
 
     @staticmethod
     def split(data: bytes) -> tuple[bytes, bytes]:
+        if type(data) is _CsvRows:  # read from lines split at line feeds: none inside a value
+            lines = data.split(b"\n")[:-1]
+            half = len(lines) // 2
+            return (
+                _CsvRows(b"".join(line + b"\n" for line in lines[:half])),
+                _CsvRows(b"".join(line + b"\n" for line in lines[half:])),
+            )
         lines = data.splitlines(keepends=True)  # COPY text escapes line breaks inside values
         half = len(lines) // 2
         return b"".join(lines[:half]), b"".join(lines[half:])
 
     @staticmethod
     def line_of(data: bytes) -> int:
-        return int(data.split(b"\n", 1)[0].rsplit(b"\t", 1)[1])
+        separator = b"," if type(data) is _CsvRows else b"\t"
+        return int(data.split(b"\n", 1)[0].rsplit(separator, 1)[1])
 
     def prepare(self) -> None:
         """Make the session's batch table, outside any batch's transaction (a batch that is
@@ -1215,7 +1435,8 @@ class _PostgresWriter:
             )
             # Compiling a batch-sized plan costs more than it saves.
             cursor.execute(f"SET LOCAL jit = off; TRUNCATE {_BATCH_TABLE}")
-            with cursor.cursor.copy(self.copy_sql) as copy:
+            copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
+            with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
             cursor.execute(
                 self.merge_sql,
