@@ -26,6 +26,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from usage.accounting import (
     _DEFAULT_DELIMITER,
@@ -36,10 +37,12 @@ from usage.accounting import (
     GPU_CEILING,
     LINE_LENGTH_LIMIT,
     AccountingFormatError,
+    _any_iso,
     _check_delimiter,
     _field_list_names,
     _header_delimiter,
     _header_names,
+    _in_utc,
     _read_sacct,
     _SacctLayout,
     _SacctOptions,
@@ -55,6 +58,8 @@ from usage.accounting import (
 CHUNK_BYTES = 8 << 20
 
 _ISO_TIME = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$"
+_HOUR = pa.struct([("offset", pa.int64()), ("utc", pa.string())])
+_EXACT = pa.struct([("seconds", pa.int64()), ("utc", pa.string())])
 _NEEDED = ("JobIDRaw", "Account", "State", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes")
 
 
@@ -126,11 +131,17 @@ class ArrowSacct:
         self.position: dict[str, int] = {}
         for index, name in enumerate(names):
             self.position.setdefault(name, index)
-        self.usable = (time_format is None or time_format in _ISO_FORMATS) and all(
+        # pyarrow's reader splits at one character; `☃` is three bytes
+        self.usable = (
+            len(self.delimiter.encode()) == 1
+            and self.delimiter not in "\n\r"
+            and (time_format is None or time_format in _ISO_FORMATS)
+        ) and all(
             name in self.position or (name == "JobIDRaw" and "JobID" in self.position)
             for name in _NEEDED
         )
-        self._hours: dict[str, int | None] = {}
+        self._hours: dict[str, dict | None] = {}
+        self._exact: dict[str, dict | None] = {}
         self._tres: dict[str, tuple[int, bool] | None] = {}
         self._accounts: dict[str, bool] = {}
         self._states: dict[str, str | None] = {}
@@ -168,50 +179,77 @@ class ArrowSacct:
         """The piece's job lines as columns, or None when one of its lines needs parse_sacct."""
         if not self.usable or b"\r" in data or b"\x00" in data:
             return None
-        try:
-            whole = pa.array([data], pa.large_binary()).cast(pa.large_string())
-        except pa.ArrowInvalid:
-            return None  # not UTF-8: parse_sacct reads it with replacement characters
-        lines = pc.split_pattern(whole, "\n").flatten()
-        if data.endswith(b"\n"):
-            lines = lines.slice(0, len(lines) - 1)
-        last_line_no = line_no + len(lines)
-        numbers = pa.array(range(line_no + 1, last_line_no + 1), pa.int64())
-        keep = pc.not_equal(lines, "")
-        lines, numbers = lines.filter(keep), numbers.filter(keep)
-        if len(lines) == 0:
-            return SacctColumns(None, 0, last_line_no, numbers)
-        if pc.any(pc.greater(pc.utf8_length(lines), LINE_LENGTH_LIMIT)).as_py():
-            return None
+        refused = []
+
+        def refuse(row) -> str:
+            refused.append(row)
+            return "skip"
+
         width = self.layout.width
-        parts = pc.split_pattern(lines, self.delimiter)
-        counts = pc.list_value_length(parts)
-        plain = pc.equal(counts, width)
-        if not pc.all(plain).as_py():
-            parsable = pc.and_(pc.equal(counts, width + 1), pc.ends_with(lines, self.delimiter))
-            if not pc.all(pc.or_(plain, parsable)).as_py():
+        try:
+            table = pa_csv.read_csv(
+                pa.py_buffer(data),
+                read_options=pa_csv.ReadOptions(
+                    autogenerate_column_names=True,
+                    use_threads=False,
+                    block_size=len(data) + 1,
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=self.delimiter,
+                    quote_char=False,
+                    escape_char=False,
+                    double_quote=False,
+                    newlines_in_values=False,
+                    ignore_empty_lines=False,
+                    invalid_row_handler=refuse,
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={f"f{index}": pa.string() for index in range(width + 1)},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None  # not UTF-8, or no line at all: parse_sacct reads it
+        lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        # a blank line or one with another number of fields is refused by the reader
+        if refused or table.num_rows != lines:
+            return None
+        if table.num_columns == width + 1:  # --parsable: every line ends with the delimiter
+            if pc.any(pc.not_equal(table.column(width), "")).as_py():
                 return None
-        item_lines = numbers
-        step_ids = pc.list_element(parts, self.layout.step_field)
-        is_step = pc.match_substring(step_ids, ".")
+        elif table.num_columns != width:
+            return None
+        # bytes are at least as many as characters: a line that might be too long is left to
+        # parse_sacct, which counts
+        if (
+            len(data) > LINE_LENGTH_LIMIT
+            and pc.any(pc.greater(_line_bytes(table), LINE_LENGTH_LIMIT - width)).as_py()
+        ):
+            return None
+        last_line_no = line_no + lines
+        numbers = pa.array(range(line_no + 1, last_line_no + 1), pa.int64())
+        is_step = pc.match_substring(table.column(self.layout.step_field), ".")
         steps = pc.sum(is_step).as_py() or 0
         if steps:
             jobs = pc.invert(is_step)
-            parts, numbers = parts.filter(jobs), numbers.filter(jobs)
-        if len(parts) == 0:
-            return SacctColumns(None, steps, last_line_no, item_lines)
-        table = self._job_columns(parts, numbers)
-        if table is None:
+            table, job_lines = table.filter(jobs), numbers.filter(jobs)
+        else:
+            job_lines = numbers
+        if table.num_rows == 0:
+            return SacctColumns(None, steps, last_line_no, numbers)
+        columns = self._job_columns(table, job_lines)
+        if columns is None:
             return None
-        return SacctColumns(table, steps, last_line_no, item_lines)
+        return SacctColumns(columns, steps, last_line_no, numbers)
 
-    def _field(self, parts: pa.Array, name: str) -> pa.Array:
+    def _field(self, table: pa.Table, name: str) -> pa.Array:
         index = self.position.get(name)
         if index is None:
-            return pa.nulls(len(parts), pa.large_string()).fill_null("")
-        return pc.list_element(parts, index)
+            return pa.nulls(table.num_rows, pa.string()).fill_null("")
+        return table.column(index).combine_chunks()
 
-    def _job_columns(self, parts: pa.Array, numbers: pa.Array) -> pa.Table | None:
+    def _job_columns(self, parts: pa.Table, numbers: pa.Array) -> pa.Table | None:
         field = self._field
         limits = self.limits
         ok: list[pa.Array] = []
@@ -228,12 +266,12 @@ class ArrowSacct:
         ok.append(accounts_ok.fill_null(False))
 
         state_text = field(parts, "State")
-        state = _looked_up(state_text, self._states, _state, pa.large_string())
+        state = _looked_up(state_text, self._states, _state, pa.string())
         ok.append(pc.is_valid(state))
 
-        times = {}
+        times, stamps = {}, {}
         for name in ("Submit", "Start", "End"):
-            seconds, good = self._utc_seconds(field(parts, name))
+            seconds, good, stamps[name] = self._utc_seconds(field(parts, name))
             times[name] = seconds
             ok.append(good)
         submit, start, end = times["Submit"], times["Start"], times["End"]
@@ -283,13 +321,9 @@ class ArrowSacct:
         ):
             ok.append(pc.less_equal(pc.utf8_length(values), limit).fill_null(True))
 
-        stamp = pc.strftime(pc.cast(submit, pa.timestamp("s", "UTC")), format="%Y-%m-%dT%H:%M:%SZ")
+        at = pa.scalar("@", pa.string())
         job_key = pc.if_else(
-            pc.is_null(submit),
-            raw,
-            pc.binary_join_element_wise(
-                raw, stamp.cast(pa.large_string()), pa.scalar("@", pa.large_string())
-            ),
+            pc.is_null(submit), raw, pc.binary_join_element_wise(raw, stamps["Submit"], at)
         )
         ok.append(pc.less_equal(pc.utf8_length(job_key), limits["job_key"]))
 
@@ -319,25 +353,48 @@ class ArrowSacct:
             }
         )
 
-    def _utc_seconds(self, text: pa.Array) -> tuple[pa.Array, pa.Array]:
-        """(seconds since 1970 in UTC, or null for no time; whether the fast path read it)."""
-        none = pc.is_in(text, pa.array(sorted(_NO_TIME), pa.large_string()))
+    def _utc_seconds(self, text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(seconds since 1970 in UTC, or null for no time; whether the fast path read it;
+        the time as ISO 8601 text in UTC, `2026-01-05T08:00:00Z`)."""
+        none = pc.is_in(text, pa.array(sorted(_NO_TIME), pa.string()))
         iso = pc.match_substring_regex(text, _ISO_TIME)
         normal = pc.replace_substring(text, " ", "T")
         naive = pc.strptime(normal, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
         # strptime rolls 30 February over into March; what fromisoformat refuses must go back
-        same = pc.equal(pc.strftime(naive, format="%Y-%m-%dT%H:%M:%S"), normal)
-        offset = _looked_up(
-            pc.utf8_slice_codeunits(normal, 0, 13), self._hours, self._hour_offset, pa.int64()
-        )
+        day = pc.cast(pc.if_else(iso, pc.utf8_slice_codeunits(normal, 8, 10), "0"), pa.int64())
+        same = pc.equal(pc.day(naive), day)
+        hour = _looked_up(pc.utf8_slice_codeunits(normal, 0, 13), self._hours, self._hour, _HOUR)
+        offset = pc.struct_field(hour, "offset")
         seconds = pc.subtract(pc.cast(naive, pa.int64()), offset)
-        good = pc.or_(none, pc.and_(pc.and_(iso, same.fill_null(False)), pc.is_valid(offset)))
+        stamp = pc.binary_join_element_wise(
+            pc.struct_field(hour, "utc"),
+            pc.utf8_slice_codeunits(normal, 13, 19),
+            pa.scalar("Z", pa.string()),
+            pa.scalar("", pa.string()),
+        )
+        read = pc.and_(iso, same.fill_null(False))
+        # an hour in which the zone changes its offset (or one of a zone off by a fraction of
+        # an hour): each distinct time of it converted as parse_sacct converts it
+        exact = pc.and_(read, pc.is_null(offset)).fill_null(False)
+        if pc.any(exact).as_py():
+            times = _looked_up(text.filter(exact), self._exact, self._exact_time, _EXACT)
+            seconds = pc.replace_with_mask(seconds, exact, pc.struct_field(times, "seconds"))
+            stamp = pc.replace_with_mask(stamp, exact, pc.struct_field(times, "utc"))
+        good = pc.or_(none, pc.and_(read, pc.is_valid(seconds)))
         seconds = pc.if_else(none, pa.scalar(None, pa.int64()), seconds)
-        return seconds, good.fill_null(False)
+        return seconds, good.fill_null(False), stamp
 
-    def _hour_offset(self, hour_text: str) -> int | None:
-        """The zone's UTC offset in seconds all through this wall-clock hour, None when it
-        changes in it (parse_sacct converts each time of such an hour exactly)."""
+    def _exact_time(self, text: str) -> dict | None:
+        try:
+            value = _in_utc(datetime.fromisoformat(text), self.tz, text)
+        except ValueError:
+            return None
+        return {"seconds": int(value.timestamp()), "utc": _any_iso(text, value)}
+
+    def _hour(self, hour_text: str) -> dict | None:
+        """The zone's UTC offset in seconds all through this wall-clock hour, and the hour in
+        UTC as ISO text (`2026-01-05T08`); None when the offset changes in the hour or is not
+        whole hours (parse_sacct converts each time of such an hour exactly)."""
         try:
             hour = datetime.fromisoformat(hour_text + ":00")
         except ValueError:
@@ -349,7 +406,10 @@ class ArrowSacct:
         offsets = {tz.utcoffset(at.replace(fold=fold)) for at in (hour, last) for fold in (0, 1)}
         if len(offsets) != 1 or None in offsets:
             return None
-        return int(offsets.pop().total_seconds())
+        offset = offsets.pop()
+        if offset % timedelta(hours=1):
+            return None
+        return {"offset": int(offset.total_seconds()), "utc": (hour - offset).isoformat()[:13]}
 
     def _account_ok(self, account: str) -> bool:
         return account_problem(account) is None
@@ -370,6 +430,14 @@ class ArrowSacct:
         if units > GPU_CEILING or any(mig_profile(name) is not None for name, _ in types):
             return None
         return {"gpus": whole, "cpu": False}
+
+
+def _line_bytes(table: pa.Table) -> pa.Array:
+    """Bytes of each line's fields, delimiters left out: no fewer characters than that."""
+    total = pc.binary_length(table.column(0))
+    for column in table.columns[1:]:
+        total = pc.add(total, pc.binary_length(column))
+    return total
 
 
 def _state(text: str) -> str | None:
