@@ -56,12 +56,12 @@ def _recreate(maintenance: str, name: str, *, drop_only: bool = False) -> None:
         _fail(f"no PostgreSQL answers at {maintenance}: {str(exc).strip()}")
 
 
-def _peak_mb() -> float:
-    """Peak resident memory of this process plus that of its largest child (the parsing
-    process the importer forks): an upper bound, as the two share pages after the fork."""
+def _peak_mb() -> tuple[float, float]:
+    """Peak resident memory (MB) of this process and of its largest child (the parsing process
+    the importer forks). Their sum is an upper bound: the two share pages after the fork."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return (own + child) / 1024  # KiB on Linux
+    return own / 1024, child / 1024  # KiB on Linux
 
 
 def _setup_django(url: str) -> None:
@@ -203,7 +203,9 @@ def main(argv=None) -> None:
             print(f"first import      {first:7.2f} s   {run.summary}", flush=True)
             again, rerun = _timed_import(cluster, path)
             print(f"re-import         {again:7.2f} s   {rerun.summary}", flush=True)
-            peak = _peak_mb()
+            own, child = _peak_mb()
+            peak = own + child
+            print(f"peak memory       {own:7.0f} MB importer + {child:.0f} MB parsing process")
             columns, rows = _export_rows(work / "rows.copy")
             bare = _timed_copy(work / "rows.copy", columns, indexed=False)
             print(

@@ -42,6 +42,7 @@ import bisect
 import codecs
 import contextlib
 import ctypes
+import importlib.util
 import io
 import json
 import logging
@@ -544,16 +545,14 @@ def usage_import(
         writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
         if parallel is None:
             parallel = writer_class is _PostgresWriter and _is_open_file(lines)
-        reader = None
-        if raw is not None and writer_class is _PostgresWriter:
-            reader = _arrow_reader(lines, raw, tz, fields, delimiter, time_format)
-            if reader is None:  # the file was read again from its start: read it as before
-                lines.seek(0)
-                items = _parsed(lines, input_format, tz, fields, set(), delimiter, time_format)
-                first = next(items, None)
-        if reader is not None:
+        if raw is not None and writer_class is _PostgresWriter and _has_pyarrow():
             batches = _arrow_batches(
-                reader,
+                lines,
+                raw,
+                tz=tz,
+                fields=fields,
+                delimiter=delimiter,
+                time_format=time_format,
                 places=places,
                 batch_size=batch_size or writer.batch_size,
                 progress_every=progress_every if on_progress is not None else 0,
@@ -790,13 +789,35 @@ def _raw_file(lines: object):
     return lines.buffer
 
 
-def _arrow_reader(lines, raw, tz, fields, delimiter, time_format):
-    """A usage.sacct_arrow reader of the file from its start, or None (no pyarrow, or an
-    input it does not read)."""
-    try:
-        from usage.sacct_arrow import ArrowSacct
-    except ImportError:  # pyarrow is a dependency; without it the import reads line by line
-        return None
+def _has_pyarrow() -> bool:
+    # found, not imported: the parsing process imports it, the importer needs none of it
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+class _CsvRows(bytes):
+    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
+
+    __slots__ = ()
+
+
+def _arrow_batches(
+    lines,
+    raw,
+    *,
+    tz: tzinfo,
+    fields: list[str] | None,
+    delimiter: str | None,
+    time_format: str | None,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
+) -> Iterator[_Batch]:
+    """`_batches` for a sacct file read again from its start in columns (usage.sacct_arrow):
+    a piece whose every line the columns read is one batch; any other piece goes through
+    `_batches` line by line, and so does a whole file whose layout the columns do not read."""
+    from usage.sacct_arrow import ArrowSacct
+
     lines.seek(0)
     reader = ArrowSacct(
         raw,
@@ -808,26 +829,16 @@ def _arrow_reader(lines, raw, tz, fields, delimiter, time_format):
         errors=lines.errors or "strict",
     )
     if not reader.usable:
-        return None
-    return reader
-
-
-class _CsvRows(bytes):
-    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
-
-    __slots__ = ()
-
-
-def _arrow_batches(
-    reader,
-    *,
-    places: _Places,
-    batch_size: int,
-    progress_every: int,
-    encode: Callable[[list[Row]], object],
-) -> Iterator[_Batch]:
-    """`_batches` for a file read in columns: a piece whose every line the columns read is one
-    batch (two if it holds a run twice); any other piece goes through `_batches` line by line."""
+        lines.seek(0)
+        items = _parsed(lines, "sacct", tz, fields, set(), delimiter, time_format)
+        yield from _batches(
+            items,
+            places=places,
+            batch_size=batch_size,
+            progress_every=progress_every,
+            encode=encode,
+        )
+        return
     next_progress = progress_every or None
     for line_no, data in reader.chunks():
         columns = reader.columns(data, line_no)
