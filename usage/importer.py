@@ -780,11 +780,15 @@ def _raw_file(lines: object):
     if not isinstance(lines, io.TextIOWrapper) or not _is_open_file(lines):
         return None
     try:
+        # Standard input is read as a stream: the parsing process (multiprocessing) closes
+        # sys.stdin, which a stand-in for it may own.
+        if sys.stdin is not None and lines.fileno() == sys.stdin.fileno():
+            return None
         if not lines.seekable() or lines.tell() != 0:
             return None
         if codecs.lookup(lines.encoding).name != "utf-8":
             return None
-    except (OSError, ValueError, LookupError):
+    except (OSError, ValueError, LookupError, io.UnsupportedOperation):
         return None
     return lines.buffer
 
