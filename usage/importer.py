@@ -780,9 +780,13 @@ def _raw_file(lines: object):
     if not isinstance(lines, io.TextIOWrapper) or not _is_open_file(lines):
         return None
     try:
+        stdin = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        stdin = None  # none, or a stand-in without a descriptor (a test runner's)
+    try:
         # Standard input is read as a stream: the parsing process (multiprocessing) closes
         # sys.stdin, which a stand-in for it may own.
-        if sys.stdin is not None and lines.fileno() == sys.stdin.fileno():
+        if lines.fileno() == stdin:
             return None
         if not lines.seekable() or lines.tell() != 0:
             return None
@@ -843,13 +847,30 @@ def _arrow_batches(
             encode=encode,
         )
         return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     next_progress = progress_every or None
+    # Pieces read in columns wait here until they make a batch of `batch_size` runs.
+    tables: list = []
+    notes: list = []
+    steps = size = 0
+
+    def waiting() -> _Batch:
+        nonlocal tables, notes, steps, size
+        data = _csv_rows(pa.concat_tables(tables)) if tables else encode([])
+        batch = _Batch(notes, steps, data, size)
+        tables, notes, steps, size = [], [], 0, 0
+        return batch
+
     for line_no, data in reader.chunks():
         columns = reader.columns(data, line_no)
         rows = None
         if columns is not None and columns.table is not None:
             rows = _arrow_rows(columns.table, places)
         if columns is None or (columns.table is not None and rows is None):
+            if tables or notes or steps:
+                yield waiting()
             next_progress = yield from _batches(
                 reader.chunk_items(data, line_no),
                 places=places,
@@ -860,8 +881,13 @@ def _arrow_batches(
                 next_progress=next_progress,
             )
             continue
-        steps = columns.steps
-        notes = []
+        if rows is not None and tables:
+            keys = pa.concat_arrays([table["job_key"].combine_chunks() for table in tables])
+            # a run that comes again is judged against what came first: a batch of its own
+            again = pc.any(pc.is_in(rows["job_key"], value_set=keys)).as_py()
+            if again or size + rows.num_rows > batch_size:
+                yield waiting()
+        steps += columns.steps
         if next_progress is not None and columns.last_line_no >= next_progress:
             # the first line at or past each mark, as `_batches` reports them
             numbers = columns.item_lines.to_pylist()
@@ -870,11 +896,11 @@ def _arrow_batches(
                 notes.append(numbers[at])
                 next_progress = (numbers[at] // progress_every + 1) * progress_every
                 at = bisect.bisect_left(numbers, next_progress, at)
-        if rows is None:
-            if notes or steps:
-                yield _Batch(notes, steps, encode([]), 0)
-        else:
-            yield _Batch(notes, columns.steps, _csv_rows(rows), rows.num_rows)
+        if rows is not None:
+            tables.append(rows)
+            size += rows.num_rows
+    if tables or notes or steps:
+        yield waiting()
     yield _Batch([], 0, encode([]), 0)
 
 

@@ -54,8 +54,9 @@ from usage.accounting import (
 )
 
 # A piece of the file read at once (then extended to the end of its last line): big enough
-# that per-piece costs vanish, small enough that its columns take a few tens of megabytes.
-CHUNK_BYTES = 4 << 20
+# that per-piece costs vanish, small enough that its columns take a few tens of megabytes
+# (the import gathers pieces into batches of its own size).
+CHUNK_BYTES = 2 << 20
 
 _ISO_TIME = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$"
 _HOUR = pa.struct([("offset", pa.int64()), ("utc", pa.string())])
