@@ -33,7 +33,10 @@ Two write paths count identically: on PostgreSQL each batch is COPied into a tem
 merged with one statement (insert the new runs, update the superseded ones); elsewhere (SQLite)
 the batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
 On PostgreSQL a file is parsed in a forked child process while the parent writes, so parsing
-(pure Python) and the database work overlap.
+and the database work overlap; a seekable sacct file is read there in columns by pyarrow
+(usage/sacct_arrow.py: pieces of a few megabytes, `_arrow_rows` doing `_row`'s work per column),
+and a piece with any line the columns do not read plainly goes through `parse_sacct` and `_row`
+line by line, so both read every line alike.
 """
 
 from __future__ import annotations
