@@ -776,9 +776,13 @@ def _read_sacct(
     names: list[str] | None,
     on_fields: Callable[[frozenset[str]], None] | None,
     options: _SacctOptions,
+    *,
+    line_no: int = 0,
+    source: str = "--fields",
 ) -> Iterator[JobRecord | Rejected | StepSkipped]:
-    line_no = 0
-    source = "--fields"
+    """The items of `lines`; with `names`, `lines` are data lines that follow line `line_no`
+    of the input (read in pieces: see usage.sacct_arrow), `source` naming where the names
+    came from."""
     delimiter = options.delimiter or _DEFAULT_DELIMITER
     max_length = options.max_line_length
     if names is None:

@@ -33,13 +33,19 @@ Two write paths count identically: on PostgreSQL each batch is COPied into a tem
 merged with one statement (insert the new runs, update the superseded ones); elsewhere (SQLite)
 the batch's existing records are fetched in bulk and written with bulk_create / bulk_update.
 On PostgreSQL a file is parsed in a forked child process while the parent writes, so parsing
-(pure Python) and the database work overlap.
+and the database work overlap; a seekable sacct file is read there in columns by pyarrow
+(usage/sacct_arrow.py: pieces of a few megabytes, `_arrow_rows` doing `_row`'s work per column),
+and a piece with any line the columns do not read plainly goes through `parse_sacct` and `_row`
+line by line, so both read every line alike.
 """
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import contextlib
 import ctypes
+import importlib.util
 import io
 import json
 import logging
@@ -48,7 +54,7 @@ import os
 import pickle
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -498,6 +504,13 @@ def usage_import(
     if isinstance(fields, str):
         fields = [name for name in fields.split(",") if name.strip()] or None
     kept: set[str] = set()
+    # A seekable UTF-8 file of sacct output is read again in columns (usage.sacct_arrow)
+    # once its header has been checked here.
+    raw = (
+        _raw_file(lines)
+        if input_format == "sacct" and connection.vendor == "postgresql" and parallel is not False
+        else None
+    )
     try:
         items = _parsed(lines, input_format, tz, fields, kept, delimiter, time_format)
         # The header is read with the first item: a bad one must fail before anything is written.
@@ -535,13 +548,27 @@ def usage_import(
         writer = writer_class(cluster, run, frozenset(kept), shifts=input_format == "sacct")
         if parallel is None:
             parallel = writer_class is _PostgresWriter and _is_open_file(lines)
-        batches = _batches(
-            items if first is None else _chain(first, items),
-            places=places,
-            batch_size=batch_size or writer.batch_size,
-            progress_every=progress_every if on_progress is not None else 0,
-            encode=writer.encode,
-        )
+        if raw is not None and writer_class is _PostgresWriter and _has_pyarrow():
+            batches = _arrow_batches(
+                lines,
+                raw,
+                tz=tz,
+                fields=fields,
+                delimiter=delimiter,
+                time_format=time_format,
+                places=places,
+                batch_size=batch_size or writer.batch_size,
+                progress_every=progress_every if on_progress is not None else 0,
+                encode=writer.encode,
+            )
+        else:
+            batches = _batches(
+                items if first is None else _chain(first, items),
+                places=places,
+                batch_size=batch_size or writer.batch_size,
+                progress_every=progress_every if on_progress is not None else 0,
+                encode=writer.encode,
+            )
         stream = _forked(batches) if parallel and _can_fork() else batches
         writer.prepare()
         saved = [*counts.as_dict(), "rejected_lines", "heartbeat_at"]
@@ -711,13 +738,18 @@ def _batches(
     batch_size: int,
     progress_every: int,
     encode: Callable[[list[Row]], object],
-) -> Iterator[_Batch]:
+    final: bool = True,
+    next_progress: int | None = None,
+) -> Generator[_Batch, None, int | None]:
     """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
-    (possibly empty) always comes, so the final counts are saved."""
+    (possibly empty) always comes, so the final counts are saved (with `final`; else only
+    when it holds something). `next_progress`: the first line to report progress at, if not
+    `progress_every`; returns the next one."""
     notes: list = []
     steps = 0
     batch: dict[str, Row] = {}
-    next_progress = progress_every or None
+    if next_progress is None:
+        next_progress = progress_every or None
     for item in items:
         if next_progress is not None and item.line_no >= next_progress:
             notes.append(item.line_no)
@@ -741,7 +773,230 @@ def _batches(
             notes.append(item)
         else:
             steps += 1
-    yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+    if final or batch or notes or steps:
+        yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+    return next_progress
+
+
+def _raw_file(lines: object):
+    """The binary file under `lines`, when it is a seekable UTF-8 text file not read yet."""
+    if not isinstance(lines, io.TextIOWrapper) or not _is_open_file(lines):
+        return None
+    try:
+        stdin = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        stdin = None  # none, or a stand-in without a descriptor (a test runner's)
+    try:
+        # Standard input is read as a stream: the parsing process (multiprocessing) closes
+        # sys.stdin, which a stand-in for it may own.
+        if lines.fileno() == stdin:
+            return None
+        if not lines.seekable() or lines.tell() != 0:
+            return None
+        if codecs.lookup(lines.encoding).name != "utf-8":
+            return None
+    except (OSError, ValueError, LookupError, io.UnsupportedOperation):
+        return None
+    return lines.buffer
+
+
+def _has_pyarrow() -> bool:
+    # found, not imported: the parsing process imports it, the importer needs none of it
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+class _CsvRows(bytes):
+    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
+
+    __slots__ = ()
+
+
+def _arrow_batches(
+    lines,
+    raw,
+    *,
+    tz: tzinfo,
+    fields: list[str] | None,
+    delimiter: str | None,
+    time_format: str | None,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
+) -> Iterator[_Batch]:
+    """`_batches` for a sacct file read again from its start in columns (usage.sacct_arrow):
+    a piece whose every line the columns read is one batch; any other piece goes through
+    `_batches` line by line, and so does a whole file whose layout the columns do not read."""
+    from usage.sacct_arrow import ArrowSacct
+
+    lines.seek(0)
+    reader = ArrowSacct(
+        raw,
+        tz=tz,
+        fields=fields,
+        delimiter=delimiter,
+        time_format=time_format,
+        limits={**_limits, "job_key": _KEY_LIMIT},
+        errors=lines.errors or "strict",
+    )
+    if not reader.usable:
+        lines.seek(0)
+        items = _parsed(lines, "sacct", tz, fields, set(), delimiter, time_format)
+        yield from _batches(
+            items,
+            places=places,
+            batch_size=batch_size,
+            progress_every=progress_every,
+            encode=encode,
+        )
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    next_progress = progress_every or None
+    # Pieces read in columns wait here until they make a batch of `batch_size` runs.
+    tables: list = []
+    notes: list = []
+    steps = size = 0
+
+    def waiting() -> _Batch:
+        nonlocal tables, notes, steps, size
+        data = _csv_rows(pa.concat_tables(tables)) if tables else encode([])
+        batch = _Batch(notes, steps, data, size)
+        tables, notes, steps, size = [], [], 0, 0
+        return batch
+
+    for line_no, data in reader.chunks():
+        columns = reader.columns(data, line_no)
+        rows = None
+        if columns is not None and columns.table is not None:
+            rows = _arrow_rows(columns.table, places)
+        if columns is None or (columns.table is not None and rows is None):
+            if tables or notes or steps:
+                yield waiting()
+            next_progress = yield from _batches(
+                reader.chunk_items(data, line_no),
+                places=places,
+                batch_size=batch_size,
+                progress_every=progress_every,
+                encode=encode,
+                final=False,
+                next_progress=next_progress,
+            )
+            continue
+        if rows is not None and tables:
+            keys = pa.concat_arrays([table["job_key"].combine_chunks() for table in tables])
+            # a run that comes again is judged against what came first: a batch of its own
+            again = pc.any(pc.is_in(rows["job_key"], value_set=keys)).as_py()
+            if again or size + rows.num_rows > batch_size:
+                yield waiting()
+        steps += columns.steps
+        if next_progress is not None and columns.last_line_no >= next_progress:
+            # the first line at or past each mark, as `_batches` reports them
+            numbers = columns.item_lines.to_pylist()
+            at = bisect.bisect_left(numbers, next_progress)
+            while at < len(numbers):
+                notes.append(numbers[at])
+                next_progress = (numbers[at] // progress_every + 1) * progress_every
+                at = bisect.bisect_left(numbers, next_progress, at)
+        if rows is not None:
+            tables.append(rows)
+            size += rows.num_rows
+    if tables or notes or steps:
+        yield waiting()
+    yield _Batch([], 0, encode([]), 0)
+
+
+def _arrow_rows(table, places: _Places):
+    """`_row` over a table of job lines (usage.sacct_arrow): the batch columns, or None when a
+    line needs `_row` itself (a rejection: more GPUs than its partition has) or a run comes
+    twice (the second must be judged against the first)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from usage.sacct_arrow import _looked_up
+
+    size = table.num_rows
+    if pc.count_distinct(table["job_key"]).as_py() != size:
+        return None
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def owner_of(account: str) -> dict:
+        key = places.keys.get(account)
+        if key is None:
+            key = account_key(account)
+        owner = places.owners.get(key)
+        if owner is None:
+            return {"key": key, "id": None, "from": None, "until": None}
+        since = until = None
+        if owner.usage_from is not None:
+            since = int((owner.usage_from - epoch).total_seconds())
+            until = int((owner.usage_until - epoch).total_seconds())
+        return {"key": key, "id": owner.id, "from": since, "until": until}
+
+    kind = pa.struct(
+        [
+            ("key", pa.large_string()),
+            ("id", pa.int64()),
+            ("from", pa.int64()),
+            ("until", pa.int64()),
+        ]
+    )
+    owners = _looked_up(table["account"], {}, owner_of, kind)
+    sizes = _looked_up(
+        table["partition_name"],
+        {},
+        lambda name: places.partitions[name][0] if name in places.partitions else None,
+        pa.int64(),
+    )
+    gpus = table["gpus"]
+    if pc.any(pc.greater(gpus, sizes)).as_py():
+        return None
+    owner_id = pc.struct_field(owners, "id")
+    since = pc.struct_field(owners, "from")
+    until = pc.struct_field(owners, "until")
+    when = pc.coalesce(table["start"], table["submit"])
+    inside = pc.or_kleene(
+        pc.or_kleene(pc.is_null(when), pc.is_null(since)),
+        pc.and_kleene(pc.greater_equal(when, since), pc.less(when, until)),
+    ).fill_null(True)
+    has_owner = pc.is_valid(owner_id)
+    false = pa.nulls(size, pa.bool_()).fill_null(False)
+    return pa.table(
+        {
+            "job_key": table["job_key"],
+            "account": table["account"],
+            "account_key": pc.struct_field(owners, "key"),
+            "job_id": table["job_id"],
+            "user": table["user"],
+            "partition_name": table["partition_name"],
+            "job_name": table["job_name"],
+            "state": table["state"],
+            "running": table["running"],
+            "submit": table["submit"],
+            "start": table["start"],
+            "end": table["end"],
+            "elapsed_seconds": table["elapsed_seconds"],
+            "gpus": gpus,
+            "gpu_slices": pa.nulls(size, pa.int64()).fill_null(0),
+            "nodes": table["nodes"],
+            "gpu_seconds": pc.multiply(gpus, table["elapsed_seconds"]),
+            "energy_joules": table["energy_joules"],
+            "allocation_id": pc.if_else(inside, owner_id, pa.scalar(None, pa.int64())),
+            "outside_window": pc.and_(has_owner, pc.invert(inside)),
+            "no_gpu_field": false,
+            "line_no": table["line_no"],
+        }
+    )
+
+
+def _csv_rows(table) -> _CsvRows:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return _CsvRows(sink.getvalue().to_pybytes())
 
 
 def _is_open_file(lines: object) -> bool:
@@ -1131,6 +1386,7 @@ class _PostgresWriter:
         self.copy_sql = (
             f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
         )
+        self.copy_csv_sql = f"{self.copy_sql} (FORMAT csv)"
         stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
@@ -1191,13 +1447,21 @@ class _PostgresWriter:
 
     @staticmethod
     def split(data: bytes) -> tuple[bytes, bytes]:
+        if type(data) is _CsvRows:  # read from lines split at line feeds: none inside a value
+            lines = data.split(b"\n")[:-1]
+            half = len(lines) // 2
+            return (
+                _CsvRows(b"".join(line + b"\n" for line in lines[:half])),
+                _CsvRows(b"".join(line + b"\n" for line in lines[half:])),
+            )
         lines = data.splitlines(keepends=True)  # COPY text escapes line breaks inside values
         half = len(lines) // 2
         return b"".join(lines[:half]), b"".join(lines[half:])
 
     @staticmethod
     def line_of(data: bytes) -> int:
-        return int(data.split(b"\n", 1)[0].rsplit(b"\t", 1)[1])
+        separator = b"," if type(data) is _CsvRows else b"\t"
+        return int(data.split(b"\n", 1)[0].rsplit(separator, 1)[1])
 
     def prepare(self) -> None:
         """Make the session's batch table, outside any batch's transaction (a batch that is
@@ -1215,7 +1479,8 @@ class _PostgresWriter:
             )
             # Compiling a batch-sized plan costs more than it saves.
             cursor.execute(f"SET LOCAL jit = off; TRUNCATE {_BATCH_TABLE}")
-            with cursor.cursor.copy(self.copy_sql) as copy:
+            copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
+            with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
             cursor.execute(
                 self.merge_sql,

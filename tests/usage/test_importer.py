@@ -872,3 +872,89 @@ def test_more_gpus_than_the_partition_has_is_rejected(tmp_path, reference_data):
     out, err = import_text(tmp_path, text, cluster="fox")
     assert (summary(out)["imported"], summary(out)["rejected"]) == (1, 1)
     assert "line 3: rejected: Job 2 has 64 GPUs, more than partition accel has (40)." in err
+
+
+def _columns_and_lines_pull() -> str:
+    """A generated dump (plain pieces), with lines only the line-by-line reader reads spread
+    through it: a rejected line, a MIG slice, a run twice; and lines the columns read too:
+    times in the hour that Rome's clocks skip and in the hour they repeat, a job before the
+    allocation's window."""
+    from bench.generate import sacct_lines
+
+    def line(job, submit="2026-01-05T08:00:00", start="2026-01-05T09:00:00", **fields):
+        values = {"state": "COMPLETED", "end": "2026-01-05T11:00:00", "elapsed": 7200}
+        values["tres"] = "billing=8,cpu=8,gres/gpu=4,mem=64G,node=1"
+        values.update(fields)
+        return (
+            f"{job}|{job}|alice|acme_llm|boost_usr_prod|{values['state']}|{submit}|{start}|"
+            f"{values['end']}|{values['elapsed']}|{values['tres']}|1||train"
+        )
+
+    lines = list(sacct_lines(400, seed=3))
+    odd = [
+        "garbage|line",
+        line("900001", tres="billing=1,gres/gpu:1g.10gb=2,gres/gpu=2,node=1"),
+        line("900002", submit="2026-03-29T02:10:00", start="2026-03-29T02:30:00"),
+        line("900003", submit="2026-10-25T02:10:00", start="2026-10-25T02:30:00"),
+        line("900004", submit="2008-06-01T08:00:00", start="2008-06-01T09:00:00"),
+        line("900005", state="RUNNING", end="Unknown", elapsed=60),
+        line("900005"),
+    ]
+    step = len(lines) // (len(odd) + 1)
+    for index, each in enumerate(odd, start=1):
+        lines.insert(index * step, each)
+    return "\n".join(lines) + "\n"
+
+
+def test_a_file_read_in_columns_is_stored_and_counted_as_read_line_by_line(
+    tmp_path, leonardo, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+    import usage.sacct_arrow
+
+    make_allocation(start=SINCE, cluster="leonardo", account="proj_017")
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 8192)  # dozens of pieces
+    read = usage.sacct_arrow.ArrowSacct.columns
+    seen = tmp_path / "pieces.txt"  # written by the parsing process
+
+    def columns(self, data, line_no):
+        result = read(self, data, line_no)
+        with seen.open("a") as note:
+            note.write("l" if result is None else "c")
+        return result
+
+    monkeypatch.setattr(usage.sacct_arrow.ArrowSacct, "columns", columns)
+    path = tmp_path / "pull.txt"
+    path.write_text(_columns_and_lines_pull(), encoding="utf-8")
+    outcomes = []
+    # parallel=False reads line by line; by default an open file is read in columns
+    for parallel in (False, None):
+        UsageRecord.objects.all().delete()
+        rejected, progress = [], []
+        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+            run = usage_import(
+                cluster=leonardo,
+                lines=handle,
+                tz="Europe/Rome",
+                source="command",
+                parallel=parallel,
+                batch_size=100,  # several pieces to a batch
+                on_rejected=lambda item, seen=rejected: seen.append((item.line_no, item.reason)),
+                on_progress=progress.append,
+                progress_every=250,
+            )
+        outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
+    pieces = seen.read_text()
+    assert pieces.count("c") > 10 and pieces.count("l") >= 2  # the garbage line, the MIG slice
+    assert outcomes[0] == outcomes[1]
+    summary_line = outcomes[1][0]
+    assert "rejected=1 " in summary_line and "outside_window=1 " in summary_line
+    assert UsageRecord.objects.filter(job_key__startswith="900001@", gpu_slices=2).exists()
+    # 02:30 on 29 March does not exist in Rome: read with the offset before the change
+    skipped = UsageRecord.objects.get(job_key__startswith="900002@")
+    assert skipped.start == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    # 02:30 on 25 October happens twice: read as the first, in summer time
+    repeated = UsageRecord.objects.get(job_key__startswith="900003@")
+    assert repeated.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert not UsageRecord.objects.get(job_key__startswith="900005@").running
