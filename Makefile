@@ -47,7 +47,7 @@ lint: install
 BENCH_SCALE_ARGS ?= --runs 3
 
 bench: install
-	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.ingest --runs 3
 	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
 	$(BIN)/python -m bench.draft
 
