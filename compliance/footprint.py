@@ -233,7 +233,7 @@ def _levels_sql(
             held_sql = "\n        VALUES " + ", ".join(
                 f"({int(org)}, {int(seconds)})" for org, seconds in sorted(held_gpu_seconds.items())
             )
-        # A group whose jobs held less than a bucket's worth in all cannot fill one.
+        # A group whose jobs held too little in all cannot hold a stretch (footprint_stretches).
         heavy = f"""
     org_held(organisation_id, gpu_seconds) AS ({held_sql}
     ),
@@ -348,7 +348,10 @@ def footprint_stretches(
     # GPU-seconds (or GB-seconds), in that bucket and so in all. Only the buckets that reach
     # that, and their neighbours, can hold a stretch, and every job that ran in them is in the
     # sweep, so there the levels are exact; elsewhere the sweep sees fewer jobs than ran and
-    # can only miss stretches, never find one, and there are none to miss.
+    # can only miss stretches, never find one, and there are none to miss. Held above the
+    # level for more than min_hours, and so for more than two widths, a group's jobs held more
+    # than level x 2 x width GPU-seconds (or GB-seconds) in all: the sweep leaves out every
+    # group whose jobs held less, whenever they ran.
     width = int(float(min_hours) * 3600 // 2)
     prune = None
     if width >= 1800:
@@ -360,7 +363,7 @@ def footprint_stretches(
         largest = f"COALESCE((SELECT MAX(memory_gb_per_gpu) FROM {partitions}), 0)"  # noqa: S608
         per_gpu = {GPUS: "1", MEMORY: f"CAST({largest} AS DOUBLE PRECISION)"}
         at_most = " OR ".join(
-            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * width!r}"
+            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * 2 * width!r}"
             for measure in measures
         )
         prune = (width, reached, at_most)

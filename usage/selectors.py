@@ -112,13 +112,15 @@ def epoch_sql(column: str) -> str:
 
 def held_gpu_seconds_sql(alias: str, now: datetime) -> str:
     """SQL for what one usage record (table alias `alias`) held in GPU-seconds from its start
-    to its end, a running job until `now`; NULL for a job without a start or GPUs. Whole
-    seconds: the footprint sweep (compliance.footprint) measures jobs the same way."""
+    to its end, a running job until `now`, never less than nothing; NULL for a job without a
+    start or GPUs. Whole seconds: the footprint sweep (compliance.footprint) measures jobs the
+    same way."""
     start, end = (f"{alias}.{connection.ops.quote_name(column)}" for column in ("start", "end"))
+    larger = "MAX" if connection.vendor == "sqlite" else "GREATEST"
     return (
         f"CASE WHEN {start} IS NOT NULL AND {alias}.gpus > 0 THEN "
-        f"CAST({alias}.gpus AS DOUBLE PRECISION) * ("
-        f"COALESCE({epoch_sql(end)}, {int(now.timestamp())}) - {epoch_sql(start)}) END"
+        f"CAST({alias}.gpus AS DOUBLE PRECISION) * {larger}("
+        f"COALESCE({epoch_sql(end)}, {int(now.timestamp())}) - {epoch_sql(start)}, 0) END"
     )
 
 

@@ -305,3 +305,18 @@ def test_given_totals_give_the_same_stretches_and_a_group_said_to_hold_little_is
     # 100 GPUs for 12 hours cannot hold more than 512 GPUs (or 32,768 GB) for 24 hours
     little = {leo.organisation_id: 100 * 12 * 3600}
     assert stretches(held_gpu_seconds=little) == {GPUS: {}, MEMORY: {}}
+
+
+def test_a_record_ending_before_it_starts_does_not_hide_a_stretch(related):
+    from usage.models import UsageRecord
+
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=48))
+    job(mn5, 600, day + timedelta(hours=12), day + timedelta(hours=42))
+    broken = job(leo, 600, day, day + timedelta(hours=1))
+    UsageRecord.objects.filter(pk=broken.pk).update(end=day - timedelta(hours=200))
+
+    lines = footprint_alerts(raised())
+
+    assert ("footprint_gpus", "organisation", "DE-PARENT-1", "1200", "512") in lines
