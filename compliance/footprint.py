@@ -23,6 +23,7 @@ from django.db.models import Q
 from allocations.models import Allocation
 from systems.models import Partition
 from usage.models import UsageRecord
+from usage.selectors import epoch_sql, held_gpu_seconds_sql
 
 DAY = 86_400
 
@@ -98,15 +99,6 @@ class RecordScope:
         )
 
 
-def _epoch(column: str) -> str:
-    if connection.vendor == "postgresql":
-        # date_part gives a double, which converts much faster than EXTRACT's numeric
-        return f"CAST(date_part('epoch', {column}) AS BIGINT)"
-    if connection.vendor == "sqlite":
-        return f"CAST(strftime('%s', {column}) AS INTEGER)"
-    raise NotImplementedError(f"The footprint sweep has no SQL for {connection.vendor}.")
-
-
 def _seconds(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -135,6 +127,7 @@ def _levels_sql(
     *,
     daily: bool,
     prune: tuple[int, str, str] | None = None,
+    held_gpu_seconds: Mapping[int, int] | None = None,
 ) -> str:
     """The common part of every footprint query: `levels` holds, per group and event time `t`,
     what the group held from `t` until `t_next` (NULL after its last event; rows of events at
@@ -150,6 +143,8 @@ def _levels_sql(
     only the jobs that overlap a bucket meeting the first or one next to it, take part in the
     sweep (footprint_stretches says why the stretches come out the same). That turns a sort of
     every job's start and end into grouped passes over the jobs and a sort of a few.
+    `held_gpu_seconds` gives those GPU-seconds per organisation id (not empty; one missing
+    held none); without it, one more grouped pass over the records sums them.
     """
     q = connection.ops.quote_name
     record = UsageRecord._meta.db_table
@@ -227,35 +222,38 @@ def _levels_sql(
     count = " + ".join(f"CASE WHEN h{n} > 0 THEN 1 ELSE 0 END" for n in range(len(systems)))
     heavy = ""
     if prune is not None:
-        # A group whose jobs held less than a bucket's worth in all cannot fill one.
-        heavy = f"""
-    totals AS (
-        SELECT r.allocation_id,
-               SUM(CAST(r.gpus AS DOUBLE PRECISION) * (
-                   COALESCE({_epoch(f"r.{q('end')}")}, {_seconds(now)})
-                   - {_epoch(f"r.{q('start')}")})) AS gpu_seconds
+        if held_gpu_seconds is None:
+            held_sql = f"""
+        SELECT a.organisation_id, SUM({held_gpu_seconds_sql("r", now)}) AS gpu_seconds
         FROM {q(record)} r
+        JOIN {q(allocation)} a ON a.id = r.allocation_id
         WHERE {" AND ".join(where[:2])}
-        GROUP BY r.allocation_id
-    ),
-    group_totals AS (
-        SELECT t.allocation_id, SUM(t.gpu_seconds) OVER (PARTITION BY g.grp) AS gpu_seconds
-        FROM totals t
-        JOIN {q(allocation)} a ON a.id = t.allocation_id
-        JOIN grp g ON g.organisation_id = a.organisation_id
+        GROUP BY a.organisation_id"""  # noqa: S608 - table names from model metadata
+        else:
+            held_sql = "\n        VALUES " + ", ".join(
+                f"({int(org)}, {int(seconds)})" for org, seconds in sorted(held_gpu_seconds.items())
+            )
+        # A group whose jobs held too little in all cannot hold a stretch (footprint_stretches).
+        heavy = f"""
+    org_held(organisation_id, gpu_seconds) AS ({held_sql}
     ),
     heavy AS (
-        SELECT allocation_id FROM group_totals WHERE {at_most}
-    ),"""  # noqa: S608 - table names from model metadata, numbers the code wrote
-        where.append("r.allocation_id IN (SELECT allocation_id FROM heavy)")
+        SELECT grp FROM (
+            SELECT g.grp, SUM(h.gpu_seconds) AS gpu_seconds
+            FROM org_held h JOIN grp g ON g.organisation_id = h.organisation_id
+            GROUP BY g.grp
+        ) group_totals
+        WHERE {at_most}
+    ),"""  # noqa: S608 - numbers and conditions the code wrote
+        where.append("g.grp IN (SELECT grp FROM heavy)")
     return f"""
     WITH RECURSIVE
     grp(organisation_id, grp) AS (VALUES {groups_sql}),{heavy}
     records AS (
         SELECT g.grp AS grp,
                r.cluster_id AS cluster_id,
-               {_epoch(f"r.{q('start')}")} AS s,
-               COALESCE({_epoch(f"r.{q('end')}")}, {_seconds(now)}) AS e,
+               {epoch_sql(f"r.{q('start')}")} AS s,
+               COALESCE({epoch_sql(f"r.{q('end')}")}, {_seconds(now)}) AS e,
                r.gpus AS gpus,
                r.gpus * COALESCE(p.memory_gb_per_gpu, ap.memory_gb_per_gpu, 0) AS mem,
                CAST(r.gpus * COALESCE(p.peak_tflops, ap.peak_tflops, 0) AS DOUBLE PRECISION)
@@ -322,6 +320,7 @@ def footprint_stretches(
     now: datetime,
     scope: RecordScope | None = None,
     systems: Iterable[int] | None = None,
+    held_gpu_seconds: Mapping[int, float] | None = None,
 ) -> dict[str, dict[str, Stretch]]:
     """Per measure in `levels` (GPUS: scheduler GPUs, MEMORY: GB of accelerator memory) and per
     group, the stretch in which the group held more than the level on at least `min_systems`
@@ -329,8 +328,10 @@ def footprint_stretches(
     stretches, the one with the highest peak of the measure.
 
     `groups` maps organisation ids to their group subject (organisations.groups); `systems`
-    are the clusters of their allocations, looked up when not given. One query for the sweep,
-    whatever the number of jobs.
+    are the clusters of their allocations, looked up when not given. `held_gpu_seconds` are
+    the GPU-seconds the jobs of each organisation held up to `now` (usage.selectors.
+    held_gpu_seconds_sql, over all its records), summed in the sweep's query when not given.
+    One query for the sweep, whatever the number of jobs.
     """
     unknown = set(levels) - set(MEASURES)
     if unknown:
@@ -347,7 +348,10 @@ def footprint_stretches(
     # GPU-seconds (or GB-seconds), in that bucket and so in all. Only the buckets that reach
     # that, and their neighbours, can hold a stretch, and every job that ran in them is in the
     # sweep, so there the levels are exact; elsewhere the sweep sees fewer jobs than ran and
-    # can only miss stretches, never find one, and there are none to miss.
+    # can only miss stretches, never find one, and there are none to miss. Held above the
+    # level for more than min_hours, and so for more than two widths, a group's jobs held more
+    # than level x 2 x width GPU-seconds (or GB-seconds) in all: the sweep leaves out every
+    # group whose jobs held less, whenever they ran.
     width = int(float(min_hours) * 3600 // 2)
     prune = None
     if width >= 1800:
@@ -359,7 +363,7 @@ def footprint_stretches(
         largest = f"COALESCE((SELECT MAX(memory_gb_per_gpu) FROM {partitions}), 0)"  # noqa: S608
         per_gpu = {GPUS: "1", MEMORY: f"CAST({largest} AS DOUBLE PRECISION)"}
         at_most = " OR ".join(
-            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * width!r}"
+            f"gpu_seconds * {per_gpu[measure]} > {float(levels[measure]) * 2 * width!r}"
             for measure in measures
         )
         prune = (width, reached, at_most)
@@ -370,6 +374,9 @@ def footprint_stretches(
         now,
         daily=False,
         prune=prune,
+        held_gpu_seconds=None
+        if held_gpu_seconds is None
+        else {org: round(held_gpu_seconds.get(org, 0)) for org in groups},
     )
     hit = {
         measure: f"{measure} > {float(levels[measure])!r} AND systems >= {int(min_systems)}"

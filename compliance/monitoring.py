@@ -2,7 +2,7 @@
 model and organisation group, the alerts it raises and the register of large training runs."""
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -72,14 +72,15 @@ class CheckResult:
     reminders_sent: int
 
 
-def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
-    """Every allocation with its used GPU-seconds, used share, used and projected FLOP, and
-    the accelerator memory of its largest job.
+def allocation_figures(*, policy: ThresholdPolicy, now: datetime | None = None) -> list[Allocation]:
+    """Every allocation with its used GPU-seconds, used share, used and projected FLOP, the
+    accelerator memory of its largest job, and the GPU-seconds its jobs held from start to end
+    up to `now` (`held_gpu_seconds`, for the footprint sweep: compliance.footprint).
 
     Two queries, whatever the number of allocations or usage records: the usage summed per
     allocation (usage.selectors.allocations_used_compute), then the allocations.
     """
-    used_compute = allocations_used_compute()
+    used_compute = allocations_used_compute(held_until=now or timezone.now())
     allocations = list(
         Allocation.objects.select_related(
             "cluster", "partition", "organisation", "access_mode__call"
@@ -90,6 +91,7 @@ def allocation_figures(*, policy: ThresholdPolicy) -> list[Allocation]:
         used = allocation.used_gpu_seconds = figures.gpu_seconds
         allocation.used_peak_tflop_seconds = figures.peak_tflop_seconds
         allocation.largest_job_memory_gb = figures.largest_job_memory_gb
+        allocation.held_gpu_seconds = figures.held_gpu_seconds or 0.0
         granted_seconds = allocation.gpu_hours * SECONDS_PER_HOUR
         allocation.used_share = used / granted_seconds if granted_seconds else 0.0
         allocation.used_flop, allocation.projected_flop = grant_compute(
@@ -151,7 +153,8 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
     with transaction.atomic():
         # Serialises concurrent checks: the policy row is the check's mutex.
         policy = ThresholdPolicy.objects.select_for_update().get(pk=policy.pk)
-        allocations = allocation_figures(policy=policy)
+        now = timezone.now()
+        allocations = allocation_figures(policy=policy, now=now)
         groups = organisation_groups_current().subjects
         model_efforts = efforts_by_model(allocations, groups)
         group_efforts = efforts_by_organisation_group(allocations, groups)
@@ -162,7 +165,7 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
             model_efforts=model_efforts,
             group_efforts=group_efforts,
             today=today,
-            now=timezone.now(),
+            now=now,
         )
         alerts = _new_alerts(candidates)
         exhausted = _block_exhausted(alerts)

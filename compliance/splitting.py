@@ -59,7 +59,8 @@ def split_run_candidates(
     now: datetime,
 ) -> list[Alert]:
     """Every split-run level each subject reaches now. `allocations` carry their used compute
-    (compliance.monitoring.allocation_figures)."""
+    and the GPU-seconds their jobs held up to `now` (compliance.monitoring.allocation_figures
+    with the same `now`)."""
     scope = RecordScope(today=today)
     return [
         *footprint_candidates(policy=policy, group_efforts=group_efforts, scope=scope, now=now),
@@ -72,12 +73,18 @@ def split_run_candidates(
 def footprint_candidates(
     *, policy: ThresholdPolicy, group_efforts: list[Effort], scope: RecordScope, now: datetime
 ) -> list[Alert]:
+    """The groups that held more than a footprint level; the efforts' allocations carry the
+    GPU-seconds their jobs held up to `now` (compliance.monitoring.allocation_figures)."""
     efforts = {effort.subject_key: effort for effort in group_efforts}
     groups = {
         allocation.organisation_id: effort.subject_key
         for effort in group_efforts
         for allocation in effort.allocations
     }
+    held: dict[int, float] = defaultdict(float)
+    for effort in group_efforts:
+        for allocation in effort.allocations:
+            held[allocation.organisation_id] += allocation.held_gpu_seconds
     level_names = {GPUS: FOOTPRINT_GPUS, MEMORY: FOOTPRINT_MEMORY}
     levels = {
         measure: above
@@ -92,6 +99,7 @@ def footprint_candidates(
         now=now,
         scope=scope,
         systems={a.cluster_id for effort in group_efforts for a in effort.allocations},
+        held_gpu_seconds=held,
     )
     candidates = []
     for measure, stretches in sorted(found.items(), key=lambda item: level_names[item[0]]):

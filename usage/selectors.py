@@ -100,19 +100,47 @@ def used_compute_annotations() -> dict:
     }
 
 
+def epoch_sql(column: str) -> str:
+    """SQL for a timestamp column in whole seconds since 1970 (UTC), on SQLite and PostgreSQL."""
+    if connection.vendor == "postgresql":
+        # date_part gives a double, which converts much faster than EXTRACT's numeric
+        return f"CAST(date_part('epoch', {column}) AS BIGINT)"
+    if connection.vendor == "sqlite":
+        return f"CAST(strftime('%s', {column}) AS INTEGER)"
+    raise NotImplementedError(f"No SQL for times in seconds on {connection.vendor}.")
+
+
+def held_gpu_seconds_sql(alias: str, now: datetime) -> str:
+    """SQL for what one usage record (table alias `alias`) held in GPU-seconds from its start
+    to its end, a running job until `now`, never less than nothing; NULL for a job without a
+    start or GPUs. Whole seconds: the footprint sweep (compliance.footprint) measures jobs the
+    same way."""
+    start, end = (f"{alias}.{connection.ops.quote_name(column)}" for column in ("start", "end"))
+    larger = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+    return (
+        f"CASE WHEN {start} IS NOT NULL AND {alias}.gpus > 0 THEN "
+        f"CAST({alias}.gpus AS DOUBLE PRECISION) * {larger}("
+        f"COALESCE({epoch_sql(end)}, {int(now.timestamp())}) - {epoch_sql(start)}, 0) END"
+    )
+
+
 @dataclass(frozen=True)
 class UsedCompute:
     """What an allocation's records add up to: GPU-seconds, peak TFLOP-seconds (the sum of
     peak_tflop_seconds) and the accelerator memory of its largest job in GB (GPUs x memory of
-    one GPU of the partition it ran on, else of its allocation's; None when unknown)."""
+    one GPU of the partition it ran on, else of its allocation's; None when unknown); with
+    `held_until`, also the GPU-seconds its jobs held from start to end (held_gpu_seconds_sql),
+    else None."""
 
     gpu_seconds: int
     peak_tflop_seconds: float
     largest_job_memory_gb: float | None
+    held_gpu_seconds: float | None = None
 
 
-def allocations_used_compute() -> dict[int, UsedCompute]:
-    """Per allocation id with usage: its UsedCompute, in one query.
+def allocations_used_compute(*, held_until: datetime | None = None) -> dict[int, UsedCompute]:
+    """Per allocation id with usage: its UsedCompute, in one query; with `held_until`, the
+    GPU-seconds its jobs held up to then too, in the same pass over the records.
 
     The records are summed per allocation and partition first, in a narrow GROUP BY over the
     usage table alone; only those few sums meet the partitions, so the join and the peak
@@ -121,15 +149,19 @@ def allocations_used_compute() -> dict[int, UsedCompute]:
     records = UsageRecord._meta.db_table
     allocations = Allocation._meta.db_table
     partitions = Partition._meta.db_table
+    held = "CAST(NULL AS DOUBLE PRECISION)"
+    if held_until is not None:
+        held = f"SUM({held_gpu_seconds_sql(records, held_until)})"
     sql = f"""
         SELECT used.allocation_id,
                SUM(used.gpu_seconds),
                SUM(CAST(used.gpu_seconds AS DOUBLE PRECISION)
                    * CAST(COALESCE(ran.peak_tflops, granted.peak_tflops) AS DOUBLE PRECISION)),
-               MAX(used.gpus * COALESCE(ran.memory_gb_per_gpu, granted.memory_gb_per_gpu))
+               MAX(used.gpus * COALESCE(ran.memory_gb_per_gpu, granted.memory_gb_per_gpu)),
+               SUM(used.held)
         FROM (
             SELECT allocation_id, partition_id, SUM(gpu_seconds) AS gpu_seconds,
-                   MAX(gpus) AS gpus
+                   MAX(gpus) AS gpus, {held} AS held
             FROM {records}
             WHERE allocation_id IS NOT NULL
             GROUP BY allocation_id, partition_id
@@ -138,7 +170,7 @@ def allocations_used_compute() -> dict[int, UsedCompute]:
         JOIN {partitions} granted ON granted.id = allocation.partition_id
         LEFT JOIN {partitions} ran ON ran.id = used.partition_id
         GROUP BY used.allocation_id
-    """  # noqa: S608 - table names from model metadata only
+    """  # noqa: S608 - table names from model metadata, numbers the code wrote
     with connection.cursor() as cursor:
         cursor.execute(sql)
         return {
@@ -146,8 +178,9 @@ def allocations_used_compute() -> dict[int, UsedCompute]:
                 int(gpu_seconds or 0),
                 float(tflop_seconds or 0.0),
                 float(memory) if memory else None,
+                None if held_until is None else float(held or 0.0),
             )
-            for pk, gpu_seconds, tflop_seconds, memory in cursor.fetchall()
+            for pk, gpu_seconds, tflop_seconds, memory, held in cursor.fetchall()
         }
 
 

@@ -256,3 +256,67 @@ def test_of_two_stretches_the_one_with_the_higher_peak_is_kept(related):
 
     assert found[GPUS]["DE-PARENT-1"].start == second
     assert found[GPUS]["DE-PARENT-1"].peak_gpus == 1500
+
+
+def test_the_check_tells_the_sweep_what_each_allocation_held_without_reading_usage_again(related):
+    from compliance.monitoring import allocation_figures, thresholds_check
+
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=48))
+    job(mn5, 600, day + timedelta(hours=12), None)  # still running
+    now = timezone.now().replace(microsecond=0)
+
+    figures = {
+        a.pk: a.held_gpu_seconds
+        for a in allocation_figures(policy=ThresholdPolicy.objects.in_force(), now=now)
+    }
+
+    assert figures[leo.pk] == 600 * 48 * 3600
+    assert figures[mn5.pk] == 600 * (now - day - timedelta(hours=12)).total_seconds()
+    with CaptureQueriesContext(connection) as queries:
+        thresholds_check()
+    (sweep,) = [q["sql"] for q in queries if "heavy AS" in q["sql"]]
+    assert sweep.count('"usage_usagerecord"') == 1
+    assert {a.level for a in Alert.objects.all()} >= {"footprint_gpus", "footprint_memory"}
+
+
+def test_given_totals_give_the_same_stretches_and_a_group_said_to_hold_little_is_skipped(related):
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=48))
+    job(mn5, 600, day + timedelta(hours=12), day + timedelta(hours=42))
+    groups, now = _groups(), timezone.now()
+    held = {leo.organisation_id: 600 * 48 * 3600, mn5.organisation_id: 600 * 30 * 3600}
+
+    def stretches(**given):
+        return footprint_stretches(
+            groups=groups,
+            levels={GPUS: 512, MEMORY: 32_768},
+            min_systems=2,
+            min_hours=24,
+            now=now,
+            **given,
+        )
+
+    computed = stretches()
+    assert computed[GPUS]["DE-PARENT-1"].peak_gpus == 1200
+    assert stretches(held_gpu_seconds=held) == computed
+    # 100 GPUs for 12 hours cannot hold more than 512 GPUs (or 32,768 GB) for 24 hours
+    little = {leo.organisation_id: 100 * 12 * 3600}
+    assert stretches(held_gpu_seconds=little) == {GPUS: {}, MEMORY: {}}
+
+
+def test_a_record_ending_before_it_starts_does_not_hide_a_stretch(related):
+    from usage.models import UsageRecord
+
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=48))
+    job(mn5, 600, day + timedelta(hours=12), day + timedelta(hours=42))
+    broken = job(leo, 600, day, day + timedelta(hours=1))
+    UsageRecord.objects.filter(pk=broken.pk).update(end=day - timedelta(hours=200))
+
+    lines = footprint_alerts(raised())
+
+    assert ("footprint_gpus", "organisation", "DE-PARENT-1", "1200", "512") in lines
