@@ -13,17 +13,6 @@ from compliance.models import MisuseReport
 from core import roles
 from tests.factories import PASSWORD, make_user
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT_DIR = Path(os.environ.get("HPCGATE_SCREENSHOT_DIR", "/tmp"))
 REPORT = (
     "Northwind AI and its subsidiary Northwind Labs run the same 30B pre-training on LUMI and "
@@ -36,22 +25,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("migrated_state"),
 ]
-
-
-@pytest.fixture
-def chromium(monkeypatch):
-    if not CHROMIUM.exists():
-        if os.environ.get("HPCGATE_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{CHROMIUM} is missing and HPCGATE_REQUIRE_BROWSER=1.")
-        pytest.skip(f"{CHROMIUM} is not installed (Debian package 'chromium').")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test
-    # body are still synchronous and safe. monkeypatch keeps the flag out of later tests.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _page(browser):
