@@ -115,12 +115,7 @@ class TooManyGuesses(exceptions.Throttled):
 # Tokens
 
 
-class TokenInput(serializers.Serializer):
-    username = serializers.CharField(max_length=254, trim_whitespace=False)
-    password = serializers.CharField(max_length=4096, trim_whitespace=False)
-    name = serializers.CharField(
-        max_length=100, required=False, default="API token", help_text="What uses the token."
-    )
+class TokenLifetime(serializers.Serializer):
     days = serializers.IntegerField(
         min_value=1,
         max_value=settings.API_TOKEN_MAX_DAYS,
@@ -128,6 +123,14 @@ class TokenInput(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="How long the token is valid (the site's default when left out).",
+    )
+
+
+class TokenInput(TokenLifetime):
+    username = serializers.CharField(max_length=254, trim_whitespace=False)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+    name = serializers.CharField(
+        max_length=100, required=False, default="API token", help_text="What uses the token."
     )
 
 
@@ -148,16 +151,8 @@ class NewTokenOutput(TokenOutput):
         fields = ["token", *TokenOutput.Meta.fields]
 
 
-class TokenCreateInput(serializers.Serializer):
+class TokenCreateInput(TokenLifetime):
     name = serializers.CharField(max_length=100, help_text="What uses the token.")
-    days = serializers.IntegerField(
-        min_value=1,
-        max_value=settings.API_TOKEN_MAX_DAYS,
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="How long the token is valid (the site's default when left out).",
-    )
 
 
 def _token_create(user, name: str, days, *, code=status.HTTP_201_CREATED) -> Response:
