@@ -46,6 +46,15 @@ class EstimatedCountPaginator(Paginator):
         return row[0] if row and row[0] >= 0 else None
 
 
+class CountedPaginator(Paginator):
+    """A paginator told the number of rows, when the page has already counted them (with its
+    totals, say) and a second count would read them all again."""
+
+    def __init__(self, object_list, per_page, *, count: int):
+        super().__init__(object_list, per_page)
+        self.__dict__["count"] = count
+
+
 def page_of(object_list, number, *, per_page: int):
     """The page `number` (as given in the query string; a wrong one gives the nearest page) of
     `object_list`, with `links`: the page numbers to link to, long runs elided."""

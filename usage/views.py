@@ -7,7 +7,6 @@ anyone else gets 404, so the pages do not reveal which allocations exist.
 from dataclasses import dataclass
 
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
@@ -20,6 +19,7 @@ from allocations.selectors import (
     use_of,
     use_warning_share,
 )
+from core.pagination import CountedPaginator
 from systems.estimates import significant, use_projection
 from systems.models import ThresholdPolicy
 from systems.selectors import policy_utilisation
@@ -160,19 +160,11 @@ def _summary(scope: Scope, totals: UsageTotals, policy: ThresholdPolicy | None) 
     }
 
 
-class _CountedPaginator(Paginator):
-    """A paginator told the number of rows, which the page's totals have already counted."""
-
-    def __init__(self, object_list, per_page, *, count: int):
-        super().__init__(object_list, per_page)
-        self.__dict__["count"] = count
-
-
 def _page(request, scope: Scope):
     policy = ThresholdPolicy.objects.in_force()
     overview = usage_overview(records=scope.records, utilisation=policy_utilisation(policy))
     totals = overview.totals
-    jobs = _CountedPaginator(
+    jobs = CountedPaginator(
         usage_jobs(records=scope.records), JOBS_PER_PAGE, count=totals.jobs
     ).get_page(request.GET.get("page"))
     return render(
