@@ -172,13 +172,13 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "job_id",
         "cluster",
         "account",
-        "allocation",
-        "user",
+        "gpus",
+        "gpu_hours",
         "state",
         "start",
         "end",
-        "gpus",
-        "gpu_hours",
+        "user",
+        "allocation",
         "gpu_slices",
     ]
     list_filter = ["cluster", AttributionFilter, StateFilter, "running"]
