@@ -1,6 +1,7 @@
 import csv
 import io
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -154,3 +155,12 @@ def test_report_page_and_command_take_the_same_queries_for_3_and_30_allocations(
     assert (many_page, many_command) == (few_page, few_command)
     assert data["total"]["gpu_hours"] == 30
     assert data["efforts_per_band"]["below_gpai"] == 30
+
+
+def test_report_page_writes_compute_and_bands_for_people(client, year_of_usage, governance_officer):
+    url = f"/governance/annual-report/?year={TODAY.year}"
+    html = client_for(client, governance_officer).get(url).content.decode()
+    assert " × 10" in html and "FLOP" in html
+    assert not re.search(r"\de[+-]\d", html)  # no 1.9e+22
+    assert "10^2" not in html and "below_gpai" not in html and "systemic_risk" not in html
+    assert "10²³" in html

@@ -50,8 +50,10 @@ def slurm(slurm_cluster, monkeypatch) -> SlurmCluster:
     reset_accounting(slurm_cluster)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     # Every test wipes the cluster's accounts: under xdist they all run on one worker, in turn.
+    # First, so that xdist's grouping sees the marker whatever else reorders or deselects.
     for item in items:
         if item.get_closest_marker("slurm"):
             item.add_marker(pytest.mark.xdist_group(name="slurm-cluster"))
