@@ -1319,10 +1319,27 @@ _BATCH_SELECT = ", ".join(
 )
 
 
+def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
+    """(low, high) SQL of the run key `key`: the key range, in byte order, that holds every
+    stored run the look-up compares it with. With shifts that is every run of its job (keys
+    `<JobIDRaw>@...`, migration 0004); a key without `@` (no Submit), and every key without
+    shifts, is the range of itself alone. The ranges of two jobs never overlap, so the range
+    of the lowest key and that of the highest bound the ranges of all keys between."""
+    if not shifts:
+        return key, f"{key} || chr(1)"
+    stem, at = f"split_part({key}, '@', 1)", f"strpos({key}, '@') > 0"
+    return (
+        f"CASE WHEN {at} THEN {stem} || '@' ELSE {key} END",
+        f"CASE WHEN {at} THEN {stem} || 'A' ELSE {key} || chr(1) END",
+    )
+
+
 class _PostgresWriter:
     """Set-based path: COPY the batch into a temporary table, merge it with one statement.
 
-    The statement looks each batch row's stored run up through the unique index (LATERAL ...
+    When no stored run lies in the key range the batch spans (a batch of jobs newer than any
+    stored, as in a first import), its rows are inserted without a look-up. Otherwise the
+    statement looks each batch row's stored run up through the unique index (LATERAL ...
     LIMIT 1: a planner without fresh statistics on a growing table would otherwise hash-join
     all of it for every batch), inserts the runs not stored yet with a plain INSERT and updates
     the ones this batch supersedes. Runs whose stored version is already as new are not
@@ -1343,19 +1360,27 @@ class _PostgresWriter:
         self.cluster = cluster
         self.run = run
         table = _q(UsageRecord._meta.db_table)
-
+        low, high = _run_range_sql("b.job_key", shifts=shifts)
+        lowest, _ = _run_range_sql("keys.lowest", shifts=shifts)
+        _, highest = _run_range_sql("keys.highest", shifts=shifts)
+        self.stored_in_range_sql = f"""
+            SELECT EXISTS (
+                SELECT FROM {table} found, (
+                    SELECT {lowest} AS low, {highest} AS high FROM (
+                        SELECT min(job_key COLLATE "C") AS lowest,
+                               max(job_key COLLATE "C") AS highest
+                        FROM {_BATCH_TABLE}
+                    ) keys
+                ) span
+                WHERE found.cluster_id = %(cluster)s
+                  AND found.job_key >= span.low AND found.job_key < span.high
+            )"""  # noqa: S608 - identifiers from model metadata only
         if shifts:
             # One look-up finds the first stored run of the job, in key order, that is this run:
-            # the same key, or this run read in another time zone (see time_shifted). Every run
-            # of a job has a key `<JobIDRaw>@...`: a range of the unique index, in byte order
-            # (migration 0004); a key without `@` (no Submit) is the range of itself alone.
-            # Both can be stored only if they were before the check existed; then the line is
-            # refused, naming the shifted copy, whichever comes first. No sort: it costs more
-            # than the look-up. _OrmWriter.write follows the same order.
-            stem = "split_part(b.job_key, '@', 1)"
-            at = "strpos(b.job_key, '@') > 0"
-            low = f"CASE WHEN {at} THEN {stem} || '@' ELSE b.job_key END"
-            high = f"CASE WHEN {at} THEN {stem} || 'A' ELSE b.job_key || chr(1) END"
+            # the same key, or this run read in another time zone (see time_shifted). Both can
+            # be stored only if they were before the check existed; then the line is refused,
+            # naming the shifted copy, whichever comes first. No sort: it costs more than the
+            # look-up. _OrmWriter.write follows the same order.
             shifted = _shifted_sql(lambda name: f"b.{_q(name)}", lambda name: f"found.{_q(name)}")
             found = f"""LEFT JOIN LATERAL (
                     SELECT * FROM {table} found
@@ -1364,15 +1389,14 @@ class _PostgresWriter:
                       AND found.job_key < ({high}) COLLATE "C"
                       AND (found.job_key = b.job_key OR ({shifted}))
                     LIMIT 1
-                ) found ON TRUE"""  # noqa: S608 - identifiers from model metadata only
-            exact = "found.job_key = b.job_key"  # NULL when nothing was found
+                ) found ON TRUE"""  # noqa: S608
         else:
             found = f"""LEFT JOIN LATERAL (
                     SELECT * FROM {table} found
                     WHERE found.cluster_id = %(cluster)s AND found.job_key = b.job_key
                     LIMIT 1
                 ) found ON TRUE"""  # noqa: S608
-            exact = "found.id IS NOT NULL"
+        exact = "found.job_key = b.job_key"  # NULL when nothing was found
 
         def value(name: str) -> str:
             """What the batch row stores for `name`: for a field the input lacks, the stored
@@ -1393,11 +1417,13 @@ class _PostgresWriter:
         values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
         partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
-        # The stored run is joined last (cheapest plan) unless the partition is read from it.
-        joins = f"{found}\n{partition}" if "partition_name" in kept else f"{partition}\n{found}"
         newer = _supersedes_sql(value, lambda name: f"found.{_q(name)}")
-        # Only identifiers from model metadata are interpolated; values go in as parameters.
-        self.merge_sql = f"""
+
+        def merge_sql(found: str) -> str:
+            # The stored run is joined last (cheapest plan) unless the partition is read from it.
+            joins = f"{found}\n{partition}" if "partition_name" in kept else f"{partition}\n{found}"
+            # Only identifiers from model metadata are interpolated; values go in as parameters.
+            return f"""
             WITH src AS MATERIALIZED (
                 SELECT b.job_key, {values}, b.allocation_id, b.outside_window, b.no_gpu_field,
                        b.line_no, p.id AS partition_id,
@@ -1438,7 +1464,29 @@ class _PostgresWriter:
                     '[]'
                 )
             FROM src
-        """  # noqa: S608
+            """  # noqa: S608
+
+        self.merge_sql = merge_sql(found)
+        # Nothing stored in the batch's key range: every row is a new run.
+        self.insert_sql = f"""
+            WITH inserted AS (
+                INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
+                SELECT %(cluster)s, b.job_key, {", ".join(f"b.{_q(name)}" for name in DATA_FIELDS)},
+                       b.allocation_id, p.id, %(run)s, %(now)s
+                FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
+                LEFT JOIN {_q(Partition._meta.db_table)} p
+                    ON p.cluster_id = %(cluster)s AND p.name = b.partition_name
+                RETURNING allocation_id
+            )
+            SELECT
+                count(*) FILTER (WHERE allocation_id IS NULL AND NOT outside_window),
+                count(*) FILTER (WHERE outside_window),
+                count(*) FILTER (WHERE no_gpu_field),
+                (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
+                0,
+                '[]'::json
+            FROM {_BATCH_TABLE}
+            """  # noqa: S608
         self.ready = False
 
     @staticmethod
@@ -1482,8 +1530,10 @@ class _PostgresWriter:
             copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
             with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
+            cursor.execute(self.stored_in_range_sql, {"cluster": self.cluster.pk})
+            merge_sql = self.merge_sql if cursor.fetchone()[0] else self.insert_sql
             cursor.execute(
-                self.merge_sql,
+                merge_sql,
                 {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
             )
             unmatched, outside, no_gpu_field, imported, updated, shifted = cursor.fetchone()

@@ -471,6 +471,28 @@ def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path
     assert "the same run read in another time zone. Not added." in err
 
 
+def test_new_jobs_around_a_stored_one_are_imported_and_its_shifted_copy_refused(
+    tmp_path, leonardo
+):
+    import_text(tmp_path, sacct_text(sacct_line("5")), "--timezone", "UTC")
+    # jobs 4 and 6 are new; the batch's keys span job 5, whose line comes an hour off
+    text = sacct_text(
+        sacct_line("4"),
+        sacct_line("5", submit="2026-01-05T09:00:00", start="2026-01-05T10:00:00",
+                   end="2026-01-05T12:00:00"),
+        sacct_line("6"),
+    )  # fmt: skip
+
+    out, err = import_text(tmp_path, text, "--timezone", "UTC")
+
+    assert (summary(out)["imported"], summary(out)["rejected"]) == (2, 1)
+    assert "line 3: rejected: Job 5 is stored already" in err
+    assert sorted(UsageRecord.objects.values_list("job_id", flat=True)) == ["4", "5", "6"]
+    # and a batch of jobs after every stored one goes in whole
+    out, _ = import_text(tmp_path, sacct_text(sacct_line("7"), sacct_line("8")))
+    assert (summary(out)["imported"], UsageRecord.objects.count()) == (2, 5)
+
+
 def test_a_wrong_zone_first_and_the_right_one_after_is_refused_the_same_way(tmp_path, leonardo):
     text = sacct_text(sacct_line("1"))
     import_text(tmp_path, text, "--timezone", "Asia/Kolkata")  # five and a half hours off
