@@ -273,11 +273,14 @@ class ArrowSacct:
         state = _looked_up(state_text, self._states, _state, pa.string())
         ok.append(pc.is_valid(state))
 
-        times, stamps = {}, {}
+        times = {}
         for name in ("Submit", "Start", "End"):
-            seconds, good, stamps[name] = self._utc_seconds(field(parts, name))
+            # the key holds the submit time as text
+            seconds, good, stamp = self._utc_seconds(field(parts, name), as_text=name == "Submit")
             times[name] = seconds
             ok.append(good)
+            if name == "Submit":
+                submit_text = stamp
         submit, start, end = times["Submit"], times["Start"], times["End"]
         running = pc.or_(pc.is_in(state, pa.array(sorted(_UNFINISHED_STATES))), pc.is_null(end))
         end = pc.if_else(running, pa.scalar(None, pa.int64()), end)
@@ -327,7 +330,7 @@ class ArrowSacct:
 
         at = pa.scalar("@", pa.string())
         job_key = pc.if_else(
-            pc.is_null(submit), raw, pc.binary_join_element_wise(raw, stamps["Submit"], at)
+            pc.is_null(submit), raw, pc.binary_join_element_wise(raw, submit_text, at)
         )
         ok.append(pc.less_equal(pc.utf8_length(job_key), limits["job_key"]))
 
@@ -357,9 +360,11 @@ class ArrowSacct:
             }
         )
 
-    def _utc_seconds(self, text: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    def _utc_seconds(
+        self, text: pa.Array, *, as_text: bool
+    ) -> tuple[pa.Array, pa.Array, pa.Array | None]:
         """(seconds since 1970 in UTC, or null for no time; whether the fast path read it;
-        the time as ISO 8601 text in UTC, `2026-01-05T08:00:00Z`)."""
+        with `as_text`, the time as ISO 8601 text in UTC, `2026-01-05T08:00:00Z`)."""
         none = pc.is_in(text, pa.array(sorted(_NO_TIME), pa.string()))
         iso = pc.match_substring_regex(text, _ISO_TIME)
         normal = pc.replace_substring(text, " ", "T")
@@ -370,12 +375,14 @@ class ArrowSacct:
         hour = _looked_up(pc.utf8_slice_codeunits(normal, 0, 13), self._hours, self._hour, _HOUR)
         offset = pc.struct_field(hour, "offset")
         seconds = pc.subtract(pc.cast(naive, pa.int64()), offset)
-        stamp = pc.binary_join_element_wise(
-            pc.struct_field(hour, "utc"),
-            pc.utf8_slice_codeunits(normal, 13, 19),
-            pa.scalar("Z", pa.string()),
-            pa.scalar("", pa.string()),
-        )
+        stamp = None
+        if as_text:
+            stamp = pc.binary_join_element_wise(
+                pc.struct_field(hour, "utc"),
+                pc.utf8_slice_codeunits(normal, 13, 19),
+                pa.scalar("Z", pa.string()),
+                pa.scalar("", pa.string()),
+            )
         read = pc.and_(iso, same.fill_null(False))
         # an hour in which the zone changes its offset (or one of a zone off by a fraction of
         # an hour): each distinct time of it converted as parse_sacct converts it
@@ -383,7 +390,8 @@ class ArrowSacct:
         if pc.any(exact).as_py():
             times = _looked_up(text.filter(exact), self._exact, self._exact_time, _EXACT)
             seconds = pc.replace_with_mask(seconds, exact, pc.struct_field(times, "seconds"))
-            stamp = pc.replace_with_mask(stamp, exact, pc.struct_field(times, "utc"))
+            if as_text:
+                stamp = pc.replace_with_mask(stamp, exact, pc.struct_field(times, "utc"))
         good = pc.or_(none, pc.and_(read, pc.is_valid(seconds)))
         seconds = pc.if_else(none, pa.scalar(None, pa.int64()), seconds)
         return seconds, good.fill_null(False), stamp
