@@ -135,7 +135,6 @@ class _AllocationUsage:
 
     effort: str
     organisation: str
-    cluster: str
     system: str
     access_mode_kind: str | None
     pue: float
@@ -192,7 +191,6 @@ def _usage_per_allocation(*, year: int) -> list[_AllocationUsage]:
                 effort=allocation["model_key"]
                 or f"{allocation['cluster__name']}:{allocation['account']}",
                 organisation=allocation["organisation__legal_name"],
-                cluster=allocation["cluster__name"],
                 system=allocation["cluster__display_name"],
                 access_mode_kind=allocation["access_mode__kind"],
                 pue=float(allocation["cluster__site__pue"]),
@@ -219,7 +217,7 @@ def _efforts(*, usage: list[_AllocationUsage], policy: ThresholdPolicy, anonymis
         effort = efforts[allocation.effort]
         effort["flop"] += allocation.peak_tflop_seconds * TERA * utilisation
         effort["organisations"].add(allocation.organisation)
-        effort["systems"].add(allocation.cluster)
+        effort["systems"].add(allocation.system)
     figures = policy.figures()
     bands = {BELOW_GPAI: 0, "gpai": 0, "systemic_risk": 0}
     for effort in efforts.values():

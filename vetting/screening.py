@@ -29,6 +29,30 @@ SME_MAX_BALANCE_SHEET_EUR = Decimal(43_000_000)
 PI_MONTHS_AFTER_END = 3
 
 
+# What a flag is called where its message does not fit (the ranking table); the message says why.
+FLAG_LABELS = {
+    "country_unknown": "Country unknown",
+    "country_not_eligible": "Country not eligible",
+    "not_sme": "Not an SME",
+    "sme_unknown": "SME status unknown",
+    "not_civilian": "Not confirmed civilian",
+    "ethics_dual_use": "Dual-use concern",
+    "ethics_misuse": "Misuse concern",
+    "pi_contract_unchecked": "PI contract unchecked",
+    "pi_contract_short": "PI contract too short",
+    "partition_not_in_mode": "Partition not in the access mode",
+    "request_outside_limits": "Request outside the mode's limits",
+    "duration_not_offered": "Duration not offered",
+    "estimate_gap": "Compute estimates disagree",
+    "commitments_missing": "Commitments missing",
+    "related_allocations": "Related allocations",
+}
+
+
+def flag_label(code: str) -> str:
+    return FLAG_LABELS.get(code) or code.replace("_", " ").capitalize()
+
+
 @dataclass(frozen=True)
 class Flag:
     code: str

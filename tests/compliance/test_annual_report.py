@@ -56,6 +56,7 @@ def test_report_counts_efforts_per_band_and_sums_by_system(year_of_usage):
 def test_largest_efforts_can_be_anonymised(year_of_usage):
     named = _report()["largest_efforts"]
     assert named[0]["effort"] == "aurora-70b"
+    assert named[0]["systems"] == ["JUPITER"]  # named as in the table by system
     assert named[0]["organisations"] == ["Company FI-REPORT-1"]
     hidden = _report("--anonymise")["largest_efforts"]
     assert hidden[0]["effort"] == "Effort 1"

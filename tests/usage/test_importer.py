@@ -471,9 +471,7 @@ def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path
     assert "the same run read in another time zone. Not added." in err
 
 
-def test_new_jobs_around_a_stored_one_are_imported_and_its_shifted_copy_refused(
-    tmp_path, leonardo
-):
+def test_new_jobs_around_a_stored_one_are_imported_and_its_shifted_copy_refused(tmp_path, leonardo):
     import_text(tmp_path, sacct_text(sacct_line("5")), "--timezone", "UTC")
     # jobs 4 and 6 are new; the batch's keys span job 5, whose line comes an hour off
     text = sacct_text(

@@ -248,3 +248,44 @@ def test_ranking_is_shown_a_page_at_a_time_with_the_capacity_of_all(
     )
     for page in (first_page, second_page):
         assert sum(row["requested"] for row in page.context["capacity"]) == asked > 0
+
+
+def test_flags_are_named_in_words_with_their_message_on_hover(
+    client, applicant, open_call, fast_lane, call_manager
+):
+    from vetting.models import ScreeningFlag
+
+    _in_review(applicant, open_call, 1)
+    application = Application.objects.get()
+    message = "The organisation has 400 staff: not an SME."
+    ScreeningFlag.objects.create(
+        application=application, code="not_sme", severity="blocking", message=message
+    )
+    ScreeningFlag.objects.create(
+        application=application, code="a_future_rule", severity="warning", message="Later."
+    )
+
+    content = client_for(client, call_manager).get(url(fast_lane)).content.decode()
+
+    assert f'<span title="{message}">Not an SME (blocking)</span>' in content
+    assert '<span title="Later.">A future rule</span>' in content
+    assert "not_sme" not in content
+
+
+def test_decision_buttons_appear_only_when_an_application_on_the_page_can_be_decided(
+    client, applicant, open_call, fast_lane, call_manager
+):
+    _in_review(applicant, open_call, 2)
+    client_for(client, call_manager)
+
+    waiting = client.get(url(fast_lane)).content.decode()
+    assert "Approve selected" not in waiting and 'name="selected"' not in waiting
+    assert "No application on this page has all its reviews yet" in waiting
+
+    make_application(
+        applicant=applicant, call=open_call, state="reviewed", manager=call_manager,
+        title="Reviewed project",
+    )  # fmt: skip
+    ready = client.get(url(fast_lane)).content.decode()
+    assert "Approve selected" in ready and ready.count('name="selected"') == 1
+    assert "No application on this page has all its reviews yet" not in ready

@@ -12,6 +12,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from vetting.screening import flag_label
+
 __all__ = [
     "ScreeningFlag",
     "ReviewerProfile",
@@ -50,6 +52,10 @@ class ScreeningFlag(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_severity_display()}: {self.code}"
+
+    @property
+    def label(self) -> str:
+        return flag_label(self.code)
 
 
 class ReviewerProfile(models.Model):

@@ -122,6 +122,8 @@ def ranking(request, mode_id: int):
     table = [
         {
             "row": row,
+            # an application still in review is decided once its reviews are in
+            "decidable": row.application.state != "in_review",
             "cells": [
                 {
                     "partition_id": link.partition_id,
@@ -144,6 +146,7 @@ def ranking(request, mode_id: int):
             "partitions": [link.partition for link in requested_links],
             "capacity": capacity,
             "table": table,
+            "decidable": any(item["decidable"] for item in table),
             "page": page,
         },
     )
