@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/hpcgate_bench"
-# issue 17's goals, on the benchmark's own machine and in one run (its speed drifts)
+# the goals, on the benchmark's own machine and in one run (its speed drifts)
 GOAL_FIRST_INDEXED = 1.5  # first import / COPY into a copy of the usage table with its indexes
 GOAL_FIRST_BARE = 4.0  # first import / COPY into a bare copy (no index, no key)
 GOAL_AGAIN_BARE = 2.0  # re-import / COPY into a bare copy
