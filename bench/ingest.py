@@ -203,14 +203,7 @@ def main(argv=None) -> None:
             work = Path(work)
             _setup_django(url)
             cluster = _seed()
-            path = options.file
-            if path is None:
-                from bench.generate import write
-
-                path = work / "sacct.txt"
-                print(f"generating {options.jobs:,} jobs with their steps ...", flush=True)
-                lines = write(str(path), options.jobs)
-                print(f"  {lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
+            path = _input_file(options, work)
             first, run = _timed_import(cluster, path)
             print(f"first import      {first:7.2f} s   {run.summary}", flush=True)
             again, rerun = _timed_import(cluster, path)
@@ -241,6 +234,19 @@ def main(argv=None) -> None:
         print(f"{label:<42} {value:7.2f}{unit:<4} goal <= {goal:g}{unit}  {verdict}")
 
 
+def _input_file(options, work: Path) -> Path:
+    """The file given with --file, else one generated in `work` with --jobs allocation lines."""
+    if options.file is not None:
+        return options.file
+    from bench.generate import write
+
+    path = work / "sacct.txt"
+    print(f"generating {options.jobs:,} jobs with their steps ...", flush=True)
+    lines = write(str(path), options.jobs)
+    print(f"  {lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
+    return path
+
+
 def _goals(figures: dict) -> list[tuple[str, float, float, str]]:
     first, again, bare = figures["first"], figures["again"], figures["bare"]
     return [
@@ -256,14 +262,7 @@ def _repeated(options) -> None:
     is per process), then min / median / max of every figure."""
     with tempfile.TemporaryDirectory(prefix="hpcgate-bench-") as work:
         work = Path(work)
-        path = options.file
-        if path is None:
-            from bench.generate import write
-
-            path = work / "sacct.txt"
-            print(f"generating {options.jobs:,} jobs with their steps ...", flush=True)
-            lines = write(str(path), options.jobs)
-            print(f"  {lines:,} lines, {path.stat().st_size / 1e6:,.0f} MB", flush=True)
+        path = _input_file(options, work)
         runs = []
         for number in range(1, options.runs + 1):
             print(f"run {number} of {options.runs}", flush=True)

@@ -671,25 +671,30 @@ def _stored_runs() -> list[tuple]:
     )
 
 
+def _imported_afresh(path: Path, cluster, **options) -> tuple:
+    """Import `path` into an empty usage table; what the run reported and stored: its summary,
+    its rejected lines, the rejections and progress marks it called back with, the runs."""
+    UsageRecord.objects.all().delete()
+    rejected, progress = [], []
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        run = usage_import(
+            cluster=cluster,
+            lines=handle,
+            source="command",
+            on_rejected=lambda item: rejected.append((item.line_no, item.reason)),
+            on_progress=progress.append,
+            **options,
+        )
+    return run.summary, run.rejected_lines, rejected, progress, _stored_runs()
+
+
 def test_parsing_in_a_second_process_counts_and_reports_like_one_process(tmp_path, leonardo):
     path = tmp_path / "pull.txt"
     path.write_text(_mixed_pull(), encoding="utf-8")
-    outcomes = []
-    for parallel in (False, True):
-        UsageRecord.objects.all().delete()
-        rejected, progress = [], []
-        with path.open(encoding="utf-8", newline="") as handle:
-            run = usage_import(
-                cluster=leonardo,
-                lines=handle,
-                source="command",
-                batch_size=4,
-                parallel=parallel,
-                on_rejected=lambda item, seen=rejected: seen.append((item.line_no, item.reason)),
-                on_progress=progress.append,
-                progress_every=10,
-            )
-        outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
+    outcomes = [
+        _imported_afresh(path, leonardo, parallel=parallel, batch_size=4, progress_every=10)
+        for parallel in (False, True)
+    ]
     assert outcomes[0] == outcomes[1]
     assert outcomes[1][0] == (
         "imported=29 updated=2 unchanged=0 steps_skipped=9 "
@@ -947,24 +952,15 @@ def test_a_file_read_in_columns_is_stored_and_counted_as_read_line_by_line(
     monkeypatch.setattr(usage.sacct_arrow.ArrowSacct, "columns", columns)
     path = tmp_path / "pull.txt"
     path.write_text(_columns_and_lines_pull(), encoding="utf-8")
-    outcomes = []
     # parallel=False reads line by line; by default an open file is read in columns
-    for parallel in (False, None):
-        UsageRecord.objects.all().delete()
-        rejected, progress = [], []
-        with path.open(encoding="utf-8", errors="replace", newline="") as handle:
-            run = usage_import(
-                cluster=leonardo,
-                lines=handle,
-                tz="Europe/Rome",
-                source="command",
-                parallel=parallel,
-                batch_size=100,  # several pieces to a batch
-                on_rejected=lambda item, seen=rejected: seen.append((item.line_no, item.reason)),
-                on_progress=progress.append,
-                progress_every=250,
-            )
-        outcomes.append((run.summary, run.rejected_lines, rejected, progress, _stored_runs()))
+    outcomes = [
+        _imported_afresh(
+            path, leonardo, parallel=parallel, tz="Europe/Rome",
+            batch_size=100,  # several pieces to a batch
+            progress_every=250,
+        )
+        for parallel in (False, None)
+    ]  # fmt: skip
     pieces = seen.read_text()
     assert pieces.count("c") > 10 and pieces.count("l") >= 2  # the garbage line, the MIG slice
     assert outcomes[0] == outcomes[1]
