@@ -25,6 +25,9 @@ class Application(models.Model):
         WAITLISTED = "waitlisted", "Waitlisted"
         WITHDRAWN = "withdrawn", "Withdrawn"
 
+    # The call manager approves or rejects an application once its reviews are in.
+    DECIDABLE_STATES = (State.REVIEWED, State.WAITLISTED)
+
     # The applicant may withdraw until a decision is taken.
     WITHDRAWABLE_STATES = (
         State.DRAFT,

@@ -624,7 +624,7 @@ def application_approve(
     if not grants:
         raise ValidationError("Grant GPU-hours on at least one partition.")
     with transaction.atomic():
-        current = application_locked(application, [State.REVIEWED, State.WAITLISTED], "approved")
+        current = application_locked(application, Application.DECIDABLE_STATES, "approved")
         requested = {r.partition_id: r.gpu_hours for r in current.resources.all()}
         partitions = Partition.objects.select_related("cluster").in_bulk(list(grants))
         errors = []
@@ -658,7 +658,7 @@ def application_approve(
         current, decision = _decide(
             current,
             outcome=State.APPROVED,
-            allowed=[State.REVIEWED, State.WAITLISTED],
+            allowed=Application.DECIDABLE_STATES,
             doing="approved",
             actor=actor,
             reason=reason,
@@ -714,7 +714,7 @@ def application_reject(
     return _decide_and_notify(
         application,
         outcome=State.REJECTED,
-        allowed=[State.REVIEWED, State.WAITLISTED],
+        allowed=Application.DECIDABLE_STATES,
         doing="rejected",
         actor=actor,
         reason=reason,

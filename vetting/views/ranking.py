@@ -122,8 +122,7 @@ def ranking(request, mode_id: int):
     table = [
         {
             "row": row,
-            # an application still in review is decided once its reviews are in
-            "decidable": row.application.state != "in_review",
+            "decidable": row.application.state in Application.DECIDABLE_STATES,
             "cells": [
                 {
                     "partition_id": link.partition_id,
