@@ -16,7 +16,7 @@ from compliance.thresholds import (
     level_figure,
 )
 from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
-from systems.models import Partition, ThresholdPolicy
+from systems.models import AccessMode, Partition, ThresholdPolicy
 from usage.models import UsageRecord
 from usage.selectors import JOULES_PER_KWH, TERA
 
@@ -124,8 +124,6 @@ def annual_report(*, year: int, anonymise: bool = False) -> AnnualReport | None:
 
 
 def _mode_label(kind: str | None) -> str:
-    from systems.models import AccessMode
-
     return AccessMode.Kind(kind).label if kind else "Imported or without a call"
 
 
