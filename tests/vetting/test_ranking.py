@@ -280,6 +280,7 @@ def test_decision_buttons_appear_only_when_an_application_on_the_page_can_be_dec
 
     waiting = client.get(url(fast_lane)).content.decode()
     assert "Approve selected" not in waiting and 'name="selected"' not in waiting
+    assert 'class="grant-input"' not in waiting  # what they asked for, nothing to grant yet
     assert "No application on this page has all its reviews yet" in waiting
 
     make_application(
@@ -288,4 +289,5 @@ def test_decision_buttons_appear_only_when_an_application_on_the_page_can_be_dec
     )  # fmt: skip
     ready = client.get(url(fast_lane)).content.decode()
     assert "Approve selected" in ready and ready.count('name="selected"') == 1
+    assert ready.count('class="grant-input"') == 1
     assert "No application on this page has all its reviews yet" not in ready
