@@ -4,7 +4,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import Count, F, Q, Sum
 
 from allocations.models import Allocation
 from compliance.models import Alert, MisuseReport
@@ -15,8 +16,9 @@ from compliance.thresholds import (
     SPLIT_RUN_LEVELS,
     level_figure,
 )
+from organisations.models import Organisation
 from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
-from systems.models import AccessMode, Partition, ThresholdPolicy
+from systems.models import AccessMode, Cluster, Partition, Site, ThresholdPolicy
 from usage.models import UsageRecord
 from usage.selectors import JOULES_PER_KWH, TERA
 
@@ -137,72 +139,87 @@ class _AllocationUsage:
     access_mode_kind: str | None
     pue: float
     grid: float
-    gpu_seconds: int = 0
-    peak_tflop_seconds: float = 0.0
-    it_joules: float = 0.0
+    gpu_seconds: int
+    peak_tflop_seconds: float
+    it_joules: float
 
 
 def _usage_per_allocation(*, year: int) -> list[_AllocationUsage]:
-    """Usage that started in ``year`` per allocation, in one pass over the records.
+    """Usage that started in ``year`` per allocation, in one query with one pass over the
+    records.
 
     The records are grouped by allocation and partition on their own columns (no join over
-    millions of rows); the partitions' peak and power and the allocations' clusters, sites,
-    access modes and organisations are read from the small tables and applied to the groups:
-    per record, compute is GPU-seconds x the peak of the partition it ran on (else of its
-    allocation's), energy is measured where reported, else GPU-seconds x that partition's power.
+    millions of rows); only those groups meet the partitions, allocations, clusters, sites,
+    access modes and organisations: per record, compute is GPU-seconds x the peak of the
+    partition it ran on (else of its allocation's), energy is measured where reported, else
+    GPU-seconds x that partition's power.
     """
-    groups = list(
+    grouped, params = (
         UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
         .order_by()
-        .values("allocation_id", "partition_id")
+        .values(allocation_ref=F("allocation_id"), partition_ref=F("partition_id"))
         .annotate(
-            sum_gpu_seconds=Sum("gpu_seconds"),
+            used_gpu_seconds=Sum("gpu_seconds"),
             measured_joules=Sum("energy_joules"),
             estimated_gpu_seconds=Sum("gpu_seconds", filter=Q(energy_joules__isnull=True)),
         )
+        .query.sql_with_params()
     )
-    partitions = {
-        pk: (float(peak), float(power))
-        for pk, peak, power in Partition.objects.values_list("id", "peak_tflops", "power_watts")
-    }
-    allocations = {
-        row["id"]: row
-        for row in Allocation.objects.filter(pk__in={g["allocation_id"] for g in groups}).values(
-            "id",
-            "partition_id",
-            "account",
-            "model_key",
-            "organisation__legal_name",
-            "cluster__name",
-            "cluster__display_name",
-            "cluster__site__pue",
-            "cluster__site__grid_kg_co2e_per_kwh",
-            "access_mode__kind",
+    table = {
+        name: connection.ops.quote_name(model._meta.db_table)
+        for name, model in (
+            ("allocation", Allocation),
+            ("organisation", Organisation),
+            ("cluster", Cluster),
+            ("site", Site),
+            ("access_mode", AccessMode),
+            ("partition", Partition),
         )
     }
-    usage: dict[int, _AllocationUsage] = {}
-    for group in groups:
-        allocation = allocations[group["allocation_id"]]
-        entry = usage.get(allocation["id"])
-        if entry is None:
-            entry = usage[allocation["id"]] = _AllocationUsage(
-                effort=allocation["model_key"]
-                or f"{allocation['cluster__name']}:{allocation['account']}",
-                organisation=allocation["organisation__legal_name"],
-                system=allocation["cluster__display_name"],
-                access_mode_kind=allocation["access_mode__kind"],
-                pue=float(allocation["cluster__site__pue"]),
-                grid=float(allocation["cluster__site__grid_kg_co2e_per_kwh"]),
-            )
-        peak, power = (
-            partitions.get(group["partition_id"]) or partitions[allocation["partition_id"]]
+    described = (
+        "allocation.model_key, allocation.account, "
+        "organisation.legal_name, cluster.name, cluster.display_name, mode.kind, "
+        "site.pue, site.grid_kg_co2e_per_kwh"
+    )
+    sql = f"""
+        SELECT {described},
+               SUM(used.used_gpu_seconds),
+               SUM(CAST(used.used_gpu_seconds AS DOUBLE PRECISION)
+                   * CAST(COALESCE(ran.peak_tflops, granted.peak_tflops) AS DOUBLE PRECISION)),
+               SUM(COALESCE(CAST(used.measured_joules AS DOUBLE PRECISION), 0)
+                   + COALESCE(CAST(used.estimated_gpu_seconds AS DOUBLE PRECISION), 0)
+                     * COALESCE(ran.power_watts, granted.power_watts))
+        FROM ({grouped}) used
+        JOIN {table["allocation"]} allocation ON allocation.id = used.allocation_ref
+        JOIN {table["organisation"]} organisation
+            ON organisation.id = allocation.organisation_id
+        JOIN {table["cluster"]} cluster ON cluster.id = allocation.cluster_id
+        JOIN {table["site"]} site ON site.id = cluster.site_id
+        LEFT JOIN {table["access_mode"]} mode ON mode.id = allocation.access_mode_id
+        JOIN {table["partition"]} granted ON granted.id = allocation.partition_id
+        LEFT JOIN {table["partition"]} ran ON ran.id = used.partition_ref
+        GROUP BY allocation.id, {described}
+    """  # noqa: S608 - table names from model metadata, values as parameters
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        _AllocationUsage(
+            effort=model_key or f"{cluster}:{account}",
+            organisation=organisation,
+            system=system,
+            access_mode_kind=kind,
+            pue=float(pue),
+            grid=float(grid),
+            gpu_seconds=int(gpu_seconds or 0),
+            peak_tflop_seconds=float(peak_tflop_seconds or 0.0),
+            it_joules=float(it_joules or 0.0),
         )
-        entry.gpu_seconds += group["sum_gpu_seconds"] or 0
-        entry.peak_tflop_seconds += (group["sum_gpu_seconds"] or 0) * peak
-        entry.it_joules += (group["measured_joules"] or 0) + (
-            group["estimated_gpu_seconds"] or 0
-        ) * power
-    return list(usage.values())
+        for (
+            model_key, account, organisation, cluster, system, kind, pue, grid,
+            gpu_seconds, peak_tflop_seconds, it_joules,
+        ) in rows
+    ]  # fmt: skip
 
 
 def _efforts(*, usage: list[_AllocationUsage], policy: ThresholdPolicy, anonymise: bool):

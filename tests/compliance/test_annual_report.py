@@ -2,6 +2,8 @@ import csv
 import io
 import json
 import re
+from datetime import UTC, datetime
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -10,9 +12,16 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from compliance.models import LargeRunEntry
+from compliance.reports import annual_report
+from systems.models import Partition
 from tests.compliance.test_check_thresholds import TODAY, check, seconds_for
 from tests.conftest import client_for
-from tests.factories import make_allocation, make_organisation, make_usage_record
+from tests.factories import (
+    make_allocation,
+    make_cluster,
+    make_organisation,
+    make_usage_record,
+)
 
 
 @pytest.fixture
@@ -51,6 +60,50 @@ def test_report_counts_efforts_per_band_and_sums_by_system(year_of_usage):
     assert data["total"]["gpu_hours"] == pytest.approx(
         systems["Vega"]["gpu_hours"] + systems["JUPITER"]["gpu_hours"], abs=0.2
     )
+
+
+def test_each_job_counts_at_the_peak_and_power_of_the_partition_it_ran_on(reference_data):
+    fox = make_cluster()  # its 'accel' partition: 312 TFLOP/s and 400 W per GPU
+    bigmem = Partition.objects.create(
+        cluster=fox,
+        name="bigmem",
+        accelerator="Bench GPU",
+        gpus_per_node=4,
+        nodes=2,
+        peak_tflops=Decimal("100.00"),
+        power_watts=1000,
+    )
+    allocation = make_allocation(
+        organisation=make_organisation(registration_id="NO-REPORT-1"), cluster=fox, account="fox_ft"
+    )
+    february = datetime(TODAY.year, 2, 1, 10, tzinfo=UTC)
+    for seconds, partition, joules in (
+        (3600, allocation.partition, None),
+        (7200, bigmem, None),
+        (3600, bigmem, 5_000_000),  # measured by the scheduler
+        (1800, None, None),  # on a partition not known here: the allocation's
+    ):
+        make_usage_record(
+            allocation=allocation,
+            gpu_seconds=seconds,
+            partition=partition,
+            energy_joules=joules,
+            start=february,
+        )
+    make_usage_record(allocation=allocation, start=datetime(TODAY.year - 1, 12, 31, 12, tzinfo=UTC))
+
+    report = annual_report(year=TODAY.year)
+
+    (row,) = report.by_system
+    assert row.label == "Fox"
+    assert row.gpu_hours == pytest.approx((3600 + 7200 + 3600 + 1800) / 3600)
+    tflop_seconds = 312 * (3600 + 1800) + 100 * (7200 + 3600)
+    assert row.flop == pytest.approx(
+        tflop_seconds * 1e12 * float(report.policy.default_utilisation)
+    )
+    joules = 400 * (3600 + 1800) + 1000 * 7200 + 5_000_000
+    assert row.energy_kwh == pytest.approx(joules / 3.6e6)
+    assert report.total.energy_kwh == pytest.approx(row.energy_kwh)
 
 
 def test_largest_efforts_can_be_anonymised(year_of_usage):
