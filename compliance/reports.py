@@ -1,5 +1,6 @@
 """The governance officer's annual report: compute, energy and emissions per year."""
 
+import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -237,7 +238,7 @@ def _efforts(*, usage: list[_AllocationUsage], policy: ThresholdPolicy, anonymis
     bands = {BELOW_GPAI: 0, "gpai": 0, "systemic_risk": 0}
     for effort in efforts.values():
         bands[classify(effort["flop"], figures)] += 1
-    ranked = sorted(efforts.items(), key=lambda kv: (-kv[1]["flop"], kv[0]))[:TOP_EFFORTS]
+    ranked = heapq.nsmallest(TOP_EFFORTS, efforts.items(), key=lambda kv: (-kv[1]["flop"], kv[0]))
     largest = []
     aliases: dict[str, str] = {}
     for rank, (name, effort) in enumerate(ranked, start=1):
