@@ -224,39 +224,39 @@ def _usage_per_allocation(*, year: int) -> list[_AllocationUsage]:
 
 
 def _efforts(*, usage: list[_AllocationUsage], policy: ThresholdPolicy, anonymise: bool):
-    """Training efforts (declared models; an allocation without one stands alone) of the year."""
+    """Training efforts (declared models; an allocation without one stands alone) of the year:
+    how many fall in each band, and the largest with their organisations and systems."""
     utilisation = policy.default_utilisation
-    efforts: dict[str, dict] = defaultdict(
-        lambda: {"flop": 0.0, "organisations": set(), "systems": set()}
-    )
+    flop: dict[str, float] = defaultdict(float)
     for allocation in usage:
-        effort = efforts[allocation.effort]
-        effort["flop"] += allocation.peak_tflop_seconds * TERA * utilisation
-        effort["organisations"].add(allocation.organisation)
-        effort["systems"].add(allocation.system)
+        flop[allocation.effort] += allocation.peak_tflop_seconds * TERA * utilisation
     figures = policy.figures()
     bands = {BELOW_GPAI: 0, "gpai": 0, "systemic_risk": 0}
-    for effort in efforts.values():
-        bands[classify(effort["flop"], figures)] += 1
-    ranked = heapq.nsmallest(TOP_EFFORTS, efforts.items(), key=lambda kv: (-kv[1]["flop"], kv[0]))
+    for value in flop.values():
+        bands[classify(value, figures)] += 1
+    ranked = heapq.nsmallest(TOP_EFFORTS, flop, key=lambda name: (-flop[name], name))
+    organisations: dict[str, set[str]] = {name: set() for name in ranked}
+    systems: dict[str, set[str]] = {name: set() for name in ranked}
+    for allocation in usage:
+        if allocation.effort in organisations:
+            organisations[allocation.effort].add(allocation.organisation)
+            systems[allocation.effort].add(allocation.system)
     largest = []
     aliases: dict[str, str] = {}
-    for rank, (name, effort) in enumerate(ranked, start=1):
-        organisations = sorted(effort["organisations"])
+    for rank, name in enumerate(ranked, start=1):
+        names = sorted(organisations[name])
+        shown = name
         if anonymise:
-            name = f"Effort {rank}"
-            organisations = [
-                aliases.setdefault(o, f"Organisation {_letters(len(aliases))}")
-                for o in organisations
-            ]
+            shown = f"Effort {rank}"
+            names = [aliases.setdefault(o, f"Organisation {_letters(len(aliases))}") for o in names]
         largest.append(
             {
                 "rank": rank,
-                "effort": name,
-                "organisations": organisations,
-                "systems": sorted(effort["systems"]),
-                "flop": float(f"{effort['flop']:.2g}"),
-                "classification": classify(effort["flop"], figures),
+                "effort": shown,
+                "organisations": names,
+                "systems": sorted(systems[name]),
+                "flop": float(f"{flop[name]:.2g}"),
+                "classification": classify(flop[name], figures),
             }
         )
     return bands, largest
