@@ -639,7 +639,12 @@ class UsageImportBusy(Exception):
 
 
 class UsageImportInterrupted(KeyboardInterrupt):
-    """The importing process was asked to stop (SIGTERM): the run ends `interrupted`."""
+    """The importing process was asked to stop by signal `signum` (SIGTERM): the run ends
+    `interrupted`."""
+
+    def __init__(self, message: str, signum: int = signal.SIGTERM) -> None:
+        super().__init__(message)
+        self.signum = signum
 
 
 def _run_start(run: UsageImport | None, **fields) -> UsageImport:

@@ -86,7 +86,7 @@ class Command(BaseCommand):
         show_progress = options["progress"] or sys.stderr.isatty()
 
         def stop(signum, frame):
-            raise UsageImportInterrupted(f"stopped by {signal.Signals(signum).name}")
+            raise UsageImportInterrupted(f"stopped by {signal.Signals(signum).name}", signum)
 
         # SIGTERM ends the import as Ctrl-C does: the run is marked interrupted on the way out.
         main = threading.current_thread() is threading.main_thread()
@@ -109,9 +109,12 @@ class Command(BaseCommand):
         except UsageImportError as exc:
             raise CommandError(f"{path}: {exc} Nothing was imported.") from exc
         except KeyboardInterrupt as exc:  # SIGTERM (above) or Ctrl-C
+            # As a shell reports a command its signal stopped: 130 for Ctrl-C, 143 for SIGTERM.
+            signum = getattr(exc, "signum", signal.SIGINT)
             raise CommandError(
-                f"{path}: interrupted ({exc or 'Ctrl-C'}). What was imported so far is kept; "
-                "import the same file again to complete it."
+                f"{path}: interrupted ({str(exc) or 'Ctrl-C'}). What was imported so far is kept; "
+                "import the same file again to complete it.",
+                returncode=128 + signum,
             ) from exc
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
