@@ -1,6 +1,6 @@
 """The usage import: scheduler accounting in, one usage record per job run, every line counted once.
 
-`usage_import` streams parsed lines (see `accounting.py`) in batches, one transaction per batch,
+`usage_import` streams parsed lines (see `usage.accounting`) in batches, one transaction per batch,
 so memory stays flat whatever the input size and a long import shows progress in the admin.
 Every non-step line lands in exactly one of the counters of `UsageImport`:
 
@@ -10,7 +10,7 @@ Every non-step line lands in exactly one of the counters of `UsageImport`:
              window, a stale pull of a job that has since finished);
 - unmatched  the account has no allocation on the cluster: the record is kept (inserted or
              updated by the same rules) and attributed once the allocation exists;
-- rejected   the line cannot be stored: malformed (see accounting.py), a MIG slice of a
+- rejected   the line cannot be stored: malformed (see usage.accounting), a MIG slice of a
              profile its partition does not declare, more GPUs than its partition has, a
              value the database refuses (that line alone: `_write_batch`), or a run stored
              already with its times shifted by a UTC offset (`time_shifted`); its number and

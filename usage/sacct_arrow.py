@@ -28,8 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
-from usage.accounting import (
-    _DEFAULT_DELIMITER,
+from usage.accounting.common import (
     _ISO_FORMATS,
     _NO_TIME,
     _UNFINISHED_STATES,
@@ -37,20 +36,25 @@ from usage.accounting import (
     GPU_CEILING,
     LINE_LENGTH_LIMIT,
     AccountingFormatError,
+    _in_utc,
+    _time_reader,
+    account_problem,
+    normalise_state,
+)
+from usage.accounting.gpus import (
+    _tres_gpus,
+    mig_profile,
+)
+from usage.accounting.sacct import (
+    _DEFAULT_DELIMITER,
     _any_iso,
     _check_delimiter,
     _field_list_names,
     _header_delimiter,
     _header_names,
-    _in_utc,
     _read_sacct,
     _SacctLayout,
     _SacctOptions,
-    _time_reader,
-    _tres_gpus,
-    account_problem,
-    mig_profile,
-    normalise_state,
 )
 
 # A piece of the file read at once (then extended to the end of its last line): big enough
