@@ -171,7 +171,7 @@ class UsageImport(models.Model):
 class UsageRecord(models.Model):
     """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
 
-    # Usage records are written a million at a time (usage/importer.py), so every index and
+    # Usage records are written a million at a time (usage/importer/), so every index and
     # foreign-key check here is paid per row:
     # - no index a composite one already covers (cluster: the unique (cluster, job_key);
     #   allocation: (allocation, start)), none on links nothing filters by;

@@ -10,7 +10,8 @@ from pathlib import Path
 from django.conf import settings
 
 from systems.models import Cluster
-from usage.importer import _Counts, logger, usage_import
+from usage.importer import logger, usage_import
+from usage.importer.writers import _Counts
 from usage.models import UsageImport
 
 SPOOL_SETTLE_SECONDS = 60

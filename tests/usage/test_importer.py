@@ -26,7 +26,8 @@ from tests.usage.sacct import (
     summary,
 )
 from usage.accounting import parse_sacct
-from usage.importer import DATA_FIELDS, _copy_data, supersedes, usage_import
+from usage.importer import DATA_FIELDS, supersedes, usage_import
+from usage.importer.writers import _copy_data
 from usage.models import UsageImport, UsageRecord
 from usage.services import usage_attribute
 

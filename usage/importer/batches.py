@@ -1,0 +1,496 @@
+"""The input read into batches of rows: line by line, or in columns (usage.sacct_arrow), in
+this process or in a forked parsing process while this one writes."""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import contextlib
+import ctypes
+import importlib.util
+import io
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Generator, Iterable, Iterator
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.db import (
+    connections,
+)
+
+from allocations.names import account_key
+from systems.models import Cluster
+from usage.accounting import (
+    JobRecord,
+    Rejected,
+    parse_pbs,
+    parse_sacct,
+)
+from usage.importer.errors import (
+    UsageImportError,
+)
+from usage.importer.rows import (
+    _KEY_LIMIT,
+    KEPT_WHEN_ABSENT,
+    Row,
+    _limits,
+    _Places,
+    _row,
+)
+
+logger = logging.getLogger(__name__)
+
+
+INPUT_FORMATS = ("sacct", "pbs")
+
+
+def time_zone_for(cluster: Cluster, name: str | None = None) -> tzinfo:
+    """The zone sacct printed its times in: `name` if given, else the cluster's site zone."""
+    name = name or cluster.site.time_zone
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UsageImportError(f"'{name}' is not a known IANA time zone.") from exc
+
+
+def _parsed(
+    lines: Iterable[str],
+    input_format: str,
+    tz: tzinfo,
+    fields: list[str] | str | None,
+    kept: set[str],
+    delimiter: str | None = None,
+    time_format: str | None = None,
+) -> Iterator:
+    """The parsed items; `kept` receives the DATA_FIELDS the input cannot speak for."""
+
+    def absent(present: frozenset[str]) -> None:
+        kept.update(field for name, field in KEPT_WHEN_ABSENT.items() if name not in present)
+
+    if input_format == "sacct":
+        items = parse_sacct(
+            lines,
+            tz=tz,
+            fields=fields,
+            on_fields=absent,
+            delimiter=delimiter,
+            time_format=time_format,
+        )
+    elif input_format == "pbs":
+        if fields:
+            raise UsageImportError("--fields applies to sacct input only.")
+        if delimiter is not None or time_format is not None:
+            raise UsageImportError("--delimiter and --time-format apply to sacct input only.")
+        items = parse_pbs(lines, tz=tz)
+    else:
+        raise UsageImportError(
+            f"Unknown input format '{input_format}'; use one of {', '.join(INPUT_FORMATS)}."
+        )
+    return iter(items)
+
+
+class _Batch:
+    """What one write transaction gets: the rows (as the writer's `encode` made them), and the
+    rejected lines (`Rejected`), progress marks (line numbers) and step lines met since the
+    previous batch, in input order."""
+
+    __slots__ = ("notes", "steps", "data", "size")
+
+    def __init__(self, notes: list, steps: int, data, size: int) -> None:
+        self.notes = notes
+        self.steps = steps
+        self.data = data
+        self.size = size
+
+
+def _batches(
+    items: Iterator,
+    *,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
+    final: bool = True,
+    next_progress: int | None = None,
+) -> Generator[_Batch, None, int | None]:
+    """Group parsed items into batches of at most `batch_size` distinct runs; the last batch
+    (possibly empty) always comes, so the final counts are saved (with `final`; else only
+    when it holds something). `next_progress`: the first line to report progress at, if not
+    `progress_every`; returns the next one."""
+    notes: list = []
+    steps = 0
+    batch: dict[str, Row] = {}
+    if next_progress is None:
+        next_progress = progress_every or None
+    for item in items:
+        if next_progress is not None and item.line_no >= next_progress:
+            notes.append(item.line_no)
+            next_progress = (item.line_no // progress_every + 1) * progress_every
+        kind = type(item)
+        if kind is JobRecord:
+            row = _row(item, places)
+            if type(row) is str:
+                notes.append(Rejected(item.line_no, row, ""))
+                continue
+            if row[0] in batch:
+                # A run twice in one input (concatenated pulls): write what came first, so
+                # the second is judged against it exactly as if it came in a later import.
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+            batch[row[0]] = row
+            if len(batch) >= batch_size:
+                yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+                notes, steps, batch = [], 0, {}
+        elif kind is Rejected:
+            notes.append(item)
+        else:
+            steps += 1
+    if final or batch or notes or steps:
+        yield _Batch(notes, steps, encode(list(batch.values())), len(batch))
+    return next_progress
+
+
+def _raw_file(lines: object):
+    """The binary file under `lines`, when it is a seekable UTF-8 text file not read yet."""
+    if not isinstance(lines, io.TextIOWrapper) or not _is_open_file(lines):
+        return None
+    try:
+        stdin = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        stdin = None  # none, or a stand-in without a descriptor (a test runner's)
+    try:
+        # Standard input is read as a stream: the parsing process (multiprocessing) closes
+        # sys.stdin, which a stand-in for it may own.
+        if lines.fileno() == stdin:
+            return None
+        if not lines.seekable() or lines.tell() != 0:
+            return None
+        if codecs.lookup(lines.encoding).name != "utf-8":
+            return None
+    except (OSError, ValueError, LookupError, io.UnsupportedOperation):
+        return None
+    return lines.buffer
+
+
+def _has_pyarrow() -> bool:
+    # found, not imported: the parsing process imports it, the importer needs none of it
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+class _CsvRows(bytes):
+    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
+
+    __slots__ = ()
+
+
+def _arrow_batches(
+    lines,
+    raw,
+    *,
+    tz: tzinfo,
+    fields: list[str] | None,
+    delimiter: str | None,
+    time_format: str | None,
+    places: _Places,
+    batch_size: int,
+    progress_every: int,
+    encode: Callable[[list[Row]], object],
+) -> Iterator[_Batch]:
+    """`_batches` for a sacct file read again from its start in columns (usage.sacct_arrow):
+    a piece whose every line the columns read is one batch; any other piece goes through
+    `_batches` line by line, and so does a whole file whose layout the columns do not read."""
+    from usage.sacct_arrow import ArrowSacct
+
+    lines.seek(0)
+    reader = ArrowSacct(
+        raw,
+        tz=tz,
+        fields=fields,
+        delimiter=delimiter,
+        time_format=time_format,
+        limits={**_limits, "job_key": _KEY_LIMIT},
+        errors=lines.errors or "strict",
+    )
+    if not reader.usable:
+        lines.seek(0)
+        items = _parsed(lines, "sacct", tz, fields, set(), delimiter, time_format)
+        yield from _batches(
+            items,
+            places=places,
+            batch_size=batch_size,
+            progress_every=progress_every,
+            encode=encode,
+        )
+        return
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    next_progress = progress_every or None
+    # Pieces read in columns wait here until they make a batch of `batch_size` runs.
+    tables: list = []
+    notes: list = []
+    steps = size = 0
+
+    def waiting() -> _Batch:
+        nonlocal tables, notes, steps, size
+        data = _csv_rows(pa.concat_tables(tables)) if tables else encode([])
+        batch = _Batch(notes, steps, data, size)
+        tables, notes, steps, size = [], [], 0, 0
+        return batch
+
+    for line_no, data in reader.chunks():
+        columns = reader.columns(data, line_no)
+        rows = None
+        if columns is not None and columns.table is not None:
+            rows = _arrow_rows(columns.table, places)
+        if columns is None or (columns.table is not None and rows is None):
+            if tables or notes or steps:
+                yield waiting()
+            next_progress = yield from _batches(
+                reader.chunk_items(data, line_no),
+                places=places,
+                batch_size=batch_size,
+                progress_every=progress_every,
+                encode=encode,
+                final=False,
+                next_progress=next_progress,
+            )
+            continue
+        if rows is not None and tables:
+            keys = pa.concat_arrays([table["job_key"].combine_chunks() for table in tables])
+            # a run that comes again is judged against what came first: a batch of its own
+            again = pc.any(pc.is_in(rows["job_key"], value_set=keys)).as_py()
+            if again or size + rows.num_rows > batch_size:
+                yield waiting()
+        steps += columns.steps
+        if next_progress is not None and columns.last_line_no >= next_progress:
+            # the first line at or past each mark, as `_batches` reports them
+            numbers = columns.item_lines.to_pylist()
+            at = bisect.bisect_left(numbers, next_progress)
+            while at < len(numbers):
+                notes.append(numbers[at])
+                next_progress = (numbers[at] // progress_every + 1) * progress_every
+                at = bisect.bisect_left(numbers, next_progress, at)
+        if rows is not None:
+            tables.append(rows)
+            size += rows.num_rows
+    if tables or notes or steps:
+        yield waiting()
+    yield _Batch([], 0, encode([]), 0)
+
+
+def _arrow_rows(table, places: _Places):
+    """`_row` over a table of job lines (usage.sacct_arrow): the batch columns, or None when a
+    line needs `_row` itself (a rejection: more GPUs than its partition has) or a run comes
+    twice (the second must be judged against the first)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from usage.sacct_arrow import _looked_up
+
+    size = table.num_rows
+    if pc.count_distinct(table["job_key"]).as_py() != size:
+        return None
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+
+    def owner_of(account: str) -> dict:
+        key = places.keys.get(account)
+        if key is None:
+            key = account_key(account)
+        owner = places.owners.get(key)
+        if owner is None:
+            return {"key": key, "id": None, "from": None, "until": None}
+        since = until = None
+        if owner.usage_from is not None:
+            since = int((owner.usage_from - epoch).total_seconds())
+            until = int((owner.usage_until - epoch).total_seconds())
+        return {"key": key, "id": owner.id, "from": since, "until": until}
+
+    kind = pa.struct(
+        [
+            ("key", pa.large_string()),
+            ("id", pa.int64()),
+            ("from", pa.int64()),
+            ("until", pa.int64()),
+        ]
+    )
+    owners = _looked_up(table["account"], {}, owner_of, kind)
+    sizes = _looked_up(
+        table["partition_name"],
+        {},
+        lambda name: places.partitions[name][0] if name in places.partitions else None,
+        pa.int64(),
+    )
+    gpus = table["gpus"]
+    if pc.any(pc.greater(gpus, sizes)).as_py():
+        return None
+    owner_id = pc.struct_field(owners, "id")
+    since = pc.struct_field(owners, "from")
+    until = pc.struct_field(owners, "until")
+    when = pc.coalesce(table["start"], table["submit"])
+    inside = pc.or_kleene(
+        pc.or_kleene(pc.is_null(when), pc.is_null(since)),
+        pc.and_kleene(pc.greater_equal(when, since), pc.less(when, until)),
+    ).fill_null(True)
+    has_owner = pc.is_valid(owner_id)
+    false = pa.nulls(size, pa.bool_()).fill_null(False)
+    return pa.table(
+        {
+            "job_key": table["job_key"],
+            "account": table["account"],
+            "account_key": pc.struct_field(owners, "key"),
+            "job_id": table["job_id"],
+            "user": table["user"],
+            "partition_name": table["partition_name"],
+            "job_name": table["job_name"],
+            "state": table["state"],
+            "running": table["running"],
+            "submit": table["submit"],
+            "start": table["start"],
+            "end": table["end"],
+            "elapsed_seconds": table["elapsed_seconds"],
+            "gpus": gpus,
+            "gpu_slices": pa.nulls(size, pa.int64()).fill_null(0),
+            "nodes": table["nodes"],
+            "gpu_seconds": pc.multiply(gpus, table["elapsed_seconds"]),
+            "energy_joules": table["energy_joules"],
+            "allocation_id": pc.if_else(inside, owner_id, pa.scalar(None, pa.int64())),
+            "outside_window": pc.and_(has_owner, pc.invert(inside)),
+            "no_gpu_field": false,
+            "line_no": table["line_no"],
+        }
+    )
+
+
+def _csv_rows(table) -> _CsvRows:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    sink = pa.BufferOutputStream()
+    pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+    return _CsvRows(sink.getvalue().to_pybytes())
+
+
+def _is_open_file(lines: object) -> bool:
+    if not isinstance(lines, io.IOBase):
+        return False
+    try:
+        lines.fileno()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _can_fork() -> bool:
+    # A daemonic process (a multiprocessing pool worker) may not have children.
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and not multiprocessing.current_process().daemon
+    )
+
+
+class _ParseFailed:
+    """An exception raised while parsing in the child, carried back to the parent."""
+
+    def __init__(self, exc: BaseException) -> None:
+        try:
+            pickle.dumps(exc)
+        except Exception:
+            exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+        self.exc = exc
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2), <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """Make this (forked) process end with `parent`, however the parent ends.
+
+    Linux delivers SIGKILL to it when the parent dies (prctl PR_SET_PDEATHSIG); a parent that
+    died before that was set has already left it to another parent, which getppid() shows.
+    Elsewhere `_produce` looks at getppid() between batches."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            logger.debug("prctl(PR_SET_PDEATHSIG) is not available")
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _let_go_of_connections() -> None:
+    """Close this process's copies of the parent's database sockets. The parent's connections
+    are its own: a copy held here would keep its session, with its transaction and locks,
+    alive on the server after the parent is killed."""
+    for alias in connections:
+        raw = getattr(connections[alias], "connection", None)
+        fileno = getattr(raw, "fileno", None)
+        if fileno is None:
+            continue
+        with contextlib.suppress(Exception):  # a closed connection has no socket to let go of
+            os.close(fileno())
+
+
+def _produce(batches: Iterator[_Batch], sender, parent: int) -> None:
+    _die_with(parent)
+    _let_go_of_connections()
+    # The parent stops this process when it is interrupted; the signals are for the parent.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        for batch in batches:
+            if os.getppid() != parent:
+                return  # the parent is gone: nobody reads what comes next
+            sender.send(batch)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        sender.send(_ParseFailed(exc))
+    else:
+        sender.send(None)
+    finally:
+        sender.close()
+
+
+def _forked(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """`batches`, produced by a forked child process while this one writes the previous one.
+
+    Parsing is pure Python and the writes mostly wait for PostgreSQL, so the two overlap on two
+    cores. The pipe holds no more than the batch in transit, so memory stays flat. The child
+    inherits the open input; it closes its copies of the database sockets without a word to
+    the server and leaves through os._exit, so the parent's sessions stay the parent's alone,
+    and it dies with the parent (see _die_with): a killed import leaves no process behind.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_produce, args=(batches, sender, os.getpid()), daemon=True)
+    child.start()
+    sender.close()
+    batch = False
+    try:
+        while True:
+            try:
+                batch = receiver.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"The parsing process ended unexpectedly (exit code {child.exitcode})."
+                ) from None
+            if batch is None:
+                return
+            if type(batch) is _ParseFailed:
+                raise batch.exc
+            yield batch
+    finally:
+        if child.is_alive() and batch is not None:
+            child.kill()  # the write failed: stop parsing
+        child.join()
+        receiver.close()
+
+
+def _chain(first, rest: Iterator) -> Iterator:
+    yield first
+    yield from rest
