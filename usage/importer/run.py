@@ -99,10 +99,7 @@ def usage_import(
     by the next import or sweep; SIGTERM and Ctrl-C mark it so at once. Importing the same
     input again completes it.
     """
-    if tz is None or isinstance(tz, str):
-        tz = time_zone_for(cluster, tz)
-    if isinstance(fields, str):
-        fields = [name for name in fields.split(",") if name.strip()] or None
+    tz, fields = _reading(cluster, tz, fields)
     kept: set[str] = set()
     # A seekable UTF-8 file of sacct output is read again in columns (usage.sacct_arrow)
     # once its header has been checked here.
@@ -206,6 +203,18 @@ def usage_import(
     return run
 
 
+def _reading(
+    cluster: Cluster, tz: tzinfo | str | None, fields: list[str] | str | None
+) -> tuple[tzinfo, list[str] | None]:
+    """The zone the input's times are in (a name, else the cluster's site zone) and its field
+    list (`--fields`' comma list as given)."""
+    if tz is None or isinstance(tz, str):
+        tz = time_zone_for(cluster, tz)
+    if isinstance(fields, str):
+        fields = [name for name in fields.split(",") if name.strip()] or None
+    return tz, fields
+
+
 def usage_input_check(
     *,
     cluster: Cluster,
@@ -218,10 +227,7 @@ def usage_input_check(
 ) -> None:
     """Raise UsageImportError when usage_import would refuse this input as a whole (reading its
     header and first line only): what a push is told at once, before it is queued."""
-    if tz is None or isinstance(tz, str):
-        tz = time_zone_for(cluster, tz)
-    if isinstance(fields, str):
-        fields = [name for name in fields.split(",") if name.strip()] or None
+    tz, fields = _reading(cluster, tz, fields)
     try:
         next(_parsed(lines, input_format, tz, fields, set(), delimiter, time_format), None)
     except AccountingFormatError as exc:
