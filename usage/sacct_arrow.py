@@ -277,15 +277,11 @@ class ArrowSacct:
         state = _looked_up(state_text, self._states, _state, pa.string())
         ok.append(pc.is_valid(state))
 
-        times = {}
-        for name in ("Submit", "Start", "End"):
-            # the key holds the submit time as text
-            seconds, good, stamp = self._utc_seconds(field(parts, name), as_text=name == "Submit")
-            times[name] = seconds
-            ok.append(good)
-            if name == "Submit":
-                submit_text = stamp
-        submit, start, end = times["Submit"], times["Start"], times["End"]
+        # the key holds the submit time as text
+        submit, submit_read, submit_text = self._utc_seconds(field(parts, "Submit"), as_text=True)
+        start, start_read, _ = self._utc_seconds(field(parts, "Start"), as_text=False)
+        end, end_read, _ = self._utc_seconds(field(parts, "End"), as_text=False)
+        ok += [submit_read, start_read, end_read]
         running = pc.or_(pc.is_in(state, pa.array(sorted(_UNFINISHED_STATES))), pc.is_null(end))
         end = pc.if_else(running, pa.scalar(None, pa.int64()), end)
 
