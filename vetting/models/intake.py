@@ -172,6 +172,10 @@ class Application(models.Model):
     def can_withdraw(self) -> bool:
         return self.state in self.WITHDRAWABLE_STATES
 
+    @property
+    def can_decide(self) -> bool:
+        return self.state in self.DECIDABLE_STATES
+
 
 # Fields a draft save may set, in form order.
 DRAFT_FIELDS = (

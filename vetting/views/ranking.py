@@ -122,7 +122,7 @@ def ranking(request, mode_id: int):
     table = [
         {
             "row": row,
-            "decidable": row.application.state in Application.DECIDABLE_STATES,
+            "decidable": row.application.can_decide,
             "cells": [
                 {
                     "partition_id": link.partition_id,
