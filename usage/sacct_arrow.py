@@ -60,7 +60,7 @@ from usage.accounting.sacct import (
 # A piece of the file read at once (then extended to the end of its last line): big enough
 # that per-piece costs vanish, small enough that its columns take a few tens of megabytes
 # (the import gathers pieces into batches of its own size).
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 8 << 20
 
 _ISO_TIME = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$"
 _HOUR = pa.struct([("offset", pa.int64()), ("utc", pa.string())])
@@ -103,6 +103,7 @@ class ArrowSacct:
         self.limits = limits
         self.usable = False
         self.line_no = 0
+        self._counted: tuple[bytes | None, int] = (None, 0)  # the last piece, its lines
         if delimiter is not None:
             _check_delimiter(delimiter)
         self.options = _SacctOptions(
@@ -170,6 +171,9 @@ class ArrowSacct:
     def line_count(self, data: bytes) -> int:
         """Lines in a piece, counted as a file opened with newline="" (what the import's
         callers open) counts them: a lone carriage return ends a line too."""
+        counted, lines = self._counted
+        if data is counted:
+            return lines
         if b"\r" in data:
             return sum(1 for _ in io.StringIO(data.decode("utf-8", self.errors), newline=""))
         return data.count(b"\n") + (not data.endswith(b"\n"))
@@ -220,6 +224,7 @@ class ArrowSacct:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None  # not UTF-8, or no line at all: parse_sacct reads it
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
+        self._counted = (data, lines)  # the piece's lines, counted once
         # a blank line or one with another number of fields is refused by the reader
         if refused or table.num_rows != lines:
             return None

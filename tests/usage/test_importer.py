@@ -48,6 +48,19 @@ def leonardo(reference_data):
     return Cluster.objects.get(name="leonardo")
 
 
+@pytest.fixture(params=["stored range joined", "each run looked up"])
+def merge_plan(request, monkeypatch):
+    """On PostgreSQL, both ways a batch meets the stored runs of its key range: the range read
+    whole and joined (few stored runs in it), or each run looked up (many)."""
+    if request.param == "each run looked up":
+        if connection.vendor != "postgresql":
+            pytest.skip("one way to meet the stored runs off PostgreSQL")
+        from usage.importer.writers import _PostgresWriter
+
+        monkeypatch.setattr(_PostgresWriter, "JOIN_FACTOR", 0)
+    return request.param
+
+
 def total_gpu_seconds(cluster) -> int:
     return UsageRecord.objects.filter(cluster=cluster).aggregate(s=Sum("gpu_seconds"))["s"] or 0
 
@@ -90,6 +103,7 @@ def test_cancelled_by_uid_is_state_cancelled(reference_data):
     assert UsageRecord.objects.get(job_id="4107166").state == "CANCELLED"
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_reimporting_the_same_sample_changes_nothing(fox):
     import_sample("sonar-fox-sacct.txt", "--fields", FOX_FIELDS)
     before = total_gpu_seconds(fox)
@@ -173,6 +187,7 @@ def test_pbs_sample(reference_data):
 # --- re-imports, running jobs, requeues ----------------------------------------------------
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_running_then_completed_updates_the_record(tmp_path, leonardo):
     running = sacct_line("100", state="RUNNING", end="Unknown", elapsed=3600)
     assert summary(import_text(tmp_path, sacct_text(running))[0])["imported"] == 1
@@ -183,6 +198,7 @@ def test_running_then_completed_updates_the_record(tmp_path, leonardo):
     assert (record.running, record.gpu_seconds, record.state) == (False, 4 * 7200, "COMPLETED")
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_older_running_pull_after_completed_changes_nothing(tmp_path, leonardo):
     import_text(tmp_path, sacct_text(sacct_line("100", elapsed=7200)))
     stale = sacct_line("100", state="RUNNING", end="Unknown", elapsed=3600)
@@ -199,6 +215,7 @@ def test_older_running_pull_after_newer_running_pull_changes_nothing(tmp_path, l
     assert total_gpu_seconds(leonardo) == 4 * 900
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_pending_job_has_zero_usage_and_is_replaced_when_it_runs(tmp_path, leonardo):
     pending = sacct_line("5", state="PENDING", start="Unknown", end="Unknown", elapsed=0)
     import_text(tmp_path, sacct_text(pending))
@@ -251,6 +268,7 @@ def test_arrays_and_het_jobs_are_separate_records_and_their_steps_skipped(tmp_pa
     ]
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_overlapping_windows_count_each_job_once(tmp_path, leonardo):
     monday = sacct_text(
         sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown", elapsed=60)
@@ -262,6 +280,28 @@ def test_overlapping_windows_count_each_job_once(tmp_path, leonardo):
     assert total_gpu_seconds(leonardo) == 3 * 4 * 7200
 
 
+def test_a_batch_meets_the_stored_runs_of_its_key_range_joined_or_one_by_one(leonardo):
+    if connection.vendor != "postgresql":
+        pytest.skip("the ORM path fetches the batch's runs by key")
+    every = sacct_text(*(sacct_line(str(n)) for n in range(1, 51))).split("\n")
+    usage_import(cluster=leonardo, lines=every, source="command")
+    # keys 1@... and 50@... span all fifty stored runs: too many to read for two lines
+    ends = sacct_text(sacct_line("1", elapsed=7000), sacct_line("50")).split("\n")
+    with CaptureQueriesContext(connection) as queries:
+        run = usage_import(cluster=leonardo, lines=ends, source="command")
+    assert (run.imported, run.updated, run.unchanged) == (0, 1, 1)
+    merges = [query["sql"] for query in queries if "WITH src AS" in query["sql"]]
+    assert len(merges) == 1 and "LEFT JOIN LATERAL" in merges[0]
+    # the whole pull again: its range holds its own runs only, read at once
+    with CaptureQueriesContext(connection) as queries:
+        run = usage_import(cluster=leonardo, lines=every, source="command")
+    assert (run.imported, run.updated, run.unchanged) == (0, 1, 49)
+    merges = [query["sql"] for query in queries if "WITH src AS" in query["sql"]]
+    assert len(merges) == 1 and "LATERAL" not in merges[0]
+    assert UsageRecord.objects.get(job_id="1").elapsed_seconds == 7200
+
+
+@pytest.mark.usefixtures("merge_plan")
 def test_a_job_twice_in_one_input_is_counted_as_if_imported_twice(tmp_path, leonardo):
     text = sacct_text(
         sacct_line("9", state="RUNNING", end="Unknown", elapsed=60),
@@ -274,6 +314,7 @@ def test_a_job_twice_in_one_input_is_counted_as_if_imported_twice(tmp_path, leon
     assert total_gpu_seconds(leonardo) == 4 * 7200
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_counts_do_not_depend_on_the_batch_size(leonardo):
     lines = [sacct_line(str(n), state="RUNNING", end="Unknown", elapsed=n) for n in range(1, 40)]
     text = sacct_text(*lines, sacct_line("3", elapsed=99), sacct_line("4"), "garbage|line")
@@ -458,6 +499,7 @@ def test_times_default_to_the_site_zone_and_timezone_overrides(tmp_path, leonard
     assert UsageRecord.objects.get(job_id="2").start == datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path, leonardo):
     text = sacct_text(sacct_line("1"), sacct_line("2", state="RUNNING", end="Unknown"))
     import_text(tmp_path, text)  # Leonardo's own zone, Europe/Rome
@@ -472,6 +514,7 @@ def test_the_same_lines_in_a_wrong_time_zone_do_not_count_the_run_twice(tmp_path
     assert "the same run read in another time zone. Not added." in err
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_new_jobs_around_a_stored_one_are_imported_and_its_shifted_copy_refused(tmp_path, leonardo):
     import_text(tmp_path, sacct_text(sacct_line("5")), "--timezone", "UTC")
     # jobs 4 and 6 are new; the batch's keys span job 5, whose line comes an hour off
@@ -492,6 +535,34 @@ def test_new_jobs_around_a_stored_one_are_imported_and_its_shifted_copy_refused(
     assert (summary(out)["imported"], UsageRecord.objects.count()) == (2, 5)
 
 
+@pytest.mark.usefixtures("merge_plan")
+def test_a_run_stored_beside_a_shifted_copy_meets_the_first_in_key_order(tmp_path, leonardo):
+    # both copies can be stored only from imports made before shifts were checked
+    from datetime import timedelta
+
+    text = sacct_text(sacct_line("1"))
+    import_text(tmp_path, text, "--timezone", "UTC")
+    stored = UsageRecord.objects.get()
+
+    def copy_shifted(hours: int) -> None:
+        copy = UsageRecord.objects.get(pk=stored.pk)
+        copy.pk = None
+        for name in ("submit", "start", "end"):
+            setattr(copy, name, getattr(copy, name) + timedelta(hours=hours))
+        copy.job_key = f"1@{copy.submit:%Y-%m-%dT%H:%M:%S}Z"
+        copy.save()
+
+    copy_shifted(+1)  # its key comes after the run's own
+    out, _ = import_text(tmp_path, text, "--timezone", "UTC")
+    assert (summary(out)["unchanged"], summary(out)["rejected"]) == (1, 0)
+    copy_shifted(-1)  # its key comes first
+    out, err = import_text(tmp_path, text, "--timezone", "UTC")
+    assert (summary(out)["unchanged"], summary(out)["rejected"]) == (0, 1)
+    assert "times 1 h earlier (submitted 2026-01-05 07:00:00 UTC)" in err
+    assert UsageRecord.objects.count() == 3
+
+
+@pytest.mark.usefixtures("merge_plan")
 def test_a_wrong_zone_first_and_the_right_one_after_is_refused_the_same_way(tmp_path, leonardo):
     text = sacct_text(sacct_line("1"))
     import_text(tmp_path, text, "--timezone", "Asia/Kolkata")  # five and a half hours off
@@ -500,6 +571,7 @@ def test_a_wrong_zone_first_and_the_right_one_after_is_refused_the_same_way(tmp_
     assert "times 4.5 h earlier (submitted 2026-01-05 02:30:00 UTC)" in err
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_a_finished_run_reimported_in_another_zone_does_not_replace_the_running_one(
     tmp_path, leonardo
 ):
@@ -509,6 +581,7 @@ def test_a_finished_run_reimported_in_another_zone_does_not_replace_the_running_
     assert UsageRecord.objects.get().running  # the right-zone pull of the end will update it
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_times_that_carry_their_offset_or_epoch_seconds_need_no_zone(tmp_path, leonardo):
     offset = sacct_text(
         sacct_line("1", submit="2026-01-05T08:00:00+01:00", start="2026-01-05T09:00:00+01:00",
@@ -520,6 +593,7 @@ def test_times_that_carry_their_offset_or_epoch_seconds_need_no_zone(tmp_path, l
     assert (summary(out)["unchanged"], summary(out)["rejected"]) == (2, 0)
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_requeued_runs_hours_apart_are_still_separate_runs(tmp_path, leonardo):
     # requeued at a round hour and restarted at one: only the durations tell them apart
     first = sacct_line(
@@ -755,6 +829,7 @@ def test_fractions_of_a_second_are_kept(leonardo):
 # --- inputs that leave informative fields out --------------------------------------------------
 
 
+@pytest.mark.usefixtures("merge_plan")
 def test_a_narrower_field_list_keeps_what_it_does_not_report(leonardo):
     full = sacct_text(sacct_line("7", energy="3600000", name="pretrain-7b", user="bob"))
     usage_import(cluster=leonardo, lines=full.split("\n"), source="command")

@@ -229,7 +229,7 @@ _BATCH_TABLE = "hpcgate_usage_batch"
 
 
 _BATCH_COLUMNS = (
-    ("job_key", "text"),
+    ("job_key", 'text COLLATE "C"'),  # compared and ordered as the unique index orders keys
     ("account", "text"),
     ("account_key", "text"),
     ("job_id", "text"),
@@ -280,13 +280,16 @@ def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
 class _PostgresWriter:
     """Set-based path: COPY the batch into a temporary table, merge it with one statement.
 
-    When no stored run lies in the key range the batch spans (a batch of jobs newer than any
-    stored, as in a first import), its rows are inserted without a look-up. Otherwise the
-    statement looks each batch row's stored run up through the unique index (LATERAL ...
-    LIMIT 1: a planner without fresh statistics on a growing table would otherwise hash-join
-    all of it for every batch), inserts the runs not stored yet with a plain INSERT and updates
-    the ones this batch supersedes. Runs whose stored version is already as new are not
-    touched at all, so a re-import writes nothing.
+    First the stored runs in the key range the batch spans are counted, up to twice the
+    batch's size. When there are none (a batch of jobs newer than any stored, as in a first
+    import), the rows are inserted without a look-up. When there are few (an input sorted as
+    sacct prints it, imported again), that range is read once through the unique index and
+    hash-joined to the batch. Otherwise (runs of other inputs in between, an unsorted input)
+    each batch row's stored run is looked up through the unique index (LATERAL ... LIMIT 1):
+    a plan that reads the whole range would read more than the batch. Either way the
+    statement inserts the runs not stored yet with a plain INSERT and updates the ones this
+    batch supersedes. Runs whose stored version is already as new are not touched at all, so
+    a re-import writes nothing.
 
     A plain INSERT costs half of an `INSERT ... ON CONFLICT` (no speculative insertion), and is
     safe because every batch transaction first takes a per-cluster advisory lock: concurrent
@@ -295,6 +298,8 @@ class _PostgresWriter:
     """
 
     batch_size = COPY_BATCH_SIZE
+    # The stored range is joined whole while it holds at most this many runs per batch row.
+    JOIN_FACTOR = 2
     _LOCK_CLASS = 0x75736167  # pg_advisory_xact_lock(class, cluster id): "usag"
 
     def __init__(
@@ -306,26 +311,26 @@ class _PostgresWriter:
         low, high = _run_range_sql("b.job_key", shifts=shifts)
         lowest, _ = _run_range_sql("keys.lowest", shifts=shifts)
         _, highest = _run_range_sql("keys.highest", shifts=shifts)
-        self.stored_in_range_sql = f"""
-            SELECT EXISTS (
-                SELECT FROM {table} found, (
+        span = f"""(
                     SELECT {lowest} AS low, {highest} AS high FROM (
-                        SELECT min(job_key COLLATE "C") AS lowest,
-                               max(job_key COLLATE "C") AS highest
+                        SELECT min(job_key) AS lowest, max(job_key) AS highest
                         FROM {_BATCH_TABLE}
                     ) keys
-                ) span
+                ) span"""  # noqa: S608 - identifiers from model metadata only
+        in_span = f"""{table} found, {span}
                 WHERE found.cluster_id = %(cluster)s
-                  AND found.job_key >= span.low AND found.job_key < span.high
-            )"""  # noqa: S608 - identifiers from model metadata only
+                  AND found.job_key >= span.low AND found.job_key < span.high"""
+        self.stored_in_range_sql = f"""
+            SELECT count(*) FROM (SELECT FROM {in_span} LIMIT %(limit)s) stored
+            """  # noqa: S608
         if shifts:
             # One look-up finds the first stored run of the job, in key order, that is this run:
             # the same key, or this run read in another time zone (see time_shifted). Both can
             # be stored only if they were before the check existed; then the line is refused,
-            # naming the shifted copy, whichever comes first. No sort: it costs more than the
-            # look-up. _OrmWriter.write follows the same order.
+            # naming the shifted copy, whichever comes first. _OrmWriter.write follows the same
+            # order.
             shifted = _shifted_sql(lambda name: f"b.{_q(name)}", lambda name: f"found.{_q(name)}")
-            found = f"""LEFT JOIN LATERAL (
+            looked_up = f"""LEFT JOIN LATERAL (
                     SELECT * FROM {table} found
                     WHERE found.cluster_id = %(cluster)s
                       AND found.job_key >= ({low}) COLLATE "C"
@@ -333,12 +338,23 @@ class _PostgresWriter:
                       AND (found.job_key = b.job_key OR ({shifted}))
                     LIMIT 1
                 ) found ON TRUE"""  # noqa: S608
+            # The same runs found by a hash join on the job (the key before its `@`): a key
+            # with an `@` meets the stored keys of its job that have one, as the look-up's
+            # range holds them; a key without one meets itself alone.
+            joined = f"""LEFT JOIN (
+                    SELECT found.*, split_part(found.job_key, '@', 1) AS job FROM {in_span}
+                ) found ON found.job = split_part(b.job_key, '@', 1)
+                    AND (found.job_key = b.job_key OR (
+                        strpos(b.job_key, '@') > 0 AND strpos(found.job_key, '@') > 0
+                        AND {shifted}))"""  # noqa: S608
         else:
-            found = f"""LEFT JOIN LATERAL (
+            looked_up = f"""LEFT JOIN LATERAL (
                     SELECT * FROM {table} found
                     WHERE found.cluster_id = %(cluster)s AND found.job_key = b.job_key
                     LIMIT 1
                 ) found ON TRUE"""  # noqa: S608
+            joined = f"""LEFT JOIN (SELECT found.* FROM {in_span}) found
+                    ON found.job_key = b.job_key"""  # noqa: S608
         exact = "found.job_key = b.job_key"  # NULL when nothing was found
 
         def value(name: str) -> str:
@@ -362,20 +378,25 @@ class _PostgresWriter:
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
         newer = _supersedes_sql(value, lambda name: f"found.{_q(name)}")
 
-        def merge_sql(found: str) -> str:
+        def merge_sql(found: str, *, first_only: bool) -> str:
+            """The merge statement with the stored runs joined by `found`; `first_only`: the
+            join may match a batch row more than once, keep the first stored run in key order."""
             # The stored run is joined last (cheapest plan) unless the partition is read from it.
             joins = f"{found}\n{partition}" if "partition_name" in kept else f"{partition}\n{found}"
+            distinct = "DISTINCT ON (b.job_key)" if first_only else ""
+            order = "ORDER BY b.job_key, found.job_key" if first_only else ""
             # Only identifiers from model metadata are interpolated; values go in as parameters.
             return f"""
             WITH src AS MATERIALIZED (
-                SELECT b.job_key, {values}, b.allocation_id, b.outside_window, b.no_gpu_field,
-                       b.line_no, p.id AS partition_id,
+                SELECT {distinct} b.job_key, {values}, b.allocation_id, b.outside_window,
+                       b.no_gpu_field, b.line_no, p.id AS partition_id,
                        CASE WHEN {exact} THEN found.id END AS stored_id,
                        CASE WHEN NOT ({exact}) THEN found.submit END AS shifted_submit,
                        CASE WHEN NOT ({exact}) THEN found.import_run_id END AS shifted_run,
                        coalesce({exact}, false) AND {newer} AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                 {joins}
+                {order}
             ),
             inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
@@ -409,7 +430,8 @@ class _PostgresWriter:
             FROM src
             """  # noqa: S608
 
-        self.merge_sql = merge_sql(found)
+        self.lookup_sql = merge_sql(looked_up, first_only=False)
+        self.join_sql = merge_sql(joined, first_only=shifts)
         # Nothing stored in the batch's key range: every row is a new run.
         self.insert_sql = f"""
             WITH inserted AS (
@@ -473,8 +495,13 @@ class _PostgresWriter:
             copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
             with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
-            cursor.execute(self.stored_in_range_sql, {"cluster": self.cluster.pk})
-            merge_sql = self.merge_sql if cursor.fetchone()[0] else self.insert_sql
+            limit = self.JOIN_FACTOR * size + 1
+            cursor.execute(self.stored_in_range_sql, {"cluster": self.cluster.pk, "limit": limit})
+            stored = cursor.fetchone()[0]
+            if stored == 0:
+                merge_sql = self.insert_sql
+            else:
+                merge_sql = self.join_sql if stored < limit else self.lookup_sql
             cursor.execute(
                 merge_sql,
                 {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
