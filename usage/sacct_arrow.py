@@ -60,7 +60,7 @@ from usage.accounting.sacct import (
 # A piece of the file read at once (then extended to the end of its last line): big enough
 # that per-piece costs vanish, small enough that its columns take a few tens of megabytes
 # (the import gathers pieces into batches of its own size).
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20
 
 _ISO_TIME = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$"
 _HOUR = pa.struct([("offset", pa.int64()), ("utc", pa.string())])
