@@ -301,6 +301,29 @@ def test_a_batch_meets_the_stored_runs_of_its_key_range_joined_or_one_by_one(leo
     assert UsageRecord.objects.get(job_id="1").elapsed_seconds == 7200
 
 
+def test_each_stored_run_names_the_import_run_that_wrote_it_and_when(tmp_path, leonardo):
+    path = tmp_path / "pull.txt"
+
+    def imported(*lines: str) -> UsageImport:
+        path.write_text(sacct_text(*lines), encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:  # read in columns on PostgreSQL
+            return usage_import(cluster=leonardo, lines=handle, source="command")
+
+    first = imported(sacct_line("1"), sacct_line("2", account="newco"))
+    second = imported(sacct_line("1", elapsed=7000), sacct_line("3"))
+
+    written = {record.job_id: record for record in UsageRecord.objects.all()}
+    assert {job: record.import_run_id for job, record in written.items()} == {
+        "1": second.pk,
+        "2": first.pk,
+        "3": second.pk,
+    }
+    for record in written.values():
+        run = first if record.import_run_id == first.pk else second
+        assert run.started_at <= record.updated_at <= run.finished_at
+    assert written["2"].partition.name == "boost_usr_prod"
+
+
 @pytest.mark.usefixtures("merge_plan")
 def test_a_job_twice_in_one_input_is_counted_as_if_imported_twice(tmp_path, leonardo):
     text = sacct_text(

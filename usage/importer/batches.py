@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.db import (
     connections,
 )
+from django.utils import timezone
 
 from allocations.names import account_key
 from systems.models import Cluster
@@ -36,12 +37,15 @@ from usage.importer.errors import (
 )
 from usage.importer.rows import (
     _KEY_LIMIT,
+    DATA_FIELDS,
     KEPT_WHEN_ABSENT,
+    NEW_RUN_COLUMNS,
     Row,
     _limits,
     _Places,
     _row,
 )
+from usage.models import UsageImport
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +187,45 @@ def _has_pyarrow() -> bool:
 
 
 class _CsvRows(bytes):
-    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text)."""
+    """Batch rows in COPY's CSV format, in _BATCH_COLUMNS order (_copy_data's are text);
+    `new`: the same rows as the usage table stores new runs (`_NewRuns`), when asked for."""
 
-    __slots__ = ()
+    new: _NewRuns | None = None
+
+
+class _NewRuns:
+    """A batch's rows as the usage table stores them, in COPY's CSV format (NEW_RUN_COLUMNS),
+    with their lowest and highest run key and what they count as if every one is a new run:
+    what the writer copies straight into the table when no stored run lies in that range."""
+
+    __slots__ = (
+        "data", "lowest", "highest", "imported", "unmatched", "outside_window", "no_gpu_field"
+    )  # fmt: skip
+
+    def __init__(self, data: bytes, lowest: str, highest: str, **counts: int) -> None:
+        self.data = data
+        self.lowest = lowest
+        self.highest = highest
+        self.imported = counts["imported"]
+        self.unmatched = counts["unmatched"]
+        self.outside_window = counts["outside_window"]
+        self.no_gpu_field = counts["no_gpu_field"]
+
+
+class NewRunsWanted:
+    """Whether batches should come as new runs too (`_CsvRows.new`). The writer says so after
+    each batch: yes when its key range held no stored run, so an import of new jobs gets them
+    and a re-import soon stops paying for them. In memory shared with a forked parsing
+    process, which reads it for every batch it makes."""
+
+    def __init__(self) -> None:
+        self._wanted = multiprocessing.RawValue(ctypes.c_bool, True)
+
+    def __bool__(self) -> bool:
+        return self._wanted.value
+
+    def set(self, wanted: bool) -> None:
+        self._wanted.value = wanted
 
 
 def _arrow_batches(
@@ -200,10 +240,13 @@ def _arrow_batches(
     batch_size: int,
     progress_every: int,
     encode: Callable[[list[Row]], object],
+    run: UsageImport | None = None,
+    wanted: NewRunsWanted | None = None,
 ) -> Iterator[_Batch]:
     """`_batches` for a sacct file read again from its start in columns (usage.sacct_arrow):
     a piece whose every line the columns read is one batch; any other piece goes through
-    `_batches` line by line, and so does a whole file whose layout the columns do not read."""
+    `_batches` line by line, and so does a whole file whose layout the columns do not read.
+    With `run`, batches come as the new runs of that import run too while `wanted` says so."""
     from usage.sacct_arrow import ArrowSacct
 
     lines.seek(0)
@@ -238,7 +281,13 @@ def _arrow_batches(
 
     def waiting() -> _Batch:
         nonlocal tables, notes, steps, size
-        data = _csv_rows(pa.concat_tables(tables)) if tables else encode([])
+        if tables:
+            table = pa.concat_tables(tables)
+            data = _csv_rows(table)
+            if run is not None and (wanted is None or wanted):
+                data.new = _new_runs(table, places, run)
+        else:
+            data = encode([])
         batch = _Batch(notes, steps, data, size)
         tables, notes, steps, size = [], [], 0, 0
         return batch
@@ -374,6 +423,44 @@ def _csv_rows(table) -> _CsvRows:
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
     return _CsvRows(sink.getvalue().to_pybytes())
+
+
+def _new_runs(table, places: _Places, run: UsageImport) -> _NewRuns:
+    """`_arrow_rows`' table as new runs of `run`, stamped with the present time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from usage.sacct_arrow import _looked_up
+
+    size = table.num_rows
+
+    def every(value, kind):
+        return pa.nulls(size, kind).fill_null(pa.scalar(value, kind))
+
+    columns = {name: table[name] for name in ("job_key", *DATA_FIELDS, "allocation_id")}
+    utc = pa.scalar("+00", pa.string())
+    for name in ("submit", "start", "end"):
+        # as text with its offset: pyarrow writes a time with a zone many times slower
+        text = pc.cast(pc.cast(columns[name], pa.timestamp("s")), pa.string())
+        columns[name] = pc.binary_join_element_wise(text, utc, pa.scalar("", pa.string()))
+    columns["cluster_id"] = every(run.cluster_id, pa.int64())
+    columns["partition_id"] = _looked_up(
+        table["partition_name"], {}, places.partition_ids.get, pa.int64()
+    )
+    columns["import_run_id"] = every(run.pk, pa.int64())
+    columns["updated_at"] = every(timezone.now().isoformat(), pa.string())
+    keys = pc.min_max(table["job_key"])
+    imported = pc.count(table["allocation_id"]).as_py()
+    outside = pc.sum(table["outside_window"]).as_py() or 0
+    return _NewRuns(
+        _csv_rows(pa.table({name: columns[name] for name in NEW_RUN_COLUMNS})),
+        keys["min"].as_py(),
+        keys["max"].as_py(),
+        imported=imported,
+        outside_window=outside,
+        unmatched=size - imported - outside,
+        no_gpu_field=pc.sum(table["no_gpu_field"]).as_py() or 0,
+    )
 
 
 def _is_open_file(lines: object) -> bool:

@@ -42,6 +42,18 @@ DATA_FIELDS = (
 ROW_TAIL = ("allocation_id", "outside_window", "no_gpu_field", "line_no")
 _DATA_END = 1 + len(DATA_FIELDS)
 
+# The usage table's columns a new run is written with, in the order a batch of new runs is
+# copied in (`usage.importer.batches._NewRuns`).
+NEW_RUN_COLUMNS = (
+    "cluster_id",
+    "job_key",
+    *DATA_FIELDS,
+    "allocation_id",
+    "partition_id",
+    "import_run_id",
+    "updated_at",
+)
+
 
 # Informative sacct fields an input may leave out: a run already stored keeps its value then,
 # rather than losing a measured energy or a job name to a narrower `--format` list.
@@ -185,6 +197,7 @@ class _Places:
             partition.name: (partition.total_gpus, profiles[partition.pk])
             for partition in partitions
         }
+        self.partition_ids = {partition.name: partition.pk for partition in partitions}
         # account -> account_key, GPU types -> MIG slices among them: both repeat line to line
         self.keys: dict[str, str] = {}
         self.slices: dict[tuple, int] = {}

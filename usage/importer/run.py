@@ -157,6 +157,8 @@ def usage_import(
                 batch_size=batch_size or writer.batch_size,
                 progress_every=progress_every if on_progress is not None else 0,
                 encode=writer.encode,
+                run=run,
+                wanted=writer.wanted,
             )
         else:
             batches = _batches(

@@ -19,6 +19,7 @@ from usage.accounting import (
     Rejected,
 )
 from usage.importer.batches import (
+    NewRunsWanted,
     _CsvRows,
 )
 from usage.importer.rows import (
@@ -29,6 +30,7 @@ from usage.importer.rows import (
     _PARTITION_NAME,
     _SUBMIT,
     DATA_FIELDS,
+    NEW_RUN_COLUMNS,
     Row,
     _shift_reason,
     supersedes,
@@ -277,12 +279,22 @@ def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
     )
 
 
+def _run_range(key: str, *, shifts: bool) -> tuple[str, str]:
+    """`_run_range_sql` of a key at hand."""
+    if not shifts or "@" not in key:
+        return key, f"{key}\x01"
+    job = key.split("@", 1)[0]
+    return f"{job}@", f"{job}A"
+
+
 class _PostgresWriter:
     """Set-based path: COPY the batch into a temporary table, merge it with one statement.
 
     First the stored runs in the key range the batch spans are counted, up to twice the
     batch's size. When there are none (a batch of jobs newer than any stored, as in a first
-    import), the rows are inserted without a look-up. When there are few (an input sorted as
+    import), the rows are inserted without a look-up: a batch that came as new runs too
+    (`_NewRuns`) is copied straight into the table, any other through the temporary table.
+    When there are few (an input sorted as
     sacct prints it, imported again), that range is read once through the unique index and
     hash-joined to the batch. Otherwise (runs of other inputs in between, an unsorted input)
     each batch row's stored run is looked up through the unique index (LATERAL ... LIMIT 1):
@@ -307,6 +319,8 @@ class _PostgresWriter:
     ) -> None:
         self.cluster = cluster
         self.run = run
+        self.shifts = shifts
+        self.wanted = NewRunsWanted()
         table = _q(UsageRecord._meta.db_table)
         low, high = _run_range_sql("b.job_key", shifts=shifts)
         lowest, _ = _run_range_sql("keys.lowest", shifts=shifts)
@@ -323,6 +337,16 @@ class _PostgresWriter:
         self.stored_in_range_sql = f"""
             SELECT count(*) FROM (SELECT FROM {in_span} LIMIT %(limit)s) stored
             """  # noqa: S608
+        self.stored_between_sql = f"""
+            SELECT count(*) FROM (
+                SELECT FROM {table}
+                WHERE cluster_id = %(cluster)s AND job_key >= %(low)s AND job_key < %(high)s
+                LIMIT %(limit)s
+            ) stored"""  # noqa: S608
+        self.copy_new_sql = (
+            f"COPY {table} ({', '.join(_q(name) for name in NEW_RUN_COLUMNS)})"
+            " FROM STDIN (FORMAT csv)"
+        )
         if shifts:
             # One look-up finds the first stored run of the job, in key order, that is this run:
             # the same key, or this run read in another time zone (see time_shifted). Both can
@@ -486,18 +510,42 @@ class _PostgresWriter:
 
     def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
+        new = data.new if type(data) is _CsvRows else None
+        limit = self.JOIN_FACTOR * size + 1
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
             )
             # Compiling a batch-sized plan costs more than it saves.
-            cursor.execute(f"SET LOCAL jit = off; TRUNCATE {_BATCH_TABLE}")
+            cursor.execute("SET LOCAL jit = off")
+            if new is not None:
+                low, _ = _run_range(new.lowest, shifts=self.shifts)
+                _, high = _run_range(new.highest, shifts=self.shifts)
+                cursor.execute(
+                    self.stored_between_sql,
+                    {"cluster": self.cluster.pk, "low": low, "high": high, "limit": limit},
+                )
+                stored = cursor.fetchone()[0]
+                self.wanted.set(stored == 0)
+                if stored == 0:
+                    with cursor.cursor.copy(self.copy_new_sql) as copy:
+                        copy.write(new.data)
+                    counts = _Counts()
+                    counts.imported = new.imported
+                    counts.unmatched = new.unmatched
+                    counts.outside_window = new.outside_window
+                    counts.no_gpu_field = new.no_gpu_field
+                    return counts, []
+            cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
             copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
             with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
-            limit = self.JOIN_FACTOR * size + 1
-            cursor.execute(self.stored_in_range_sql, {"cluster": self.cluster.pk, "limit": limit})
-            stored = cursor.fetchone()[0]
+            if new is None:
+                cursor.execute(
+                    self.stored_in_range_sql, {"cluster": self.cluster.pk, "limit": limit}
+                )
+                stored = cursor.fetchone()[0]
+                self.wanted.set(stored == 0)
             if stored == 0:
                 merge_sql = self.insert_sql
             else:
