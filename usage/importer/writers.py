@@ -396,8 +396,12 @@ class _PostgresWriter:
         self.copy_csv_sql = f"{self.copy_sql} (FORMAT csv)"
         stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
-        updates = ", ".join(f"{_q(name)} = s.{_q(name)}" for name in stored)
-        values = ", ".join(f"{value(name)} AS {_q(name)}" for name in DATA_FIELDS)
+        batch_fields = ", ".join(f"b.{_q(name)}" for name in DATA_FIELDS)
+        # An update leaves the fields the input lacks as they are stored.
+        updates = ", ".join(
+            [f"{_q(name)} = b.{_q(name)}" for name in DATA_FIELDS if name not in kept]
+            + [f"{_q(name)} = s.{_q(name)}" for name in ("allocation_id", "partition_id")]
+        )
         partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
         newer = _supersedes_sql(value, lambda name: f"found.{_q(name)}")
@@ -410,10 +414,12 @@ class _PostgresWriter:
             distinct = "DISTINCT ON (b.job_key)" if first_only else ""
             order = "ORDER BY b.job_key, found.job_key" if first_only else ""
             # Only identifiers from model metadata are interpolated; values go in as parameters.
+            # What each row comes to is decided first, narrow; the rows to write are then read
+            # again from the batch, by key (none in a re-import).
             return f"""
             WITH src AS MATERIALIZED (
-                SELECT {distinct} b.job_key, {values}, b.allocation_id, b.outside_window,
-                       b.no_gpu_field, b.line_no, p.id AS partition_id,
+                SELECT {distinct} b.job_key, b.job_id, b.submit, b.allocation_id,
+                       b.outside_window, b.no_gpu_field, b.line_no, p.id AS partition_id,
                        CASE WHEN {exact} THEN found.id END AS stored_id,
                        CASE WHEN NOT ({exact}) THEN found.submit END AS shifted_submit,
                        CASE WHEN NOT ({exact}) THEN found.import_run_id END AS shifted_run,
@@ -424,14 +430,18 @@ class _PostgresWriter:
             ),
             inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
-                SELECT %(cluster)s, job_key, {", ".join(_q(name) for name in stored)},
-                       %(run)s, %(now)s
-                FROM src WHERE stored_id IS NULL AND shifted_submit IS NULL
+                SELECT %(cluster)s, b.job_key, {batch_fields},
+                       s.allocation_id, s.partition_id, %(run)s, %(now)s
+                FROM src s JOIN (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
+                    ON b.job_key = s.job_key
+                WHERE s.stored_id IS NULL AND s.shifted_submit IS NULL
                 RETURNING allocation_id
             ),
             updated AS (
                 UPDATE {table} SET {updates}, import_run_id = %(run)s, updated_at = %(now)s
-                FROM src s WHERE s.newer AND {table}.id = s.stored_id
+                FROM src s JOIN (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
+                    ON b.job_key = s.job_key
+                WHERE s.newer AND {table}.id = s.stored_id
                 RETURNING s.allocation_id
             )
             SELECT
@@ -460,7 +470,7 @@ class _PostgresWriter:
         self.insert_sql = f"""
             WITH inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
-                SELECT %(cluster)s, b.job_key, {", ".join(f"b.{_q(name)}" for name in DATA_FIELDS)},
+                SELECT %(cluster)s, b.job_key, {batch_fields},
                        b.allocation_id, p.id, %(run)s, %(now)s
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                 LEFT JOIN {_q(Partition._meta.db_table)} p
