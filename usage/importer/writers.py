@@ -280,7 +280,8 @@ def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
 
 
 def _run_range(key: str, *, shifts: bool) -> tuple[str, str]:
-    """`_run_range_sql` of a key at hand."""
+    """`_run_range_sql` of a key known here: the range of a batch of new runs is asked before
+    its rows are sent."""
     if not shifts or "@" not in key:
         return key, f"{key}\x01"
     job = key.split("@", 1)[0]
@@ -294,14 +295,13 @@ class _PostgresWriter:
     batch's size. When there are none (a batch of jobs newer than any stored, as in a first
     import), the rows are inserted without a look-up: a batch that came as new runs too
     (`_NewRuns`) is copied straight into the table, any other through the temporary table.
-    When there are few (an input sorted as
-    sacct prints it, imported again), that range is read once through the unique index and
-    hash-joined to the batch. Otherwise (runs of other inputs in between, an unsorted input)
-    each batch row's stored run is looked up through the unique index (LATERAL ... LIMIT 1):
-    a plan that reads the whole range would read more than the batch. Either way the
-    statement inserts the runs not stored yet with a plain INSERT and updates the ones this
-    batch supersedes. Runs whose stored version is already as new are not touched at all, so
-    a re-import writes nothing.
+    When there are few (an input in sacct's order, imported again), that range is read once
+    through the unique index and hash-joined to the batch. Otherwise (runs of other inputs in
+    between, an unsorted input) each batch row's stored run is looked up through the unique
+    index (LATERAL ... LIMIT 1): a plan that reads the whole range would read more than the
+    batch. Either way the statement inserts the runs not stored yet with a plain INSERT and
+    updates the ones this batch supersedes. Runs whose stored version is already as new are
+    not touched at all, so a re-import writes nothing.
 
     A plain INSERT costs half of an `INSERT ... ON CONFLICT` (no speculative insertion), and is
     safe because every batch transaction first takes a per-cluster advisory lock: concurrent
