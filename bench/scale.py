@@ -438,6 +438,7 @@ def _measure_once(allocations: int, figures: dict[str, Figure], since) -> None:
     from allocations.models import Allocation
     from compliance.monitoring import thresholds_check
     from systems.models import AccessMode
+    from usage.models import UsageRecord
 
     def record(name: str, goal: float | None, action, **options) -> None:
         seconds, queries = _timed(action)
@@ -478,8 +479,15 @@ def _measure_once(allocations: int, figures: dict[str, Figure], since) -> None:
             .values_list("model_name", flat=True)[0]
         )
         cluster = big.cluster.name
+        job = (
+            UsageRecord.objects.filter(allocation=big)
+            .order_by("id")
+            .values_list("job_key", flat=True)[0]
+            .split("@", 1)[0]
+        )
         pages = [
             ("admin usage records list", "/admin/usage/usagerecord/"),
+            ("admin usage records, a job number searched", f"/admin/usage/usagerecord/?q={job}"),
             ("annual report page", f"/governance/annual-report/?year={YEAR}"),
             ("usage page of a model", f"/usage/models/{model}/"),
             (

@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from allocations.models import Allocation
 from core import formats
 from core.pagination import EstimatedCountPaginator
+from systems.models import Cluster
+from usage.importer.rows import job_runs_range
 from usage.models import SiteToken, UsageImport, UsageRecord
 
 
@@ -183,12 +185,28 @@ class UsageRecordAdmin(admin.ModelAdmin):
     ]
     list_filter = ["cluster", AttributionFilter, StateFilter, "running"]
     search_fields = ["job_id", "account", "user", "job_name"]
+    search_help_text = (
+        "A job number alone (as sacct's JobIDRaw or PBS prints it, e.g. 4012345) finds that"
+        " job's runs on every cluster at once. Any other text is looked for in job IDs,"
+        " accounts, users and job names, which reads every record."
+    )
     list_select_related = ["cluster", "allocation__cluster"]
     raw_id_fields = ["allocation", "partition", "import_run"]
     readonly_fields = [f.name for f in UsageRecord._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        """A job number is looked up in the run-key index, cluster by cluster: a search of
+        every field reads every record, seconds at millions."""
+        job = search_term.strip()
+        if not (job.isascii() and job.isdigit()):
+            return super().get_search_results(request, queryset, search_term)
+        low, high = job_runs_range(job)
+        clusters = list(Cluster.objects.values_list("pk", flat=True))
+        runs = Q(job_key=job) | Q(job_key__gte=low, job_key__lt=high)
+        return queryset.filter(runs, cluster__in=clusters), False
 
     @admin.display(description="GPU-hours", ordering="gpu_seconds")
     def gpu_hours(self, obj: UsageRecord) -> str:

@@ -143,3 +143,30 @@ def test_records_are_filtered_by_state_from_a_fixed_list(client, operator, refer
     assert "?state=OUT_OF_MEMORY" in everything  # offered although no record has it
     page = client.get("/admin/usage/usagerecord/?state=TIMEOUT").content.decode()
     assert ">5002<" in page and ">5001<" not in page
+
+
+def test_a_job_number_finds_that_jobs_runs_on_every_cluster_from_the_key_index(
+    client, operator, reference_data
+):
+    leonardo = make_allocation(cluster="leonardo")
+    lumi = make_allocation(cluster="lumi")
+    # a requeued job (two runs), the same number on another cluster, a pending run without a
+    # submit time, and records that only contain the number
+    make_usage_record(allocation=leonardo, job_key="4012345@2026-01-05T08:00:00Z", job_id="4012345")
+    make_usage_record(allocation=leonardo, job_key="4012345@2026-01-05T10:00:00Z", job_id="4012345")
+    make_usage_record(allocation=lumi, job_key="4012345@2026-02-01T08:00:00Z", job_id="4012345")
+    make_usage_record(allocation=lumi, job_key="77", job_id="77")
+    make_usage_record(
+        allocation=leonardo, job_key="40123456@2026-01-05T08:00:00Z", job_id="40123456"
+    )
+    make_usage_record(allocation=leonardo, job_id="9", job_name="sweep-4012345")
+    client.force_login(operator)
+
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get("/admin/usage/usagerecord/", {"q": " 4012345 "}).content.decode()
+    assert "3 usage records" in page and page.count(">4012345<") == 3
+    assert not any("LIKE" in query["sql"] for query in queries.captured_queries)
+    assert "1 usage record" in client.get("/admin/usage/usagerecord/", {"q": "77"}).content.decode()
+    # any other text searches the fields, job names included
+    page = client.get("/admin/usage/usagerecord/", {"q": "sweep-40"}).content.decode()
+    assert "1 usage record" in page and ">9<" in page

@@ -33,6 +33,7 @@ from usage.importer.rows import (
     NEW_RUN_COLUMNS,
     Row,
     _shift_reason,
+    job_runs_range,
     supersedes,
     time_shifted,
 )
@@ -107,7 +108,8 @@ class _OrmWriter:
             for start in range(0, len(stems), step):
                 ranges = Q()
                 for stem in stems[start : start + step]:
-                    ranges |= Q(job_key__gt=f"{stem}@", job_key__lt=f"{stem}A")
+                    low, high = job_runs_range(stem)
+                    ranges |= Q(job_key__gte=low, job_key__lt=high)
                 for record in UsageRecord.objects.filter(ranges, cluster=self.cluster):
                     stored[record.job_key] = record
         else:
@@ -284,8 +286,7 @@ def _run_range(key: str, *, shifts: bool) -> tuple[str, str]:
     its rows are sent."""
     if not shifts or "@" not in key:
         return key, f"{key}\x01"
-    job = key.split("@", 1)[0]
-    return f"{job}@", f"{job}A"
+    return job_runs_range(key.split("@", 1)[0])
 
 
 class _PostgresWriter:
