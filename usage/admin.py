@@ -186,9 +186,9 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_filter = ["cluster", AttributionFilter, StateFilter, "running"]
     search_fields = ["job_id", "account", "user", "job_name"]
     search_help_text = (
-        "A job number alone (as sacct's JobIDRaw or PBS prints it, e.g. 4012345) finds that"
-        " job's runs on every cluster at once. Any other text is looked for in job IDs,"
-        " accounts, users and job names, which reads every record."
+        "A job number alone (sacct's JobIDRaw or a PBS job number, e.g. 4012345) finds that"
+        " job's runs on every cluster at once. Other text is looked for in job IDs, accounts,"
+        " users and job names; on millions of records that takes seconds."
     )
     list_select_related = ["cluster", "allocation__cluster"]
     raw_id_fields = ["allocation", "partition", "import_run"]
