@@ -185,11 +185,6 @@ class UsageRecordAdmin(admin.ModelAdmin):
     ]
     list_filter = ["cluster", AttributionFilter, StateFilter, "running"]
     search_fields = ["job_id", "account", "user", "job_name"]
-    search_help_text = (
-        "A job number alone (sacct's JobIDRaw or a PBS job number, e.g. 4012345) finds that"
-        " job's runs on every cluster at once. Other text is looked for in job IDs, accounts,"
-        " users and job names; on millions of records that takes seconds."
-    )
     list_select_related = ["cluster", "allocation__cluster"]
     raw_id_fields = ["allocation", "partition", "import_run"]
     readonly_fields = [f.name for f in UsageRecord._meta.fields]
@@ -199,7 +194,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request, queryset, search_term):
         """A job number is looked up in the run-key index, cluster by cluster: a search of
-        every field reads every record, seconds at millions."""
+        every field reads every record, seconds at millions. The page says so under the search
+        box (templates/admin/usage/usagerecord/change_list.html)."""
         job = search_term.strip()
         if not (job.isascii() and job.isdigit()):
             return super().get_search_results(request, queryset, search_term)

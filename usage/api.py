@@ -33,11 +33,12 @@ from rest_framework.exceptions import (
     ValidationError,
 )
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.parsers import BaseParser, FormParser, MultiPartParser
+from rest_framework.parsers import BaseParser, FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api_auth import ApiTokenAuthentication
+from core.parsers import MultiPartParser
 from systems.models import Cluster
 from usage.importer import INPUT_FORMATS, UsageImportError
 from usage.models import SiteToken, UsageImport

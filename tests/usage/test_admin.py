@@ -165,6 +165,7 @@ def test_a_job_number_finds_that_jobs_runs_on_every_cluster_from_the_key_index(
     with CaptureQueriesContext(connection) as queries:
         page = client.get("/admin/usage/usagerecord/", {"q": " 4012345 "}).content.decode()
     assert "3 usage records" in page and page.count(">4012345<") == 3
+    assert "A job number alone" in page  # what the search box does, under it
     assert not any("LIKE" in query["sql"] for query in queries.captured_queries)
     assert "1 usage record" in client.get("/admin/usage/usagerecord/", {"q": "77"}).content.decode()
     # any other text searches the fields, job names included

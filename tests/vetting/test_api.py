@@ -1,3 +1,5 @@
+import io
+
 import pytest
 from django.urls import reverse
 
@@ -115,6 +117,37 @@ def test_withdraw(api_client, applicant, application):
     response = api_client.post(url(application, "withdraw"), {"reason": "Pivot"}, format="json")
     assert response.json()["state"] == "withdrawn"
     assert api_client.post(url(application, "withdraw")).status_code == 409
+
+
+def test_a_body_that_is_no_form_withdraws_nothing(api_client, applicant, application):
+    api_client.force_authenticate(applicant)
+    response = api_client.post(
+        url(application, "withdraw"),
+        data=b"-2.4329131979343088e+153",
+        content_type="multipart/form-data; boundary=5724ee9502daeb6c0ae758aff2310646",
+    )
+    assert response.status_code == 400
+    assert "boundary '5724ee9502daeb6c0ae758aff2310646'" in response.json()["detail"]
+    application.refresh_from_db()
+    assert application.state == Application.State.DRAFT
+    # a real form still does
+    response = api_client.post(
+        url(application, "withdraw"), {"reason": "Pivot"}, format="multipart"
+    )
+    assert response.status_code == 200 and response.json()["state"] == "withdrawn"
+
+
+def test_a_boundary_split_between_two_reads_is_found():
+    from core.parsers import _BoundaryWatch
+
+    watch = _BoundaryWatch(io.BytesIO(b"xx--5724ee95yy"), b"--5724ee95")
+    while watch.read(3):
+        pass
+    assert watch.seen and watch.read_any
+    missing = _BoundaryWatch(io.BytesIO(b"-2.4e+153"), b"--5724ee95")
+    while missing.read(3):
+        pass
+    assert not missing.seen
 
 
 def test_unknown_ethics_question_and_foreign_partition_are_refused(

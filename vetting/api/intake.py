@@ -3,12 +3,12 @@ from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 
 from core.api import ErrorSerializer, error_response
 from core.filters import IdFilter
-from core.parsers import JSONParser
+from core.parsers import JSONParser, MultiPartParser
 from vetting.models import Application
 from vetting.selectors import intake as selectors
 from vetting.serializers import (
