@@ -278,6 +278,7 @@ def _arrow_batches(
     tables: list = []
     notes: list = []
     steps = size = 0
+    first = True
 
     def waiting() -> _Batch:
         nonlocal tables, notes, steps, size
@@ -328,6 +329,9 @@ def _arrow_batches(
         if rows is not None:
             tables.append(rows)
             size += rows.num_rows
+            if first:  # the writer starts on the first piece while the next ones are read
+                first = False
+                yield waiting()
     if tables or notes or steps:
         yield waiting()
     yield _Batch([], 0, encode([]), 0)
