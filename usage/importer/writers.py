@@ -266,6 +266,9 @@ _BATCH_SELECT = ", ".join(
 )
 
 
+_BATCH_KEYS_SQL = f"SELECT min(job_key), max(job_key) FROM {_BATCH_TABLE}"  # noqa: S608
+
+
 def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
     """(low, high) SQL of the run key `key`: the key range, in byte order, that holds every
     stored run the look-up compares it with. With shifts that is every run of its job (keys
@@ -282,8 +285,8 @@ def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
 
 
 def _run_range(key: str, *, shifts: bool) -> tuple[str, str]:
-    """`_run_range_sql` of a key known here: the range of a batch of new runs is asked before
-    its rows are sent."""
+    """`_run_range_sql` of a key known here: a batch's range is asked with the ranges of its
+    lowest and highest key (for new runs, before their rows are sent)."""
     if not shifts or "@" not in key:
         return key, f"{key}\x01"
     return job_runs_range(key.split("@", 1)[0])
@@ -324,26 +327,13 @@ class _PostgresWriter:
         self.wanted = NewRunsWanted()
         table = _q(UsageRecord._meta.db_table)
         low, high = _run_range_sql("b.job_key", shifts=shifts)
-        lowest, _ = _run_range_sql("keys.lowest", shifts=shifts)
-        _, highest = _run_range_sql("keys.highest", shifts=shifts)
-        span = f"""(
-                    SELECT {lowest} AS low, {highest} AS high FROM (
-                        SELECT min(job_key) AS lowest, max(job_key) AS highest
-                        FROM {_BATCH_TABLE}
-                    ) keys
-                ) span"""  # noqa: S608 - identifiers from model metadata only
-        in_span = f"""{table} found, {span}
+        # The stored runs in the key range the batch spans (`_key_range`).
+        in_span = f"""{table} found
                 WHERE found.cluster_id = %(cluster)s
-                  AND found.job_key >= span.low AND found.job_key < span.high"""
+                  AND found.job_key >= %(low)s AND found.job_key < %(high)s"""
         self.stored_in_range_sql = f"""
             SELECT count(*) FROM (SELECT FROM {in_span} LIMIT %(limit)s) stored
-            """  # noqa: S608
-        self.stored_between_sql = f"""
-            SELECT count(*) FROM (
-                SELECT FROM {table}
-                WHERE cluster_id = %(cluster)s AND job_key >= %(low)s AND job_key < %(high)s
-                LIMIT %(limit)s
-            ) stored"""  # noqa: S608
+            """  # noqa: S608 - identifiers from model metadata only
         self.copy_new_sql = (
             f"COPY {table} ({', '.join(_q(name) for name in NEW_RUN_COLUMNS)})"
             " FROM STDIN (FORMAT csv)"
@@ -519,10 +509,26 @@ class _PostgresWriter:
                 cursor.execute(self.create_sql)
             self.ready = True
 
+    def _key_range(self, lowest: str, highest: str) -> dict[str, str]:
+        """The key range that holds every stored run a batch with these lowest and highest run
+        keys could be: the ranges of two jobs never overlap (`_run_range`)."""
+        low, _ = _run_range(lowest, shifts=self.shifts)
+        _, high = _run_range(highest, shifts=self.shifts)
+        return {"cluster": self.cluster.pk, "low": low, "high": high}
+
+    def _stored_in_range(self, cursor, key_range: dict[str, str], size: int) -> int:
+        """The stored runs in the key range, counted up to JOIN_FACTOR * size + 1; the parsing
+        process is told whether to make the next batches as new runs too."""
+        cursor.execute(
+            self.stored_in_range_sql, {**key_range, "limit": self.JOIN_FACTOR * size + 1}
+        )
+        stored = cursor.fetchone()[0]
+        self.wanted.set(stored == 0)
+        return stored
+
     def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
         new = data.new if type(data) is _CsvRows else None
-        limit = self.JOIN_FACTOR * size + 1
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
@@ -530,41 +536,30 @@ class _PostgresWriter:
             # Compiling a batch-sized plan costs more than it saves.
             cursor.execute("SET LOCAL jit = off")
             if new is not None:
-                low, _ = _run_range(new.lowest, shifts=self.shifts)
-                _, high = _run_range(new.highest, shifts=self.shifts)
-                cursor.execute(
-                    self.stored_between_sql,
-                    {"cluster": self.cluster.pk, "low": low, "high": high, "limit": limit},
-                )
-                stored = cursor.fetchone()[0]
-                self.wanted.set(stored == 0)
+                key_range = self._key_range(new.lowest, new.highest)
+                stored = self._stored_in_range(cursor, key_range, size)
                 if stored == 0:
                     with cursor.cursor.copy(self.copy_new_sql) as copy:
                         copy.write(new.data)
                     counts = _Counts()
-                    counts.imported = new.imported
-                    counts.unmatched = new.unmatched
-                    counts.outside_window = new.outside_window
-                    counts.no_gpu_field = new.no_gpu_field
+                    for name in ("imported", "unmatched", "outside_window", "no_gpu_field"):
+                        setattr(counts, name, getattr(new, name))
                     return counts, []
             cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
             copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
             with cursor.cursor.copy(copy_sql) as copy:
                 copy.write(data)
             if new is None:
-                cursor.execute(
-                    self.stored_in_range_sql, {"cluster": self.cluster.pk, "limit": limit}
-                )
-                stored = cursor.fetchone()[0]
-                self.wanted.set(stored == 0)
+                cursor.execute(_BATCH_KEYS_SQL)
+                key_range = self._key_range(*cursor.fetchone())
+                stored = self._stored_in_range(cursor, key_range, size)
             if stored == 0:
                 merge_sql = self.insert_sql
+            elif stored <= self.JOIN_FACTOR * size:
+                merge_sql = self.join_sql
             else:
-                merge_sql = self.join_sql if stored < limit else self.lookup_sql
-            cursor.execute(
-                merge_sql,
-                {"cluster": self.cluster.pk, "run": self.run.pk, "now": timezone.now()},
-            )
+                merge_sql = self.lookup_sql
+            cursor.execute(merge_sql, {**key_range, "run": self.run.pk, "now": timezone.now()})
             unmatched, outside, no_gpu_field, imported, updated, shifted = cursor.fetchone()
         if isinstance(shifted, str):
             shifted = json.loads(shifted)
