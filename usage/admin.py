@@ -1,14 +1,13 @@
 from django.contrib import admin, messages
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from allocations.models import Allocation
 from core import formats
 from core.pagination import EstimatedCountPaginator
-from systems.models import Cluster
-from usage.importer.rows import job_runs_range
 from usage.models import SiteToken, UsageImport, UsageRecord
+from usage.selectors import usage_records_of_job
 
 
 @admin.register(SiteToken)
@@ -193,16 +192,13 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
     def get_search_results(self, request, queryset, search_term):
-        """A job number is looked up in the run-key index, cluster by cluster: a search of
-        every field reads every record, seconds at millions. The page says so under the search
-        box (templates/admin/usage/usagerecord/change_list.html)."""
+        """A job number alone is looked up in the run-key index (seconds at millions of
+        records otherwise). The page says so under the search box
+        (templates/admin/usage/usagerecord/change_list.html)."""
         job = search_term.strip()
-        if not (job.isascii() and job.isdigit()):
-            return super().get_search_results(request, queryset, search_term)
-        low, high = job_runs_range(job)
-        clusters = list(Cluster.objects.values_list("pk", flat=True))
-        runs = Q(job_key=job) | Q(job_key__gte=low, job_key__lt=high)
-        return queryset.filter(runs, cluster__in=clusters), False
+        if job.isascii() and job.isdigit():
+            return usage_records_of_job(records=queryset, job=job), False
+        return super().get_search_results(request, queryset, search_term)
 
     @admin.display(description="GPU-hours", ordering="gpu_seconds")
     def gpu_hours(self, obj: UsageRecord) -> str:

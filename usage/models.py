@@ -168,6 +168,13 @@ class UsageImport(models.Model):
         )
 
 
+def job_runs_range(job: str) -> tuple[str, str]:
+    """[low, high) in byte order of the run keys of job number `job` that carry a time
+    (`<job>@<time>`: sacct's JobIDRaw and submit time, PBS's job number and start): `@` and
+    `A` are neighbours. A run without a time has the key `<job>` alone."""
+    return f"{job}@", f"{job}A"
+
+
 class UsageRecord(models.Model):
     """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
 

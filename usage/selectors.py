@@ -35,9 +35,9 @@ from django.db.models.functions import Cast, Coalesce, TruncDate
 
 from allocations.models import Allocation, model_key
 from systems.estimates import SECONDS_PER_HOUR
-from systems.models import Partition
+from systems.models import Cluster, Partition
 from systems.selectors import policy_utilisation
-from usage.models import UsageRecord
+from usage.models import UsageRecord, job_runs_range
 
 JOULES_PER_KWH = 3.6e6
 TERA = 1e12
@@ -433,3 +433,13 @@ def usage_overview(*, records: QuerySet, utilisation: float | None = None) -> Us
         upper += float(row["tflop"] or 0.0) * TERA
         points.append(SeriesPoint(row["day"], gpu_seconds, upper * utilisation, upper))
     return UsageOverview(_totals(total, utilisation), points)
+
+
+def usage_records_of_job(*, records: QuerySet, job: str) -> QuerySet:
+    """The runs of job number `job` (sacct's JobIDRaw, a PBS job number) among `records`, on
+    every cluster: read through the run-key index, a range of keys per cluster, where a search
+    of the fields reads every record."""
+    low, high = job_runs_range(job)
+    clusters = list(Cluster.objects.values_list("pk", flat=True))
+    runs = Q(job_key=job) | Q(job_key__gte=low, job_key__lt=high)
+    return records.filter(runs, cluster__in=clusters)

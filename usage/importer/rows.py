@@ -55,13 +55,6 @@ NEW_RUN_COLUMNS = (
 )
 
 
-def job_runs_range(job: str) -> tuple[str, str]:
-    """[low, high) in byte order of the run keys of job number `job` that carry a time
-    (`<job>@<time>`: sacct's JobIDRaw and submit time, PBS's job number and start): `@` and
-    `A` are neighbours. A run without a time has the key `<job>` alone."""
-    return f"{job}@", f"{job}A"
-
-
 # Informative sacct fields an input may leave out: a run already stored keeps its value then,
 # rather than losing a measured energy or a job name to a narrower `--format` list.
 KEPT_WHEN_ABSENT = {

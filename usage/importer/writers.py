@@ -33,11 +33,10 @@ from usage.importer.rows import (
     NEW_RUN_COLUMNS,
     Row,
     _shift_reason,
-    job_runs_range,
     supersedes,
     time_shifted,
 )
-from usage.models import UsageImport, UsageRecord
+from usage.models import UsageImport, UsageRecord, job_runs_range
 
 logger = logging.getLogger(__name__)
 
