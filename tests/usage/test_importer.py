@@ -825,6 +825,40 @@ def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
     assert (record.job_name, record.user) == (name, "x\\y")
 
 
+def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
+    tmp_path, leonardo, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+    import usage.sacct_arrow
+
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 256)  # a piece, a batch per line
+    read = usage.sacct_arrow.ArrowSacct.columns
+    seen = tmp_path / "pieces.txt"  # written by the parsing process
+
+    def columns(self, data, line_no):
+        result = read(self, data, line_no)
+        with seen.open("a") as note:
+            note.write("l" if result is None else "c")
+        return result
+
+    monkeypatch.setattr(usage.sacct_arrow.ArrowSacct, "columns", columns)
+    names = ["plain", "a\\b", "\\N", "tab\there", 'say "hi"', "last", "", "comma,here"]
+    lines = [sacct_line(str(100 + n), name=name) for n, name in enumerate(names)]
+    path = tmp_path / "pull.txt"
+    path.write_text(sacct_text(*lines), encoding="utf-8")
+    stored = {}
+    for attempt in ("first", "again"):
+        with path.open(encoding="utf-8", newline="") as handle:
+            run = usage_import(cluster=leonardo, lines=handle, source="command", batch_size=1)
+        stored[attempt] = dict(UsageRecord.objects.values_list("job_id", "job_name"))
+        counts = (run.imported, run.unchanged, run.rejected)
+        assert counts == ((8, 0, 0) if attempt == "first" else (0, 8, 0)), attempt
+    assert set(seen.read_text()) == {"c"}  # every piece read in columns
+    expected = {str(100 + n): name for n, name in enumerate(names)}
+    assert stored["first"] == stored["again"] == expected
+
+
 def test_copy_text_has_one_line_per_row_and_null_markers():
     started = datetime(2026, 1, 5, 9, tzinfo=UTC)
     rows = [

@@ -20,7 +20,7 @@ from usage.accounting import (
 )
 from usage.importer.batches import (
     NewRunsWanted,
-    _CsvRows,
+    _ArrowRows,
 )
 from usage.importer.rows import (
     _DATA_END,
@@ -334,8 +334,7 @@ class _PostgresWriter:
             SELECT count(*) FROM (SELECT FROM {in_span} LIMIT %(limit)s) stored
             """  # noqa: S608 - identifiers from model metadata only
         self.copy_new_sql = (
-            f"COPY {table} ({', '.join(_q(name) for name in NEW_RUN_COLUMNS)})"
-            " FROM STDIN (FORMAT csv)"
+            f"COPY {table} ({', '.join(_q(name) for name in NEW_RUN_COLUMNS)}) FROM STDIN"
         )
         if shifts:
             # One look-up finds the first stored run of the job, in key order, that is this run:
@@ -383,7 +382,6 @@ class _PostgresWriter:
         self.copy_sql = (
             f"COPY {_BATCH_TABLE} ({', '.join(_q(name) for name, _ in _BATCH_COLUMNS)}) FROM STDIN"
         )
-        self.copy_csv_sql = f"{self.copy_sql} (FORMAT csv)"
         stored = [*DATA_FIELDS, "allocation_id", "partition_id"]
         inserted = ["cluster_id", "job_key", *stored, "import_run_id", "updated_at"]
         batch_fields = ", ".join(f"b.{_q(name)}" for name in DATA_FIELDS)
@@ -484,20 +482,23 @@ class _PostgresWriter:
 
     @staticmethod
     def split(data: bytes) -> tuple[bytes, bytes]:
-        if type(data) is _CsvRows:  # read from lines split at line feeds: none inside a value
+        if type(data) is _ArrowRows:  # read from lines split at line feeds: none inside a value
             lines = data.split(b"\n")[:-1]
             half = len(lines) // 2
-            return (
-                _CsvRows(b"".join(line + b"\n" for line in lines[:half])),
-                _CsvRows(b"".join(line + b"\n" for line in lines[half:])),
+            halves = (
+                _ArrowRows(b"".join(line + b"\n" for line in lines[:half])),
+                _ArrowRows(b"".join(line + b"\n" for line in lines[half:])),
             )
+            for each in halves:
+                each.csv = data.csv
+            return halves
         lines = data.splitlines(keepends=True)  # COPY text escapes line breaks inside values
         half = len(lines) // 2
         return b"".join(lines[:half]), b"".join(lines[half:])
 
     @staticmethod
     def line_of(data: bytes) -> int:
-        separator = b"," if type(data) is _CsvRows else b"\t"
+        separator = b"," if type(data) is _ArrowRows and data.csv else b"\t"
         return int(data.split(b"\n", 1)[0].rsplit(separator, 1)[1])
 
     def prepare(self) -> None:
@@ -527,7 +528,7 @@ class _PostgresWriter:
 
     def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
-        new = data.new if type(data) is _CsvRows else None
+        new = data.new if type(data) is _ArrowRows else None
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
@@ -538,15 +539,14 @@ class _PostgresWriter:
                 key_range = self._key_range(new.lowest, new.highest)
                 stored = self._stored_in_range(cursor, key_range, size)
                 if stored == 0:
-                    with cursor.cursor.copy(self.copy_new_sql) as copy:
+                    with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.data)) as copy:
                         copy.write(new.data)
                     counts = _Counts()
                     for name in ("imported", "unmatched", "outside_window", "no_gpu_field"):
                         setattr(counts, name, getattr(new, name))
                     return counts, []
             cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
-            copy_sql = self.copy_csv_sql if type(data) is _CsvRows else self.copy_sql
-            with cursor.cursor.copy(copy_sql) as copy:
+            with cursor.cursor.copy(_copy_sql(self.copy_sql, data)) as copy:
                 copy.write(data)
             if new is None:
                 cursor.execute(_BATCH_KEYS_SQL)
@@ -586,6 +586,11 @@ class _PostgresWriter:
                     cursor.execute(f"DROP TABLE IF EXISTS {_BATCH_TABLE}")
             except Exception:  # a failed transaction leaves it to the session's end
                 logger.debug("temporary usage batch table left to the session's end")
+
+
+def _copy_sql(sql: str, data: bytes) -> str:
+    """`sql`, a COPY of text-format data, for the format `data` is in."""
+    return f"{sql} (FORMAT csv)" if type(data) is _ArrowRows and data.csv else sql
 
 
 def _utc(seconds: float) -> datetime:
