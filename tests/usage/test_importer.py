@@ -825,16 +825,13 @@ def test_text_with_tabs_backslashes_and_line_breaks_is_stored_as_read(leonardo):
     assert (record.job_name, record.user) == (name, "x\\y")
 
 
-def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
-    tmp_path, leonardo, monkeypatch
-):
-    if connection.vendor != "postgresql":
-        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+def _pieces_noted(tmp_path: Path, monkeypatch) -> Path:
+    """A file the parsing process writes a letter to for each piece: `c` read in columns,
+    `l` line by line."""
     import usage.sacct_arrow
 
-    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 256)  # a piece, a batch per line
     read = usage.sacct_arrow.ArrowSacct.columns
-    seen = tmp_path / "pieces.txt"  # written by the parsing process
+    seen = tmp_path / "pieces.txt"
 
     def columns(self, data, line_no):
         result = read(self, data, line_no)
@@ -843,6 +840,18 @@ def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
         return result
 
     monkeypatch.setattr(usage.sacct_arrow.ArrowSacct, "columns", columns)
+    return seen
+
+
+def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
+    tmp_path, leonardo, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+    import usage.sacct_arrow
+
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 256)  # a piece, a batch per line
+    seen = _pieces_noted(tmp_path, monkeypatch)
     names = ["plain", "a\\b", "\\N", "tab\there", 'say "hi"', "last", "", "comma,here"]
     lines = [sacct_line(str(100 + n), name=name) for n, name in enumerate(names)]
     path = tmp_path / "pull.txt"
@@ -1073,16 +1082,7 @@ def test_a_file_read_in_columns_is_stored_and_counted_as_read_line_by_line(
 
     make_allocation(start=SINCE, cluster="leonardo", account="proj_017")
     monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 8192)  # dozens of pieces
-    read = usage.sacct_arrow.ArrowSacct.columns
-    seen = tmp_path / "pieces.txt"  # written by the parsing process
-
-    def columns(self, data, line_no):
-        result = read(self, data, line_no)
-        with seen.open("a") as note:
-            note.write("l" if result is None else "c")
-        return result
-
-    monkeypatch.setattr(usage.sacct_arrow.ArrowSacct, "columns", columns)
+    seen = _pieces_noted(tmp_path, monkeypatch)
     path = tmp_path / "pull.txt"
     path.write_text(_columns_and_lines_pull(), encoding="utf-8")
     # parallel=False reads line by line; by default an open file is read in columns
