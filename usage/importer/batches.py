@@ -189,25 +189,24 @@ def _has_pyarrow() -> bool:
 class _ArrowRows(bytes):
     """Batch rows written from columns (`_arrow_copy`), in _BATCH_COLUMNS order: COPY's text
     format, or its CSV format (`csv`) when a value holds a character the text format escapes;
+    their `lowest` and `highest` run key (None when not known: the server finds them);
     `new`: the same rows as the usage table stores new runs (`_NewRuns`), when asked for."""
 
     csv = False
+    lowest: str | None = None
+    highest: str | None = None
     new: _NewRuns | None = None
 
 
 class _NewRuns:
-    """A batch's rows as the usage table stores them, as COPY data (NEW_RUN_COLUMNS),
-    with their lowest and highest run key and what they count as if every one is a new run:
-    what the writer copies straight into the table when no stored run lies in that range."""
+    """A batch's rows as the usage table stores them, as COPY data (NEW_RUN_COLUMNS), and what
+    they count as if every one is a new run: what the writer copies straight into the table
+    when no stored run lies in the batch's key range."""
 
-    __slots__ = (
-        "data", "lowest", "highest", "imported", "unmatched", "outside_window", "no_gpu_field"
-    )  # fmt: skip
+    __slots__ = ("data", "imported", "unmatched", "outside_window", "no_gpu_field")
 
-    def __init__(self, data: bytes, lowest: str, highest: str, **counts: int) -> None:
+    def __init__(self, data: bytes, **counts: int) -> None:
         self.data = data
-        self.lowest = lowest
-        self.highest = highest
         self.imported = counts["imported"]
         self.unmatched = counts["unmatched"]
         self.outside_window = counts["outside_window"]
@@ -287,6 +286,8 @@ def _arrow_batches(
         if tables:
             table = pa.concat_tables(tables)
             data = _arrow_copy(table)
+            keys = pc.min_max(table["job_key"])  # in byte order, as COLLATE "C" compares
+            data.lowest, data.highest = keys["min"].as_py(), keys["max"].as_py()
             if run is not None and (wanted is None or wanted):
                 data.new = _new_runs(table, places, run)
         else:
@@ -472,13 +473,10 @@ def _new_runs(table, places: _Places, run: UsageImport) -> _NewRuns:
     )
     columns["import_run_id"] = every(run.pk, pa.int64())
     columns["updated_at"] = every(timezone.now().isoformat(), pa.string())
-    keys = pc.min_max(table["job_key"])
     imported = pc.count(table["allocation_id"]).as_py()
     outside = pc.sum(table["outside_window"]).as_py() or 0
     return _NewRuns(
         _arrow_copy(pa.table({name: columns[name] for name in NEW_RUN_COLUMNS})),
-        keys["min"].as_py(),
-        keys["max"].as_py(),
         imported=imported,
         outside_window=outside,
         unmatched=size - imported - outside,

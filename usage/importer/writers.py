@@ -285,7 +285,7 @@ def _run_range_sql(key: str, *, shifts: bool) -> tuple[str, str]:
 
 def _run_range(key: str, *, shifts: bool) -> tuple[str, str]:
     """`_run_range_sql` of a key known here: a batch's range is asked with the ranges of its
-    lowest and highest key (for new runs, before their rows are sent)."""
+    lowest and highest key (for a batch read in columns, before its rows are sent)."""
     if not shifts or "@" not in key:
         return key, f"{key}\x01"
     return job_runs_range(key.split("@", 1)[0])
@@ -528,17 +528,18 @@ class _PostgresWriter:
 
     def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
-        new = data.new if type(data) is _ArrowRows else None
+        keys_known = type(data) is _ArrowRows and data.lowest is not None
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_advisory_xact_lock(%s, %s)", [self._LOCK_CLASS, self.cluster.pk]
             )
             # Compiling a batch-sized plan costs more than it saves.
             cursor.execute("SET LOCAL jit = off")
-            if new is not None:
-                key_range = self._key_range(new.lowest, new.highest)
+            if keys_known:
+                key_range = self._key_range(data.lowest, data.highest)
                 stored = self._stored_in_range(cursor, key_range, size)
-                if stored == 0:
+                new = data.new
+                if stored == 0 and new is not None:
                     with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.data)) as copy:
                         copy.write(new.data)
                     counts = _Counts()
@@ -548,7 +549,7 @@ class _PostgresWriter:
             cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
             with cursor.cursor.copy(_copy_sql(self.copy_sql, data)) as copy:
                 copy.write(data)
-            if new is None:
+            if not keys_known:
                 cursor.execute(_BATCH_KEYS_SQL)
                 key_range = self._key_range(*cursor.fetchone())
                 stored = self._stored_in_range(cursor, key_range, size)
