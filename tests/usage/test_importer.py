@@ -868,6 +868,50 @@ def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
     assert stored["first"] == stored["again"] == expected
 
 
+def test_numbers_at_and_past_their_limits_are_read_in_columns_as_line_by_line(
+    tmp_path, leonardo, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+    import usage.sacct_arrow
+
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)  # a piece per line
+    odd = [
+        {"energy": "9" * 18},
+        {"energy": "9" * 19},
+        {"energy": "0"},
+        {"energy": "12.5"},
+        {"energy": "\u0663"},  # an Arabic-Indic digit: a digit, not an ASCII one
+        {"elapsed": "9" * 12},
+        {"elapsed": "9" * 13},
+        {"elapsed": "+5"},
+        {"nodes": "999999"},
+        {"nodes": "1000000"},
+        {"nodes": ""},
+    ]
+    lines = []
+    for number, fields in enumerate(odd, start=1):
+        line = sacct_line(f"{500 + number}", energy=fields.get("energy", ""))
+        line = line.replace("|7200|", f"|{fields.get('elapsed', '7200')}|")
+        lines.append(line.replace("|1|", f"|{fields.get('nodes', '1')}|"))
+    path = tmp_path / "pull.txt"
+    path.write_text(sacct_text(*lines), encoding="utf-8")
+    seen = _pieces_noted(tmp_path, monkeypatch)
+    outcomes = [
+        _imported_afresh(path, leonardo, parallel=parallel, tz="UTC")
+        for parallel in (False, None)  # line by line, then in columns where they read it
+    ]
+    assert outcomes[0] == outcomes[1]
+    # in columns: the largest energy and node count stored, an energy that is no whole count
+    # (none); line by line: past a limit, or no digits where the line reader decides
+    assert seen.read_text() == "clccclllcll"
+    stored = {job_id: (energy, elapsed, nodes) for job_id, energy, elapsed, nodes in (
+        UsageRecord.objects.values_list("job_id", "energy_joules", "elapsed_seconds", "nodes")
+    )}  # fmt: skip
+    assert stored["501"] == (10**18 - 1, 7200, 1)
+    assert stored["509"] == (None, 7200, 999_999)
+
+
 def test_copy_text_has_one_line_per_row_and_null_markers():
     started = datetime(2026, 1, 5, 9, tzinfo=UTC)
     rows = [
