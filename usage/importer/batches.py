@@ -545,17 +545,33 @@ def _let_go_of_connections() -> None:
             os.close(fileno())
 
 
+def _heap_trim() -> Callable[[], object]:
+    """A call that hands the heap's free pages back to the system (glibc's malloc_trim). The
+    parsing process frees a batch's columns and COPY data once it is sent; kept by the heap,
+    those pages would raise its resident size batch after batch. Does nothing where the C
+    library has no such call."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return lambda: None
+    trim.argtypes = [ctypes.c_size_t]
+    return lambda: trim(0)
+
+
 def _produce(batches: Iterator[_Batch], sender, parent: int) -> None:
     _die_with(parent)
     _let_go_of_connections()
     # The parent stops this process when it is interrupted; the signals are for the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    trim = _heap_trim()
     try:
         for batch in batches:
             if os.getppid() != parent:
                 return  # the parent is gone: nobody reads what comes next
             sender.send(batch)
+            del batch
+            trim()
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
         sender.send(_ParseFailed(exc))
     else:
