@@ -912,6 +912,28 @@ def test_numbers_at_and_past_their_limits_are_read_in_columns_as_line_by_line(
     assert stored["509"] == (None, 7200, 999_999)
 
 
+def test_columns_go_as_copy_text_unless_a_text_column_holds_what_it_escapes():
+    pa = pytest.importorskip("pyarrow")
+    from usage.importer.batches import _arrow_copy
+
+    def written(name: str, key: str):
+        rows = _arrow_copy(
+            pa.table(
+                {
+                    "name": pa.array([name], pa.string()),
+                    "key": pa.array([key], pa.large_string()),  # as account keys come
+                    "energy": pa.array([None], pa.int64()),
+                }
+            )
+        )
+        return rows.csv, bytes(rows)
+
+    assert written("train", "acme") == (False, b"train\tacme\t\\N\n")
+    assert written("a\\b", "acme") == (True, b'"a\\b","acme",\n')
+    assert written("train", "ac\\me") == (True, b'"train","ac\\me",\n')
+    assert written('say "hi"', "acme") == (True, b'"say ""hi""","acme",\n')
+
+
 def test_copy_text_has_one_line_per_row_and_null_markers():
     started = datetime(2026, 1, 5, 9, tzinfo=UTC)
     rows = [
