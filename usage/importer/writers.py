@@ -349,6 +349,7 @@ class _PostgresWriter:
                       AND found.job_key >= ({low}) COLLATE "C"
                       AND found.job_key < ({high}) COLLATE "C"
                       AND (found.job_key = b.job_key OR ({shifted}))
+                    ORDER BY found.job_key
                     LIMIT 1
                 ) found ON TRUE"""  # noqa: S608
             # The same runs found by a hash join on the job (the key before its `@`): a key
