@@ -203,14 +203,11 @@ class _NewRuns:
     they count as if every one is a new run: what the writer copies straight into the table
     when no stored run lies in the batch's key range."""
 
-    __slots__ = ("data", "imported", "unmatched", "outside_window", "no_gpu_field")
+    __slots__ = ("data", "counts")
 
     def __init__(self, data: bytes, **counts: int) -> None:
         self.data = data
-        self.imported = counts["imported"]
-        self.unmatched = counts["unmatched"]
-        self.outside_window = counts["outside_window"]
-        self.no_gpu_field = counts["no_gpu_field"]
+        self.counts = counts  # by _Counts' names
 
 
 class NewRunsWanted:

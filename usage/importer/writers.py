@@ -544,8 +544,8 @@ class _PostgresWriter:
                     with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.data)) as copy:
                         copy.write(new.data)
                     counts = _Counts()
-                    for name in ("imported", "unmatched", "outside_window", "no_gpu_field"):
-                        setattr(counts, name, getattr(new, name))
+                    for name, value in new.counts.items():
+                        setattr(counts, name, value)
                     return counts, []
             cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
             with cursor.cursor.copy(_copy_sql(self.copy_sql, data)) as copy:
