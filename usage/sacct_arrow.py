@@ -47,7 +47,6 @@ from usage.accounting.gpus import (
 )
 from usage.accounting.sacct import (
     _DEFAULT_DELIMITER,
-    _any_iso,
     _check_delimiter,
     _field_list_names,
     _header_delimiter,
@@ -62,9 +61,11 @@ from usage.accounting.sacct import (
 # (the import gathers pieces into batches of its own size).
 CHUNK_BYTES = 4 << 20
 
-_ISO_TIME = r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d$"
-_HOUR = pa.struct([("offset", pa.int64()), ("utc", pa.string())])
-_EXACT = pa.struct([("seconds", pa.int64()), ("utc", pa.string())])
+_NO_TIMES = pa.array(sorted(_NO_TIME), pa.string())
+# Seconds from 0001-01-01T00:00 to 1970: added to a time read, they make its hour a count of
+# 0 or more, which integer division floors.
+_BEFORE_1970 = 62_135_596_800
+_YEAR_ONE = datetime(1, 1, 1)
 _NEEDED = ("JobIDRaw", "Account", "State", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes")
 
 
@@ -146,8 +147,8 @@ class ArrowSacct:
             name in self.position or (name == "JobIDRaw" and "JobID" in self.position)
             for name in _NEEDED
         )
-        self._hours: dict[str, dict | None] = {}
-        self._exact: dict[str, dict | None] = {}
+        self._hours: dict[int, int | None] = {}
+        self._exact: dict[str, int | None] = {}
         self._tres: dict[str, tuple[int, bool] | None] = {}
         self._accounts: dict[str, bool] = {}
         self._states: dict[str, str | None] = {}
@@ -282,10 +283,9 @@ class ArrowSacct:
         state = _looked_up(state_text, self._states, _state, pa.string())
         ok.append(pc.is_valid(state))
 
-        # the key holds the submit time as text
-        submit, submit_read, submit_text = self._utc_seconds(field(parts, "Submit"), as_text=True)
-        start, start_read, _ = self._utc_seconds(field(parts, "Start"), as_text=False)
-        end, end_read, _ = self._utc_seconds(field(parts, "End"), as_text=False)
+        submit, submit_read = self._utc_seconds(field(parts, "Submit"))
+        start, start_read = self._utc_seconds(field(parts, "Start"))
+        end, end_read = self._utc_seconds(field(parts, "End"))
         ok += [submit_read, start_read, end_read]
         running = pc.or_(pc.is_in(state, pa.array(sorted(_UNFINISHED_STATES))), pc.is_null(end))
         end = pc.if_else(running, pa.scalar(None, pa.int64()), end)
@@ -335,9 +335,14 @@ class ArrowSacct:
         ):
             ok.append(pc.less_equal(pc.utf8_length(values), limit).fill_null(True))
 
-        at = pa.scalar("@", pa.string())
+        # `<JobIDRaw>@<submit in UTC>`, `123@2026-01-05T08:00:00Z`; the JobIDRaw alone without one
+        utc = pc.cast(pc.cast(submit, pa.timestamp("s")), pa.string())  # `2026-01-05 08:00:00`
         job_key = pc.if_else(
-            pc.is_null(submit), raw, pc.binary_join_element_wise(raw, submit_text, at)
+            pc.is_null(submit),
+            raw,
+            pc.binary_join_element_wise(
+                raw, "@", pc.replace_substring(utc, " ", "T"), "Z", pa.scalar("", pa.string())
+            ),
         )
         ok.append(pc.less_equal(pc.utf8_length(job_key), limits["job_key"]))
 
@@ -367,68 +372,56 @@ class ArrowSacct:
             }
         )
 
-    def _utc_seconds(
-        self, text: pa.Array, *, as_text: bool
-    ) -> tuple[pa.Array, pa.Array, pa.Array | None]:
-        """(seconds since 1970 in UTC, or null for no time; whether the fast path read it;
-        with `as_text`, the time as ISO 8601 text in UTC, `2026-01-05T08:00:00Z`)."""
-        none = pc.is_in(text, pa.array(sorted(_NO_TIME), pa.string()))
-        iso = pc.match_substring_regex(text, _ISO_TIME)
-        normal = pc.replace_substring(text, " ", "T")
-        naive = pc.strptime(normal, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
-        # strptime rolls 30 February over into March; what fromisoformat refuses must go back
-        day = pc.cast(pc.if_else(iso, pc.utf8_slice_codeunits(normal, 8, 10), "0"), pa.int64())
-        same = pc.equal(pc.day(naive), day)
-        hour = _looked_up(pc.utf8_slice_codeunits(normal, 0, 13), self._hours, self._hour, _HOUR)
-        offset = pc.struct_field(hour, "offset")
-        seconds = pc.subtract(pc.cast(naive, pa.int64()), offset)
-        stamp = None
-        if as_text:
-            stamp = pc.binary_join_element_wise(
-                pc.struct_field(hour, "utc"),
-                pc.utf8_slice_codeunits(normal, 13, 19),
-                pa.scalar("Z", pa.string()),
-                pa.scalar("", pa.string()),
-            )
-        read = pc.and_(iso, same.fill_null(False))
+    def _utc_seconds(self, text: pa.Array) -> tuple[pa.Array, pa.Array]:
+        """(seconds since 1970 in UTC, or null for no time; whether the fast path read it)."""
+        none = pc.is_in(text, _NO_TIMES)
+        spaced = pc.replace_substring(text, "T", " ", max_replacements=1)
+        naive = pc.strptime(spaced, format="%Y-%m-%d %H:%M:%S", unit="s", error_is_null=True)
+        # strptime also takes what fromisoformat refuses (one-digit fields, 30 February,
+        # second 60) and rolls it over; a time is read here only if it reads back as written
+        read = pc.equal(pc.cast(naive, pa.string()), spaced).fill_null(False)
+        naive = pc.cast(naive, pa.int64())
+        hour = pc.divide(pc.add(naive, _BEFORE_1970), 3600)
+        offset = _looked_up(hour, self._hours, self._hour, pa.int64())
+        seconds = pc.subtract(naive, offset)
         # an hour in which the zone changes its offset (or one of a zone off by a fraction of
-        # an hour): each distinct time of it converted as parse_sacct converts it
+        # an hour, or at the ends of the calendar): each distinct time of it converted as
+        # parse_sacct converts it
         exact = pc.and_(read, pc.is_null(offset)).fill_null(False)
         if pc.any(exact).as_py():
-            times = _looked_up(text.filter(exact), self._exact, self._exact_time, _EXACT)
-            seconds = pc.replace_with_mask(seconds, exact, pc.struct_field(times, "seconds"))
-            if as_text:
-                stamp = pc.replace_with_mask(stamp, exact, pc.struct_field(times, "utc"))
+            times = _looked_up(text.filter(exact), self._exact, self._exact_time, pa.int64())
+            seconds = pc.replace_with_mask(seconds, exact, times)
         good = pc.or_(none, pc.and_(read, pc.is_valid(seconds)))
         seconds = pc.if_else(none, pa.scalar(None, pa.int64()), seconds)
-        return seconds, good.fill_null(False), stamp
+        return seconds, good.fill_null(False)
 
-    def _exact_time(self, text: str) -> dict | None:
+    def _exact_time(self, text: str) -> int | None:
         try:
-            value = _in_utc(datetime.fromisoformat(text), self.tz, text)
+            return int(_in_utc(datetime.fromisoformat(text), self.tz, text).timestamp())
         except ValueError:
             return None
-        return {"seconds": int(value.timestamp()), "utc": _any_iso(text, value)}
 
-    def _hour(self, hour_text: str) -> dict | None:
-        """The zone's UTC offset in seconds all through this wall-clock hour, and the hour in
-        UTC as ISO text (`2026-01-05T08`); None when the offset changes in the hour or is not
-        whole hours (parse_sacct converts each time of such an hour exactly)."""
+    def _hour(self, hour: int) -> int | None:
+        """The zone's UTC offset in seconds all through the wall-clock hour that starts `hour`
+        hours after 0001-01-01T00:00; None when the offset changes in the hour or is not
+        whole hours (parse_sacct converts each time of such an hour exactly), and for no time."""
+        if hour is None:
+            return None
         try:
-            hour = datetime.fromisoformat(hour_text + ":00")
-        except ValueError:
+            start = _YEAR_ONE + timedelta(hours=hour)
+        except OverflowError:
             return None
-        if not datetime.min.year < hour.year < 9999:
+        if not datetime.min.year < start.year < 9999:
             return None
-        last = hour + timedelta(minutes=59, seconds=59)
+        last = start + timedelta(minutes=59, seconds=59)
         tz = self.tz
-        offsets = {tz.utcoffset(at.replace(fold=fold)) for at in (hour, last) for fold in (0, 1)}
+        offsets = {tz.utcoffset(at.replace(fold=fold)) for at in (start, last) for fold in (0, 1)}
         if len(offsets) != 1 or None in offsets:
             return None
         offset = offsets.pop()
         if offset % timedelta(hours=1):
             return None
-        return {"offset": int(offset.total_seconds()), "utc": (hour - offset).isoformat()[:13]}
+        return int(offset.total_seconds())
 
     def _account_ok(self, account: str) -> bool:
         return account_problem(account) is None

@@ -872,14 +872,27 @@ def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
     assert stored["first"] == stored["again"] == expected
 
 
-def test_numbers_at_and_past_their_limits_are_read_in_columns_as_line_by_line(
-    tmp_path, leonardo, monkeypatch
-):
+def _read_line_by_line_and_in_columns(lines, cluster, tmp_path, monkeypatch, *, tz):
+    """The sacct `lines` imported afresh line by line, then in columns where they read it,
+    a piece per line: both outcomes (`_imported_afresh`), and a letter per piece
+    (`_pieces_noted`)."""
     if connection.vendor != "postgresql":
         pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
     import usage.sacct_arrow
 
-    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)  # a piece per line
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)
+    path = tmp_path / "pull.txt"
+    path.write_text(sacct_text(*lines), encoding="utf-8")
+    seen = _pieces_noted(tmp_path, monkeypatch)
+    outcomes = [
+        _imported_afresh(path, cluster, parallel=parallel, tz=tz) for parallel in (False, None)
+    ]
+    return outcomes, seen.read_text()
+
+
+def test_numbers_at_and_past_their_limits_are_read_in_columns_as_line_by_line(
+    tmp_path, leonardo, monkeypatch
+):
     odd = [
         {"energy": "9" * 18},
         {"energy": "9" * 19},
@@ -898,22 +911,44 @@ def test_numbers_at_and_past_their_limits_are_read_in_columns_as_line_by_line(
         line = sacct_line(f"{500 + number}", energy=fields.get("energy", ""))
         line = line.replace("|7200|", f"|{fields.get('elapsed', '7200')}|")
         lines.append(line.replace("|1|", f"|{fields.get('nodes', '1')}|"))
-    path = tmp_path / "pull.txt"
-    path.write_text(sacct_text(*lines), encoding="utf-8")
-    seen = _pieces_noted(tmp_path, monkeypatch)
-    outcomes = [
-        _imported_afresh(path, leonardo, parallel=parallel, tz="UTC")
-        for parallel in (False, None)  # line by line, then in columns where they read it
-    ]
+    outcomes, pieces = _read_line_by_line_and_in_columns(
+        lines, leonardo, tmp_path, monkeypatch, tz="UTC"
+    )
     assert outcomes[0] == outcomes[1]
     # in columns: the largest energy and node count stored, an energy that is no whole count
     # (none); line by line: past a limit, or no digits where the line reader decides
-    assert seen.read_text() == "clccclllcll"
+    assert pieces == "clccclllcll"
     stored = {job_id: (energy, elapsed, nodes) for job_id, energy, elapsed, nodes in (
         UsageRecord.objects.values_list("job_id", "energy_joules", "elapsed_seconds", "nodes")
     )}  # fmt: skip
     assert stored["501"] == (10**18 - 1, 7200, 1)
     assert stored["509"] == (None, 7200, 999_999)
+
+
+def test_times_the_line_reader_refuses_are_not_read_in_columns_either(
+    tmp_path, leonardo, monkeypatch
+):
+    starts = [
+        "2026-01-05T09:00:00",
+        "2026-01-05T09:00:60",  # a leap second: a time a parser may roll over to 09:01
+        "2026-02-30T09:00:00",  # ... to 2 March
+        "2026-1-05T09:00:00",
+        "2026-01-05T9:00:00",
+        "2026-01-05 09:00:00",  # a space for the T: read
+        "2026-01-05  9:00:00",
+        "2024-02-29T09:00:00",  # a leap day: read
+        "0001-01-01T09:00:00",  # the calendar's first year: read a time at a time
+    ]
+    lines = [sacct_line(f"{700 + number}", start=start) for number, start in enumerate(starts, 1)]
+    outcomes, pieces = _read_line_by_line_and_in_columns(
+        lines, leonardo, tmp_path, monkeypatch, tz="Europe/Rome"
+    )
+    assert outcomes[0] == outcomes[1]
+    assert pieces == "cllllclcc"  # a refused line sends its piece line by line
+    assert [line for line, _ in outcomes[1][2]] == [3, 4, 5, 6, 8]
+    stored = dict(UsageRecord.objects.values_list("job_id", "start"))
+    assert stored["701"] == stored["706"] == datetime(2026, 1, 5, 8, tzinfo=UTC)
+    assert stored["708"] == datetime(2024, 2, 29, 8, tzinfo=UTC)
 
 
 def test_columns_go_as_copy_text_unless_a_text_column_holds_what_it_escapes():
