@@ -548,9 +548,10 @@ def _let_go_of_connections() -> None:
 
 def _heap_trim() -> Callable[[], object]:
     """A call that hands the heap's free pages back to the system (glibc's malloc_trim). The
-    parsing process frees a batch's columns and COPY data once it is sent; kept by the heap,
-    those pages would raise its resident size batch after batch. Does nothing where the C
-    library has no such call."""
+    parsing process frees the pieces it read and a batch's COPY data once it is sent (the
+    columns are Arrow's, see usage.sacct_arrow._memory_pool); kept by the heap, those pages
+    would raise its resident size batch after batch. Does nothing where the C library has no
+    such call."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
