@@ -104,7 +104,8 @@ class ArrowSacct:
         self.limits = limits
         self.usable = False
         self.line_no = 0
-        self._counted: tuple[bytes | None, int] = (None, 0)  # the last piece, its lines
+        self._pieces = 0  # read by `chunks`
+        self._counted = (-1, 0)  # the number of the piece `columns` read last, its lines
         if delimiter is not None:
             _check_delimiter(delimiter)
         self.options = _SacctOptions(
@@ -153,25 +154,35 @@ class ArrowSacct:
         self._accounts: dict[str, bool] = {}
         self._states: dict[str, str | None] = {}
 
-    def chunks(self) -> Iterator[tuple[int, bytes]]:
-        """(number of the line before the piece, the piece's bytes), whole lines only."""
+    def chunks(self) -> Iterator[tuple[int, bytearray]]:
+        """(number of the line before the piece, the piece's bytes), whole lines only.
+
+        Every piece is read into the same buffer, so its pages are not faulted in afresh for
+        each piece: a piece is done with (its columns are copies) before the next is read."""
         pa.set_memory_pool(_memory_pool())
         line_no = self.line_no
-        read = self.raw.read
+        # room for the rest of the piece's last line; a longer one grows the buffer
+        piece = bytearray(CHUNK_BYTES + LINE_LENGTH_LIMIT)
         while True:
-            data = read(CHUNK_BYTES)
-            if not data:
+            if len(piece) < CHUNK_BYTES:
+                piece.extend(bytes(CHUNK_BYTES - len(piece)))
+            del piece[CHUNK_BYTES:]
+            with memoryview(piece) as room:
+                read = self.raw.readinto(room)
+            if not read:
                 return
-            if not data.endswith(b"\n"):
-                data += self.raw.readline()
-            yield line_no, data
-            line_no += self.line_count(data)
+            del piece[read:]
+            if not piece.endswith(b"\n"):
+                piece += self.raw.readline()
+            self._pieces += 1
+            yield line_no, piece
+            line_no += self.line_count(piece)
 
-    def line_count(self, data: bytes) -> int:
+    def line_count(self, data: bytes | bytearray) -> int:
         """Lines in a piece, counted as a file opened with newline="" (what the import's
         callers open) counts them: a lone carriage return ends a line too."""
         counted, lines = self._counted
-        if data is counted:
+        if counted == self._pieces:
             return lines
         if b"\r" in data:
             return sum(1 for _ in io.StringIO(data.decode("utf-8", self.errors), newline=""))
@@ -223,7 +234,7 @@ class ArrowSacct:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None  # not UTF-8, or no line at all: parse_sacct reads it
         lines = data.count(b"\n") + (not data.endswith(b"\n"))
-        self._counted = (data, lines)  # the piece's lines, counted once
+        self._counted = (self._pieces, lines)  # the piece's lines, counted once
         # a blank line or one with another number of fields is refused by the reader
         if refused or table.num_rows != lines:
             return None
