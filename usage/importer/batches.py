@@ -277,20 +277,21 @@ def _arrow_batches(
     notes: list = []
     steps = size = 0
     first = True
+    backslash = False  # whether the pieces of the waiting tables hold one
 
     def waiting() -> _Batch:
-        nonlocal tables, notes, steps, size
+        nonlocal tables, notes, steps, size, backslash
         if tables:
             table = pa.concat_tables(tables)
-            data = _arrow_copy(table)
+            data = _arrow_copy(table, backslash=backslash)
             keys = pc.min_max(table["job_key"])  # in byte order, as COLLATE "C" compares
             data.lowest, data.highest = keys["min"].as_py(), keys["max"].as_py()
             if run is not None and (wanted is None or wanted):
-                data.new = _new_runs(table, places, run)
+                data.new = _new_runs(table, places, run, backslash=backslash)
         else:
             data = encode([])
         batch = _Batch(notes, steps, data, size)
-        tables, notes, steps, size = [], [], 0, 0
+        tables, notes, steps, size, backslash = [], [], 0, 0, False
         return batch
 
     for line_no, data in reader.chunks():
@@ -329,6 +330,7 @@ def _arrow_batches(
         if rows is not None:
             tables.append(rows)
             size += rows.num_rows
+            backslash = backslash or b"\\" in data
             if first:  # the writer starts on the first piece while the next ones are read
                 first = False
                 yield waiting()
@@ -420,10 +422,12 @@ def _arrow_rows(table, places: _Places):
     )
 
 
-def _arrow_copy(table) -> _ArrowRows:
+def _arrow_copy(table, *, backslash: bool = True) -> _ArrowRows:
     """The table as COPY data: its text format (tab-separated, `\\N` for NULL), which the
     server reads in about two thirds of the time of its CSV format, unless a text value holds
-    a backslash, tab, line break or double quote; then CSV, which quotes such a value."""
+    a backslash, tab, line break or double quote; then CSV, which quotes such a value.
+    `backslash`: whether a text value may hold a backslash; False when the bytes the table
+    was read from hold none, which spares looking through its text columns."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pa_csv
@@ -434,7 +438,9 @@ def _arrow_copy(table) -> _ArrowRows:
         for column in table.columns
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     ]
-    if not any(pc.any(pc.match_substring(column, "\\")).as_py() for column in texts):
+    if not backslash or not any(
+        pc.any(pc.match_substring(column, "\\")).as_py() for column in texts
+    ):
         options = pa_csv.WriteOptions(
             include_header=False, delimiter="\t", null_string="\\N", quoting_style="none"
         )
@@ -450,8 +456,9 @@ def _arrow_copy(table) -> _ArrowRows:
     return rows
 
 
-def _new_runs(table, places: _Places, run: UsageImport) -> _NewRuns:
-    """`_arrow_rows`' table as new runs of `run`, stamped with the present time."""
+def _new_runs(table, places: _Places, run: UsageImport, *, backslash: bool) -> _NewRuns:
+    """`_arrow_rows`' table as new runs of `run`, stamped with the present time (`backslash`:
+    as for `_arrow_copy`)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -477,7 +484,9 @@ def _new_runs(table, places: _Places, run: UsageImport) -> _NewRuns:
     imported = pc.count(table["allocation_id"]).as_py()
     outside = pc.sum(table["outside_window"]).as_py() or 0
     return _NewRuns(
-        _arrow_copy(pa.table({name: columns[name] for name in NEW_RUN_COLUMNS})),
+        _arrow_copy(
+            pa.table({name: columns[name] for name in NEW_RUN_COLUMNS}), backslash=backslash
+        ),
         imported=imported,
         outside_window=outside,
         unmatched=size - imported - outside,
