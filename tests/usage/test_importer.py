@@ -27,7 +27,9 @@ from tests.usage.sacct import (
 )
 from usage.accounting import parse_sacct
 from usage.importer import DATA_FIELDS, supersedes, usage_import
-from usage.importer.writers import _copy_data
+from usage.importer.batches import _arrow_batches
+from usage.importer.rows import _Places
+from usage.importer.writers import _copy_data, _PostgresWriter
 from usage.models import UsageImport, UsageRecord
 from usage.services import usage_attribute
 
@@ -949,6 +951,47 @@ def test_times_the_line_reader_refuses_are_not_read_in_columns_either(
     stored = dict(UsageRecord.objects.values_list("job_id", "start"))
     assert stored["701"] == stored["706"] == datetime(2026, 1, 5, 8, tzinfo=UTC)
     assert stored["708"] == datetime(2024, 2, 29, 8, tzinfo=UTC)
+
+
+def test_a_run_again_in_a_later_piece_of_a_batch_is_judged_against_the_first(
+    tmp_path, leonardo, monkeypatch
+):
+    lines = [
+        sacct_line("800"),  # the first piece is a batch of its own
+        sacct_line("801", state="RUNNING", end="Unknown", elapsed=600),
+        sacct_line("802"),
+        sacct_line("801"),  # the same run, finished: a piece of the same batch in columns
+        sacct_line("803"),
+    ]
+    outcomes, pieces = _read_line_by_line_and_in_columns(
+        lines, leonardo, tmp_path, monkeypatch, tz="UTC"
+    )
+    assert outcomes[0] == outcomes[1]
+    assert pieces == "ccccc"
+    assert outcomes[1][0].startswith("imported=4 updated=1 unchanged=0 ")
+    assert not UsageRecord.objects.get(job_id="801").running
+    # in columns, the piece that brings the run again starts a batch
+    with (tmp_path / "pull.txt").open(encoding="utf-8", newline="") as handle:
+        batches = _arrow_batches(
+            handle, handle.buffer, tz=UTC, fields=None, delimiter=None, time_format=None,
+            places=_Places(leonardo), batch_size=100, progress_every=0,
+            encode=_PostgresWriter.encode,
+        )  # fmt: skip
+        assert [batch.size for batch in batches] == [1, 2, 2, 0]
+
+
+def test_a_pieces_key_span_is_found_in_order_or_out_and_a_key_twice_has_none():
+    pa = pytest.importorskip("pyarrow")
+    from usage.importer.batches import _key_span
+
+    def span(*keys):
+        return _key_span(pa.chunked_array([pa.array(keys, pa.string())]))
+
+    assert span("10@a", "11@a", "9@a") == ("10@a", "9@a")  # byte order: "9" after "1"
+    assert span("9@a", "11@a", "10@a") == ("10@a", "9@a")
+    assert span("5@a") == ("5@a", "5@a")
+    assert span("10@a", "10@a", "11@a") is None
+    assert span("11@a", "10@a", "11@a") is None
 
 
 def test_columns_go_as_copy_text_unless_a_text_column_holds_what_it_escapes():

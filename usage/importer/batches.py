@@ -278,14 +278,14 @@ def _arrow_batches(
     steps = size = 0
     first = True
     backslash = False  # whether the pieces of the waiting tables hold one
+    lowest = highest = ""  # their lowest and highest run key
 
     def waiting() -> _Batch:
         nonlocal tables, notes, steps, size, backslash
         if tables:
             table = pa.concat_tables(tables)
             data = _arrow_copy(table, backslash=backslash)
-            keys = pc.min_max(table["job_key"])  # in byte order, as COLLATE "C" compares
-            data.lowest, data.highest = keys["min"].as_py(), keys["max"].as_py()
+            data.lowest, data.highest = lowest, highest
             if run is not None and (wanted is None or wanted):
                 data.new = _new_runs(table, places, run, backslash=backslash)
         else:
@@ -296,9 +296,13 @@ def _arrow_batches(
 
     for line_no, data in reader.chunks():
         columns = reader.columns(data, line_no)
-        rows = None
+        rows = span = None
         if columns is not None and columns.table is not None:
-            rows = _arrow_rows(columns.table, places)
+            # a run twice in the piece (no span) goes line by line: the second is judged
+            # against the first
+            span = _key_span(columns.table["job_key"])
+            if span is not None:
+                rows = _arrow_rows(columns.table, places)
         if columns is None or (columns.table is not None and rows is None):
             if tables or notes or steps:
                 yield waiting()
@@ -313,9 +317,12 @@ def _arrow_batches(
             )
             continue
         if rows is not None and tables:
-            keys = pa.concat_arrays([table["job_key"].combine_chunks() for table in tables])
-            # a run that comes again is judged against what came first: a batch of its own
-            again = pc.any(pc.is_in(rows["job_key"], value_set=keys)).as_py()
+            # a run that comes again is judged against what came first: a batch of its own;
+            # a piece whose keys lie outside the waiting ones' span holds none of theirs
+            again = span[0] <= highest and span[1] >= lowest
+            if again:
+                keys = pa.concat_arrays([table["job_key"].combine_chunks() for table in tables])
+                again = pc.any(pc.is_in(rows["job_key"], value_set=keys)).as_py()
             if again or size + rows.num_rows > batch_size:
                 yield waiting()
         steps += columns.steps
@@ -328,6 +335,7 @@ def _arrow_batches(
                 next_progress = (numbers[at] // progress_every + 1) * progress_every
                 at = bisect.bisect_left(numbers, next_progress, at)
         if rows is not None:
+            lowest, highest = (min(lowest, span[0]), max(highest, span[1])) if tables else span
             tables.append(rows)
             size += rows.num_rows
             backslash = backslash or b"\\" in data
@@ -339,18 +347,30 @@ def _arrow_batches(
     yield _Batch([], 0, encode([]), 0)
 
 
+def _key_span(keys) -> tuple[str, str] | None:
+    """The lowest and highest of a piece's run keys, in byte order as COLLATE "C" compares,
+    or None when a key comes twice. Keys in ascending order (sacct's, within a file) are
+    distinct and span from the first to the last, which costs less than hashing them."""
+    import pyarrow.compute as pc
+
+    if len(keys) == 1 or pc.all(pc.less(keys[:-1], keys[1:])).as_py():
+        return keys[0].as_py(), keys[-1].as_py()
+    if pc.count_distinct(keys).as_py() != len(keys):
+        return None
+    span = pc.min_max(keys)
+    return span["min"].as_py(), span["max"].as_py()
+
+
 def _arrow_rows(table, places: _Places):
-    """`_row` over a table of job lines (usage.sacct_arrow): the batch columns, or None when a
-    line needs `_row` itself (a rejection: more GPUs than its partition has) or a run comes
-    twice (the second must be judged against the first)."""
+    """`_row` over a table of job lines (usage.sacct_arrow) whose run keys are distinct: the
+    batch columns, or None when a line needs `_row` itself (a rejection: more GPUs than its
+    partition has)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from usage.sacct_arrow import _looked_up
 
     size = table.num_rows
-    if pc.count_distinct(table["job_key"]).as_py() != size:
-        return None
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
 
     def owner_of(account: str) -> dict:
