@@ -953,6 +953,27 @@ def test_times_the_line_reader_refuses_are_not_read_in_columns_either(
     assert stored["708"] == datetime(2024, 2, 29, 8, tzinfo=UTC)
 
 
+def test_bytes_that_are_not_utf8_send_their_piece_line_by_line(tmp_path, leonardo, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
+    import usage.sacct_arrow
+
+    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)  # a piece per line
+    text = sacct_text(
+        sacct_line("901"), sacct_line("902", name="bad"), sacct_line("903", name="café")
+    )
+    path = tmp_path / "pull.txt"
+    path.write_bytes(text.encode().replace(b"|bad", b"|b\xffd"))
+    seen = _pieces_noted(tmp_path, monkeypatch)
+    outcomes = [
+        _imported_afresh(path, leonardo, parallel=parallel, tz="UTC") for parallel in (False, None)
+    ]
+    assert outcomes[0] == outcomes[1]
+    assert seen.read_text() == "clc"  # UTF-8 beyond ASCII is read in columns
+    names = dict(UsageRecord.objects.values_list("job_id", "job_name"))
+    assert (names["902"], names["903"]) == ("b\ufffdd", "café")
+
+
 def test_a_run_again_in_a_later_piece_of_a_batch_is_judged_against_the_first(
     tmp_path, leonardo, monkeypatch
 ):
