@@ -9,9 +9,9 @@ the rows the import stored (exported beforehand, untimed): into a bare copy of t
 table and into a copy with all its indexes and constraints; then the ratios and the peak
 memory of the importer and its parsing process together (each page counted once, see
 _SharedPeak; read in both imports done again, untimed) against the goals, each with PASS or
-MISS. With `--runs N` the same file is imported
-in N fresh processes and databases, one after the other, and the figures end with their
-min / median / max (PASS when the median meets the goal).
+MISS. With `--runs N` the same file is imported in N fresh processes and databases, one after
+the other, and the figures end with their min / median / max (PASS when the median meets the
+goal).
 """
 
 import argparse
@@ -204,8 +204,8 @@ def _peak_memory(cluster, path: Path) -> float:
     with connection.cursor() as cursor:
         cursor.execute(f'TRUNCATE "{UsageRecord._meta.db_table}"')
     with _SharedPeak() as shared:
-        for _ in ("first", "again"):
-            _timed_import(cluster, path)
+        _timed_import(cluster, path)  # the first import
+        _timed_import(cluster, path)  # the re-import
     own, child = _peak_mb()
     resident = f"{own:.0f} MB importer + {child:.0f} MB parsing process"
     if shared.mb is None:

@@ -453,13 +453,10 @@ def _arrow_copy(table, *, backslash: bool = True) -> _ArrowRows:
     import pyarrow.csv as pa_csv
 
     sink = pa.BufferOutputStream()
-    texts = [
-        column
+    if not backslash or not any(
+        pc.any(pc.match_substring(column, "\\")).as_py()
         for column in table.columns
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    ]
-    if not backslash or not any(
-        pc.any(pc.match_substring(column, "\\")).as_py() for column in texts
     ):
         options = pa_csv.WriteOptions(
             include_header=False, delimiter="\t", null_string="\\N", quoting_style="none"
