@@ -875,16 +875,16 @@ def test_a_file_read_in_columns_keeps_backslashes_tabs_and_quotes_as_read(
 
 
 def _read_line_by_line_and_in_columns(lines, cluster, tmp_path, monkeypatch, *, tz):
-    """The sacct `lines` imported afresh line by line, then in columns where they read it,
-    a piece per line: both outcomes (`_imported_afresh`), and a letter per piece
-    (`_pieces_noted`)."""
+    """The sacct `lines` (or the file's bytes) imported afresh line by line, then in columns
+    where they read it, a piece per line: both outcomes (`_imported_afresh`), and a letter per
+    piece (`_pieces_noted`)."""
     if connection.vendor != "postgresql":
         pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
     import usage.sacct_arrow
 
     monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)
     path = tmp_path / "pull.txt"
-    path.write_text(sacct_text(*lines), encoding="utf-8")
+    path.write_bytes(lines if isinstance(lines, bytes) else sacct_text(*lines).encode())
     seen = _pieces_noted(tmp_path, monkeypatch)
     outcomes = [
         _imported_afresh(path, cluster, parallel=parallel, tz=tz) for parallel in (False, None)
@@ -954,22 +954,14 @@ def test_times_the_line_reader_refuses_are_not_read_in_columns_either(
 
 
 def test_bytes_that_are_not_utf8_send_their_piece_line_by_line(tmp_path, leonardo, monkeypatch):
-    if connection.vendor != "postgresql":
-        pytest.skip("the columns (pyarrow) are read on PostgreSQL only")
-    import usage.sacct_arrow
-
-    monkeypatch.setattr(usage.sacct_arrow, "CHUNK_BYTES", 64)  # a piece per line
     text = sacct_text(
         sacct_line("901"), sacct_line("902", name="bad"), sacct_line("903", name="café")
     )
-    path = tmp_path / "pull.txt"
-    path.write_bytes(text.encode().replace(b"|bad", b"|b\xffd"))
-    seen = _pieces_noted(tmp_path, monkeypatch)
-    outcomes = [
-        _imported_afresh(path, leonardo, parallel=parallel, tz="UTC") for parallel in (False, None)
-    ]
+    outcomes, pieces = _read_line_by_line_and_in_columns(
+        text.encode().replace(b"|bad", b"|b\xffd"), leonardo, tmp_path, monkeypatch, tz="UTC"
+    )
     assert outcomes[0] == outcomes[1]
-    assert seen.read_text() == "clc"  # UTF-8 beyond ASCII is read in columns
+    assert pieces == "clc"  # UTF-8 beyond ASCII is read in columns
     names = dict(UsageRecord.objects.values_list("job_id", "job_name"))
     assert (names["902"], names["903"]) == ("b\ufffdd", "café")
 
