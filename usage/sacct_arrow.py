@@ -66,6 +66,8 @@ _NO_TIMES = pa.array(sorted(_NO_TIME), pa.string())
 # 0 or more, which integer division floors.
 _BEFORE_1970 = 62_135_596_800
 _YEAR_ONE = datetime(1, 1, 1)
+_SPAN_HOURS = 100_000  # eleven years: the most hours `ArrowSacct._offsets` keeps
+_MONTH_HOURS = 720
 _NEEDED = ("JobIDRaw", "Account", "State", "Start", "End", "ElapsedRaw", "AllocTRES", "NNodes")
 
 
@@ -149,6 +151,8 @@ class ArrowSacct:
             for name in _NEEDED
         )
         self._hours: dict[int, int | None] = {}
+        # the first hour, the offsets of it and of those after, as a list and an array
+        self._span: tuple[int, list, pa.Array] = (0, [], pa.array([], pa.int64()))
         self._exact: dict[str, int | None] = {}
         self._tres: dict[str, tuple[int, bool] | None] = {}
         self._accounts: dict[str, bool] = {}
@@ -236,21 +240,29 @@ class ArrowSacct:
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return None  # not UTF-8, or no line at all: parse_sacct reads it
-        lines = data.count(b"\n") + (not data.endswith(b"\n"))
-        self._counted = (self._pieces, lines)  # the piece's lines, counted once
         # a blank line or one with another number of fields is refused by the reader
-        if refused or table.num_rows != lines:
+        if refused:
             return None
         if table.num_columns == width + 1:  # --parsable: every line ends with the delimiter
             if pc.any(pc.not_equal(table.column(width), "")).as_py():
                 return None
         elif table.num_columns != width:
             return None
+        line_bytes = _line_bytes(table)
+        # Every line is a row when the rows hold every byte: their fields, the delimiters
+        # between them and a line feed after each (the last may have none). Counting the line
+        # feeds instead takes longer than reading the piece's fields.
+        rows = table.num_rows
+        held = (pc.sum(line_bytes).as_py() or 0) + rows * table.num_columns
+        if held - (not data.endswith(b"\n")) != len(data):
+            return None
+        lines = rows
+        self._counted = (self._pieces, lines)  # the piece's lines, counted once
         # bytes are at least as many as characters: a line that might be too long is left to
         # parse_sacct, which counts
         if (
             len(data) > LINE_LENGTH_LIMIT
-            and pc.any(pc.greater(_line_bytes(table), LINE_LENGTH_LIMIT - width)).as_py()
+            and pc.any(pc.greater(line_bytes, LINE_LENGTH_LIMIT - width)).as_py()
         ):
             return None
         last_line_no = line_no + lines
@@ -394,7 +406,7 @@ class ArrowSacct:
         read = pc.equal(pc.cast(naive, pa.string()), spaced).fill_null(False)
         naive = pc.cast(naive, pa.int64())
         hour = pc.divide(pc.add(naive, _BEFORE_1970), 3600)
-        offset = _looked_up(hour, self._hours, self._hour, pa.int64())
+        offset = self._offsets(hour)
         seconds = pc.subtract(naive, offset)
         # an hour in which the zone changes its offset (or one of a zone off by a fraction of
         # an hour, or at the ends of the calendar): each distinct time of it converted as
@@ -406,6 +418,37 @@ class ArrowSacct:
         good = pc.or_(none, pc.and_(read, pc.is_valid(seconds)))
         seconds = pc.if_else(none, pa.scalar(None, pa.int64()), seconds)
         return seconds, good.fill_null(False)
+
+    def _offsets(self, hours: pa.Array) -> pa.Array:
+        """`_hour` of each of `hours`. The offsets of every hour from the earliest to the latest
+        met so far are kept as one array, which each piece's hours index: a piece spans a few
+        days of them, a year has 8,760. The array grows by a month at a time; a piece that
+        would stretch it past `_SPAN_HOURS` looks its hours up one by one instead."""
+        span = pc.min_max(hours)
+        low, high = span["min"].as_py(), span["max"].as_py()
+        if low is None:
+            return pa.nulls(len(hours), pa.int64())
+        first, offsets, known = self._span
+        end = first + len(offsets)  # the hour after the last known
+        if not offsets:
+            first = end = low
+        if max(high + 1, end) - min(low, first) > _SPAN_HOURS:
+            return _looked_up(hours, self._hours, self._hour, pa.int64())
+        if low < first or high >= end:
+            low = min(low, first)
+            high = max(high, end - 1)
+            if low < first:
+                low = max(low - _MONTH_HOURS, high + 1 - _SPAN_HOURS)
+            if high >= end:
+                high = min(high + _MONTH_HOURS, low - 1 + _SPAN_HOURS)
+            offsets = [
+                *(self._hour(hour) for hour in range(low, first)),
+                *offsets,
+                *(self._hour(hour) for hour in range(end, high + 1)),
+            ]
+            first, known = low, pa.array(offsets, pa.int64())
+            self._span = first, offsets, known
+        return pc.take(known, pc.subtract(hours, first))
 
     def _exact_time(self, text: str) -> int | None:
         try:
@@ -458,11 +501,11 @@ class ArrowSacct:
 
 def _memory_pool() -> pa.MemoryPool:
     """Arrow's memory for the columns, in the import's parsing process: jemalloc, which reuses
-    a piece's freed pages for the next and hands them back a second after (about 0.4 s less of
-    the parsing process's time per million jobs than the C library's allocator, whose free
-    pages are handed back after each batch and faulted in again); mimalloc, Arrow's default,
-    keeps them: half again the peak memory of an import. The C library's where Arrow is built
-    without jemalloc."""
+    a piece's freed pages for the next (about 0.4 s less of the parsing process's time per
+    million jobs than the C library's allocator, whose free pages are handed back after each
+    batch and faulted in again; a forked parsing process has jemalloc keep them, see
+    usage.importer.batches._ARROW_MALLOC_CONF); mimalloc, Arrow's default, takes half again
+    the peak memory of an import. The C library's where Arrow is built without jemalloc."""
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:
