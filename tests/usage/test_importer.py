@@ -1021,7 +1021,7 @@ def test_columns_go_as_copy_text_unless_a_text_column_holds_what_it_escapes():
                 }
             )
         )
-        return rows.csv, bytes(rows)
+        return rows.csv, rows.data
 
     assert written("train", "acme") == (False, b"train\tacme\t\\N\n")
     assert written("a\\b", "acme") == (True, b'"a\\b","acme",\n')

@@ -186,27 +186,33 @@ def _has_pyarrow() -> bool:
     return importlib.util.find_spec("pyarrow") is not None
 
 
-class _ArrowRows(bytes):
-    """Batch rows written from columns (`_arrow_copy`), in _BATCH_COLUMNS order: COPY's text
-    format, or its CSV format (`csv`) when a value holds a character the text format escapes;
-    their `lowest` and `highest` run key (None when not known: the server finds them);
-    `new`: the same rows as the usage table stores new runs (`_NewRuns`), when asked for."""
+class _ArrowRows:
+    """Batch rows written from columns (`_arrow_copy`), in _BATCH_COLUMNS order, as `data`:
+    COPY's text format, or its CSV format (`csv`) when a value holds a character the text
+    format escapes; their `lowest` and `highest` run key (None when not known: the server
+    finds them); `new`: the same rows as the usage table stores new runs (`_NewRuns`), when
+    asked for. The bytes are held, not subclassed: a subclass of bytes is copied twice more
+    on its way through the pipe from the parsing process."""
 
-    csv = False
-    lowest: str | None = None
-    highest: str | None = None
-    new: _NewRuns | None = None
+    __slots__ = ("data", "csv", "lowest", "highest", "new")
+
+    def __init__(self, data: bytes, *, csv: bool = False) -> None:
+        self.data = data
+        self.csv = csv
+        self.lowest: str | None = None
+        self.highest: str | None = None
+        self.new: _NewRuns | None = None
 
 
 class _NewRuns:
-    """A batch's rows as the usage table stores them, as COPY data (NEW_RUN_COLUMNS), and what
-    they count as if every one is a new run: what the writer copies straight into the table
-    when no stored run lies in the batch's key range."""
+    """A batch's rows as the usage table stores them (NEW_RUN_COLUMNS, `_arrow_copy`), and
+    what they count as if every one is a new run: what the writer copies straight into the
+    table when no stored run lies in the batch's key range."""
 
-    __slots__ = ("data", "counts")
+    __slots__ = ("rows", "counts")
 
-    def __init__(self, data: bytes, **counts: int) -> None:
-        self.data = data
+    def __init__(self, rows: _ArrowRows, **counts: int) -> None:
+        self.rows = rows
         self.counts = counts  # by _Counts' names
 
 
@@ -468,9 +474,7 @@ def _arrow_copy(table, *, backslash: bool = True) -> _ArrowRows:
         else:
             return _ArrowRows(sink.getvalue().to_pybytes())
     pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
-    rows = _ArrowRows(sink.getvalue().to_pybytes())
-    rows.csv = True
-    return rows
+    return _ArrowRows(sink.getvalue().to_pybytes(), csv=True)
 
 
 def _new_runs(table, places: _Places, run: UsageImport, *, backslash: bool) -> _NewRuns:
@@ -586,9 +590,18 @@ def _heap_trim() -> Callable[[], object]:
     return lambda: trim(0)
 
 
+# jemalloc's settings for Arrow's memory in the parsing process, read when pyarrow is first
+# imported there: a piece's freed pages are kept for the next piece, not handed back to the
+# system at once and faulted in again (four page faults in five, and half a second of system
+# time per million jobs). The process ends with the import, and its peak is the same.
+_ARROW_MALLOC_CONF = ("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
+
+
 def _produce(batches: Iterator[_Batch], sender, parent: int) -> None:
     _die_with(parent)
     _let_go_of_connections()
+    if "pyarrow" not in sys.modules:  # else its settings are read already
+        os.environ.setdefault(*_ARROW_MALLOC_CONF)
     # The parent stops this process when it is interrupted; the signals are for the parent.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

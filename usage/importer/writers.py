@@ -482,25 +482,22 @@ class _PostgresWriter:
         return _copy_data(rows)
 
     @staticmethod
-    def split(data: bytes) -> tuple[bytes, bytes]:
+    def split(data: bytes | _ArrowRows) -> tuple[bytes, bytes] | tuple[_ArrowRows, _ArrowRows]:
         if type(data) is _ArrowRows:  # read from lines split at line feeds: none inside a value
-            lines = data.split(b"\n")[:-1]
+            lines = data.data.split(b"\n")[:-1]
             half = len(lines) // 2
-            halves = (
-                _ArrowRows(b"".join(line + b"\n" for line in lines[:half])),
-                _ArrowRows(b"".join(line + b"\n" for line in lines[half:])),
+            return (
+                _ArrowRows(b"".join(line + b"\n" for line in lines[:half]), csv=data.csv),
+                _ArrowRows(b"".join(line + b"\n" for line in lines[half:]), csv=data.csv),
             )
-            for each in halves:
-                each.csv = data.csv
-            return halves
         lines = data.splitlines(keepends=True)  # COPY text escapes line breaks inside values
         half = len(lines) // 2
         return b"".join(lines[:half]), b"".join(lines[half:])
 
     @staticmethod
-    def line_of(data: bytes) -> int:
+    def line_of(data: bytes | _ArrowRows) -> int:
         separator = b"," if type(data) is _ArrowRows and data.csv else b"\t"
-        return int(data.split(b"\n", 1)[0].rsplit(separator, 1)[1])
+        return int(_copied(data).split(b"\n", 1)[0].rsplit(separator, 1)[1])
 
     def prepare(self) -> None:
         """Make the session's batch table, outside any batch's transaction (a batch that is
@@ -527,7 +524,7 @@ class _PostgresWriter:
         self.wanted.set(stored == 0)
         return stored
 
-    def write(self, data: bytes, size: int) -> tuple[_Counts, list[Rejected]]:
+    def write(self, data: bytes | _ArrowRows, size: int) -> tuple[_Counts, list[Rejected]]:
         self.prepare()
         keys_known = type(data) is _ArrowRows and data.lowest is not None
         with connection.cursor() as cursor:
@@ -541,15 +538,15 @@ class _PostgresWriter:
                 stored = self._stored_in_range(cursor, key_range, size)
                 new = data.new
                 if stored == 0 and new is not None:
-                    with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.data)) as copy:
-                        copy.write(new.data)
+                    with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.rows)) as copy:
+                        copy.write(new.rows.data)
                     counts = _Counts()
                     for name, value in new.counts.items():
                         setattr(counts, name, value)
                     return counts, []
             cursor.execute(f"TRUNCATE {_BATCH_TABLE}")
             with cursor.cursor.copy(_copy_sql(self.copy_sql, data)) as copy:
-                copy.write(data)
+                copy.write(_copied(data))
             if not keys_known:
                 cursor.execute(_BATCH_KEYS_SQL)
                 key_range = self._key_range(*cursor.fetchone())
@@ -590,9 +587,14 @@ class _PostgresWriter:
                 logger.debug("temporary usage batch table left to the session's end")
 
 
-def _copy_sql(sql: str, data: bytes) -> str:
+def _copy_sql(sql: str, data: bytes | _ArrowRows) -> str:
     """`sql`, a COPY of text-format data, for the format `data` is in."""
     return f"{sql} (FORMAT csv)" if type(data) is _ArrowRows and data.csv else sql
+
+
+def _copied(data: bytes | _ArrowRows) -> bytes:
+    """The COPY data of a batch: made from lines (`encode`) or from columns (`_ArrowRows`)."""
+    return data.data if type(data) is _ArrowRows else data
 
 
 def _utc(seconds: float) -> datetime:
