@@ -1034,16 +1034,16 @@ def test_copy_text_has_one_line_per_row_and_null_markers():
     rows = [
         ("1@k", "Acme", "acme", "1", "alice", "p", "train", "RUNNING", True, None, started, None)
         + (60, 4, 0, 1, 240, None)
-        + (None, True, False, 12),
+        + (None, None, True, False, 12),
         ("2@k", "acme", "acme", "2", "bob", "p", "x\ty", "COMPLETED", False, started, started)
         + (started, 0, 0, 7, 1, 0, 7)
-        + (3, False, True, 13),
+        + (3, 5, False, True, 13),
     ]
     assert _copy_data(rows).decode().splitlines() == [
         "1@k\tAcme\tacme\t1\talice\tp\ttrain\tRUNNING\tt\t\\N\t1767603600\t\\N\t60\t4\t0\t1"
-        "\t240\t\\N\t\\N\tt\tf\t12",
+        "\t240\t\\N\t\\N\t\\N\tt\tf\t12",
         "2@k\tacme\tacme\t2\tbob\tp\tx\\ty\tCOMPLETED\tf\t1767603600"
-        "\t1767603600\t1767603600\t0\t0\t7\t1\t0\t7\t3\tf\tt\t13",
+        "\t1767603600\t1767603600\t0\t0\t7\t1\t0\t7\t3\t5\tf\tt\t13",
     ]
 
 
@@ -1054,6 +1054,23 @@ def test_fractions_of_a_second_are_kept(leonardo):
 
 
 # --- inputs that leave informative fields out --------------------------------------------------
+
+
+@pytest.mark.usefixtures("merge_plan")
+def test_a_run_is_stored_with_the_partition_its_line_names(leonardo):
+    def partitions() -> dict[str, str | None]:
+        found = UsageRecord.objects.values_list("job_id", "partition__name")
+        return dict(found.order_by("job_id"))
+
+    def imported(*lines: str) -> UsageImport:
+        return usage_import(cluster=leonardo, lines=sacct_text(*lines).split("\n"), source="cmd")
+
+    imported(sacct_line("1"), sacct_line("2", partition="lrd_all_serial"))
+    assert partitions() == {"1": "boost_usr_prod", "2": None}  # a partition the site lacks
+    # moved to the other's partition, and a new run beside them
+    again = imported(sacct_line("1", partition="lrd_all_serial"), sacct_line("2"), sacct_line("3"))
+    assert (again.updated, again.imported) == (2, 1)
+    assert partitions() == {"1": None, "2": "boost_usr_prod", "3": "boost_usr_prod"}
 
 
 @pytest.mark.usefixtures("merge_plan")

@@ -401,14 +401,17 @@ def _arrow_rows(table, places: _Places):
         ]
     )
     owners = _looked_up(table["account"], {}, owner_of, kind)
-    sizes = _looked_up(
+    partitions = _looked_up(
         table["partition_name"],
         {},
-        lambda name: places.partitions[name][0] if name in places.partitions else None,
-        pa.int64(),
+        lambda name: {
+            "size": places.partitions[name][0] if name in places.partitions else None,
+            "id": places.partition_ids.get(name),
+        },
+        pa.struct([("size", pa.int64()), ("id", pa.int64())]),
     )
     gpus = table["gpus"]
-    if pc.any(pc.greater(gpus, sizes)).as_py():
+    if pc.any(pc.greater(gpus, pc.struct_field(partitions, "size"))).as_py():
         return None
     owner_id = pc.struct_field(owners, "id")
     since = pc.struct_field(owners, "from")
@@ -441,6 +444,7 @@ def _arrow_rows(table, places: _Places):
             "gpu_seconds": pc.multiply(gpus, table["elapsed_seconds"]),
             "energy_joules": table["energy_joules"],
             "allocation_id": pc.if_else(inside, owner_id, pa.scalar(None, pa.int64())),
+            "partition_id": pc.struct_field(partitions, "id"),
             "outside_window": pc.and_(has_owner, pc.invert(inside)),
             "no_gpu_field": false,
             "line_no": table["line_no"],
@@ -483,23 +487,20 @@ def _new_runs(table, places: _Places, run: UsageImport, *, backslash: bool) -> _
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from usage.sacct_arrow import _looked_up
-
     size = table.num_rows
 
     def every(value, kind):
         return pa.nulls(size, kind).fill_null(pa.scalar(value, kind))
 
-    columns = {name: table[name] for name in ("job_key", *DATA_FIELDS, "allocation_id")}
+    columns = {
+        name: table[name] for name in ("job_key", *DATA_FIELDS, "allocation_id", "partition_id")
+    }
     utc = pa.scalar("+00", pa.string())
     for name in ("submit", "start", "end"):
         # as text with its offset: pyarrow writes a time with a zone many times slower
         text = pc.cast(pc.cast(columns[name], pa.timestamp("s")), pa.string())
         columns[name] = pc.binary_join_element_wise(text, utc, pa.scalar("", pa.string()))
     columns["cluster_id"] = every(run.cluster_id, pa.int64())
-    columns["partition_id"] = _looked_up(
-        table["partition_name"], {}, places.partition_ids.get, pa.int64()
-    )
     columns["import_run_id"] = every(run.pk, pa.int64())
     columns["updated_at"] = every(timezone.now().isoformat(), pa.string())
     imported = pc.count(table["allocation_id"]).as_py()
@@ -594,7 +595,10 @@ def _heap_trim() -> Callable[[], object]:
 # imported there: a piece's freed pages are kept for the next piece, not handed back to the
 # system at once and faulted in again (four page faults in five, and half a second of system
 # time per million jobs). The process ends with the import, and its peak is the same.
-_ARROW_MALLOC_CONF = ("JE_ARROW_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
+_ARROW_MALLOC_CONF = (
+    "JE_ARROW_MALLOC_CONF",
+    "dirty_decay_ms:-1,muzzy_decay_ms:-1,background_thread:false",
+)
 
 
 def _produce(batches: Iterator[_Batch], sender, parent: int) -> None:

@@ -39,7 +39,7 @@ DATA_FIELDS = (
 
 # What a row carries behind the job key and DATA_FIELDS: how the run is attributed and where it
 # came from. Row = (job_key, *DATA_FIELDS, *ROW_TAIL).
-ROW_TAIL = ("allocation_id", "outside_window", "no_gpu_field", "line_no")
+ROW_TAIL = ("allocation_id", "partition_id", "outside_window", "no_gpu_field", "line_no")
 _DATA_END = 1 + len(DATA_FIELDS)
 
 # The usage table's columns a new run is written with, in the order a batch of new runs is
@@ -312,6 +312,7 @@ def _row(record: JobRecord, places: _Places) -> Row | str:
         gpu_seconds,
         energy,
         allocation_id,
+        places.partition_ids.get(partition_name),
         outside,
         no_gpu_field,
         line_no,

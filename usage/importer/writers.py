@@ -75,7 +75,12 @@ class _OrmWriter:
     ) -> None:
         self.cluster = cluster
         self.run = run
-        self.partitions = dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
+        # a run keeps its stored partition when the input names none
+        self.partitions = (
+            dict(Partition.objects.filter(cluster=cluster).values_list("name", "id"))
+            if "partition_name" in kept
+            else None
+        )
         self.kept = [DATA_FIELDS.index(name) for name in DATA_FIELDS if name in kept]
         self.shifts = shifts
 
@@ -132,7 +137,7 @@ class _OrmWriter:
         new, changed = [], []
         for row in rows:
             job_key, values = row[0], row[1:_DATA_END]
-            allocation_id, outside, no_gpu_field, line_no = row[_DATA_END:]
+            allocation_id, partition_id, outside, no_gpu_field, line_no = row[_DATA_END:]
             old = stored.get(job_key)
             if runs_of and "@" in job_key:
                 # the first run of the job, in key order, that is this run or it shifted:
@@ -177,7 +182,9 @@ class _OrmWriter:
                 for name, value in zip(DATA_FIELDS, values, strict=True):
                     setattr(record, name, value)
                 record.allocation_id = allocation_id
-                record.partition_id = self.partitions.get(values[_PARTITION_NAME])
+                if self.partitions is not None:
+                    partition_id = self.partitions.get(values[_PARTITION_NAME])
+                record.partition_id = partition_id
                 record.import_run = self.run
                 record.updated_at = now
         UsageRecord.objects.bulk_create(new, batch_size=self._CHUNK)
@@ -253,6 +260,7 @@ _BATCH_COLUMNS = (
     ("gpu_seconds", "bigint"),
     ("energy_joules", "bigint"),
     ("allocation_id", "integer"),
+    ("partition_id", "integer"),
     ("outside_window", "boolean"),
     ("no_gpu_field", "boolean"),
     ("line_no", "integer"),
@@ -391,15 +399,19 @@ class _PostgresWriter:
             [f"{_q(name)} = b.{_q(name)}" for name in DATA_FIELDS if name not in kept]
             + [f"{_q(name)} = s.{_q(name)}" for name in ("allocation_id", "partition_id")]
         )
-        partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
+        # The batch row names its partition (`_Places`); a run whose input names none keeps
+        # the stored one's, looked up again by name.
+        if "partition_name" in kept:
+            partition = f"""LEFT JOIN {_q(Partition._meta.db_table)} p
                     ON p.cluster_id = %(cluster)s AND p.name = {value("partition_name")}"""
+            partition_id = "p.id"
+        else:
+            partition, partition_id = "", "b.partition_id"
         newer = _supersedes_sql(value, lambda name: f"found.{_q(name)}")
 
         def merge_sql(found: str, *, first_only: bool) -> str:
             """The merge statement with the stored runs joined by `found`; `first_only`: the
             join may match a batch row more than once, keep the first stored run in key order."""
-            # The stored run is joined last (cheapest plan) unless the partition is read from it.
-            joins = f"{found}\n{partition}" if "partition_name" in kept else f"{partition}\n{found}"
             distinct = "DISTINCT ON (b.job_key)" if first_only else ""
             order = "ORDER BY b.job_key, found.job_key" if first_only else ""
             # Only identifiers from model metadata are interpolated; values go in as parameters.
@@ -408,13 +420,15 @@ class _PostgresWriter:
             return f"""
             WITH src AS MATERIALIZED (
                 SELECT {distinct} b.job_key, b.job_id, b.submit, b.allocation_id,
-                       b.outside_window, b.no_gpu_field, b.line_no, p.id AS partition_id,
+                       b.outside_window, b.no_gpu_field, b.line_no,
+                       {partition_id} AS partition_id,
                        CASE WHEN {exact} THEN found.id END AS stored_id,
                        CASE WHEN NOT ({exact}) THEN found.submit END AS shifted_submit,
                        CASE WHEN NOT ({exact}) THEN found.import_run_id END AS shifted_run,
                        coalesce({exact}, false) AND {newer} AS newer
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                {joins}
+                {found}
+                {partition}
                 {order}
             ),
             inserted AS (
@@ -460,10 +474,8 @@ class _PostgresWriter:
             WITH inserted AS (
                 INSERT INTO {table} ({", ".join(_q(name) for name in inserted)})
                 SELECT %(cluster)s, b.job_key, {batch_fields},
-                       b.allocation_id, p.id, %(run)s, %(now)s
+                       b.allocation_id, b.partition_id, %(run)s, %(now)s
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                LEFT JOIN {_q(Partition._meta.db_table)} p
-                    ON p.cluster_id = %(cluster)s AND p.name = b.partition_name
                 RETURNING allocation_id
             )
             SELECT
@@ -641,6 +653,7 @@ def _copy_data(rows: list[Row]) -> bytes:
         gpu_seconds,
         energy_joules,
         allocation_id,
+        partition_id,
         outside_window,
         no_gpu_field,
         line_no,
@@ -667,6 +680,7 @@ def _copy_data(rows: list[Row]) -> bytes:
             f"{elapsed_seconds}\t{gpus}\t{gpu_slices}\t{nodes}\t{gpu_seconds}\t"
             f"{_NULL if energy_joules is None else energy_joules}\t"
             f"{_NULL if allocation_id is None else allocation_id}\t"
+            f"{_NULL if partition_id is None else partition_id}\t"
             f"{_BOOLEAN[outside_window]}\t{_BOOLEAN[no_gpu_field]}\t{line_no}\n"
         )
     return "".join(lines).encode("utf-8", "surrogatepass")
