@@ -252,11 +252,10 @@ class ArrowSacct:
         # Every line is a row when the rows hold every byte: their fields, the delimiters
         # between them and a line feed after each (the last may have none). Counting the line
         # feeds instead costs a third of a second per million jobs.
-        rows = table.num_rows
-        held = (pc.sum(line_bytes).as_py() or 0) + rows * table.num_columns
+        lines = table.num_rows
+        held = (pc.sum(line_bytes).as_py() or 0) + lines * table.num_columns
         if held - (not data.endswith(b"\n")) != len(data):
             return None
-        lines = rows
         self._counted = (self._pieces, lines)  # the piece's lines, counted once
         # bytes are at least as many as characters: a line that might be too long is left to
         # parse_sacct, which counts

@@ -293,7 +293,7 @@ def _arrow_batches(
             data = _arrow_copy(table, backslash=backslash)
             data.lowest, data.highest = lowest, highest
             if run is not None and (wanted is None or wanted):
-                data.new = _new_runs(table, places, run, backslash=backslash)
+                data.new = _new_runs(table, run, backslash=backslash)
         else:
             data = encode([])
         batch = _Batch(notes, steps, data, size)
@@ -481,7 +481,7 @@ def _arrow_copy(table, *, backslash: bool = True) -> _ArrowRows:
     return _ArrowRows(sink.getvalue().to_pybytes(), csv=True)
 
 
-def _new_runs(table, places: _Places, run: UsageImport, *, backslash: bool) -> _NewRuns:
+def _new_runs(table, run: UsageImport, *, backslash: bool) -> _NewRuns:
     """`_arrow_rows`' table as new runs of `run`, stamped with the present time (`backslash`:
     as for `_arrow_copy`)."""
     import pyarrow as pa
