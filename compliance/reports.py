@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.db import connection
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Q
 
 from allocations.models import Allocation
 from compliance.models import Alert, MisuseReport
@@ -20,8 +20,7 @@ from compliance.thresholds import (
 from organisations.models import Organisation
 from systems.estimates import BELOW_GPAI, SECONDS_PER_HOUR, classify
 from systems.models import AccessMode, Cluster, Partition, Site, ThresholdPolicy
-from usage.models import UsageRecord
-from usage.selectors import JOULES_PER_KWH, TERA
+from usage.selectors import JOULES_PER_KWH, TERA, year_usage_sql
 
 TOP_EFFORTS = 10
 
@@ -146,26 +145,15 @@ class _AllocationUsage:
 
 
 def _usage_per_allocation(*, year: int) -> list[_AllocationUsage]:
-    """Usage that started in ``year`` per allocation, in one query with one pass over the
-    records.
+    """Usage that started in ``year`` per allocation, in one query.
 
-    The records are grouped by allocation and partition on their own columns (no join over
-    millions of rows); only those groups meet the partitions, allocations, clusters, sites,
-    access modes and organisations: per record, compute is GPU-seconds x the peak of the
-    partition it ran on (else of its allocation's), energy is measured where reported, else
-    GPU-seconds x that partition's power.
+    The year's usage per allocation and partition (`year_usage_sql`: monthly sums the database
+    keeps, or the records grouped on their own columns) alone meets the partitions,
+    allocations, clusters, sites, access modes and organisations: per record, compute is
+    GPU-seconds x the peak of the partition it ran on (else of its allocation's), energy is
+    measured where reported, else GPU-seconds x that partition's power.
     """
-    grouped, params = (
-        UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
-        .order_by()
-        .values(allocation_ref=F("allocation_id"), partition_ref=F("partition_id"))
-        .annotate(
-            used_gpu_seconds=Sum("gpu_seconds"),
-            measured_joules=Sum("energy_joules"),
-            estimated_gpu_seconds=Sum("gpu_seconds", filter=Q(energy_joules__isnull=True)),
-        )
-        .query.sql_with_params()
-    )
+    grouped, params = year_usage_sql(year)
     table = {
         name: connection.ops.quote_name(model._meta.db_table)
         for name, model in (

@@ -3,7 +3,8 @@ import secrets
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from allocations.models import Allocation
@@ -277,3 +278,57 @@ class UsageRecord(models.Model):
         if update_fields is not None and "account" in update_fields:
             kwargs["update_fields"] = {*update_fields, "account_key"}
         super().save(*args, **kwargs)
+
+
+class MonthlyUsage(models.Model):
+    """What an allocation's records that started in one UTC month add up to, per partition.
+
+    On PostgreSQL the database keeps these rows itself (migration 0006): triggers on the usage
+    table add the records each statement inserts and take away the ones it deletes or changes,
+    whatever wrote them (the importer's COPY and merge, the admin, a deleted allocation or
+    partition), in the same transaction. Records without an allocation or a start are left out,
+    and a month whose records are all gone loses its row. SQLite keeps none; what reads these
+    rows groups the records there.
+    """
+
+    allocation = models.ForeignKey(
+        Allocation,
+        on_delete=models.DO_NOTHING,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    partition = models.ForeignKey(
+        Partition,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+        help_text="Where the records ran; empty for runs on a partition the site lacks.",
+    )
+    month = models.DateField(help_text="The first day of the UTC month the records started in.")
+    records = models.BigIntegerField()
+    gpu_seconds = models.BigIntegerField()
+    energy_joules = models.BigIntegerField(help_text="Measured by the scheduler, where it was.")
+    unmetered_gpu_seconds = models.BigIntegerField(
+        help_text="GPU-seconds of the records without a measured energy."
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                "allocation",
+                Coalesce("partition", Value(0)),
+                "month",
+                name="usage_monthly_usage_unique",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["records"], condition=Q(records=0), name="usage_monthly_usage_emptied"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"allocation {self.allocation_id}, {self.month:%Y-%m}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from django.db import connection
 from django.db.models import (
@@ -32,12 +32,13 @@ from django.db.models import (
     When,
 )
 from django.db.models.functions import Cast, Coalesce, TruncDate
+from django.utils import timezone
 
 from allocations.models import Allocation, model_key
 from systems.estimates import SECONDS_PER_HOUR
 from systems.models import Cluster, Partition
 from systems.selectors import policy_utilisation
-from usage.models import UsageRecord, job_runs_range
+from usage.models import MonthlyUsage, UsageRecord, job_runs_range
 
 JOULES_PER_KWH = 3.6e6
 TERA = 1e12
@@ -443,3 +444,65 @@ def usage_records_of_job(*, records: QuerySet, job: str) -> QuerySet:
     clusters = list(Cluster.objects.values_list("pk", flat=True))
     runs = Q(job_key=job) | Q(job_key__gte=low, job_key__lt=high)
     return records.filter(runs, cluster__in=clusters)
+
+
+def year_usage_sql(year: int) -> tuple[str, list]:
+    """SQL, with its parameters, of the usage that started in `year` (in the current time zone)
+    per allocation and partition: `allocation_ref`, `partition_ref`, `used_gpu_seconds`,
+    `measured_joules` and `estimated_gpu_seconds` (those of records without measured energy).
+
+    On PostgreSQL the year's UTC months are read from `MonthlyUsage`, which the database keeps.
+    Where the year begins or ends off a UTC midnight, the records between that boundary and
+    the UTC month's are added or taken away: they are read through the (allocation, start)
+    index, for the allocations with records in that month only. Elsewhere the records are
+    grouped.
+    """
+    if connection.vendor != "postgresql":
+        return (
+            UsageRecord.objects.filter(start__year=year, allocation__isnull=False)
+            .order_by()
+            .values(allocation_ref=F("allocation_id"), partition_ref=F("partition_id"))
+            .annotate(
+                used_gpu_seconds=Sum("gpu_seconds"),
+                measured_joules=Sum("energy_joules"),
+                estimated_gpu_seconds=Sum("gpu_seconds", filter=Q(energy_joules__isnull=True)),
+            )
+            .query.sql_with_params()
+        )
+    zone = timezone.get_current_timezone()
+    months = (datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC))
+    edges = (datetime(year, 1, 1, tzinfo=zone), datetime(year + 1, 1, 1, tzinfo=zone))
+    monthly = connection.ops.quote_name(MonthlyUsage._meta.db_table)
+    records = connection.ops.quote_name(UsageRecord._meta.db_table)
+    parts = [
+        f"""SELECT allocation_id, partition_id, records, gpu_seconds, energy_joules,
+                   unmetered_gpu_seconds
+            FROM {monthly} WHERE month >= %s AND month < %s"""  # noqa: S608
+    ]
+    params: list = [months[0].date(), months[1].date()]
+    for month, edge, sign in ((months[0], edges[0], 1), (months[1], edges[1], -1)):
+        if edge == month:
+            continue
+        if edge > month:  # the year's edge is later than the month's: that span is the other side
+            sign = -sign
+        low, high = sorted((edge, month))
+        parts.append(
+            f"""SELECT allocation_id, partition_id, %s, %s * gpu_seconds,
+                       %s * coalesce(energy_joules, 0),
+                       CASE WHEN energy_joules IS NULL THEN %s * gpu_seconds ELSE 0 END
+                FROM {records}
+                WHERE start >= %s AND start < %s AND allocation_id IN (
+                    SELECT allocation_id FROM {monthly} WHERE month = %s
+                )"""  # noqa: S608
+        )
+        low_month = low.astimezone(UTC).date().replace(day=1)
+        params += [sign, sign, sign, sign, low, high, low_month]
+    sql = f"""
+        SELECT allocation_id AS allocation_ref, partition_id AS partition_ref,
+               sum(gpu_seconds) AS used_gpu_seconds, sum(energy_joules) AS measured_joules,
+               sum(unmetered_gpu_seconds) AS estimated_gpu_seconds
+        FROM ({" UNION ALL ".join(parts)}) parts
+        GROUP BY allocation_id, partition_id
+        HAVING sum(records) > 0
+    """  # noqa: S608 - table names from model metadata, values as parameters
+    return sql, params

@@ -1,0 +1,201 @@
+"""The monthly sums PostgreSQL keeps of the usage records, and the year read from them."""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from systems.models import Partition
+from tests.factories import make_allocation, make_usage_record
+from tests.usage.sacct import SINCE, import_text, sacct_line, sacct_text, summary
+from usage.importer.writers import _PostgresWriter
+from usage.models import MonthlyUsage, UsageRecord
+from usage.selectors import year_usage_sql
+
+
+@pytest.fixture(autouse=True)
+def _postgresql_only(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the database keeps the monthly sums on PostgreSQL only")
+
+
+def _kept() -> dict:
+    return {
+        (m.allocation_id, m.partition_id, m.month.isoformat()[:7]): (
+            m.records,
+            m.gpu_seconds,
+            m.energy_joules,
+            m.unmetered_gpu_seconds,
+        )
+        for m in MonthlyUsage.objects.all()
+    }
+
+
+def _summed() -> dict:
+    """The monthly sums worked out here from the records as they are stored."""
+    sums: dict = {}
+    for record in UsageRecord.objects.exclude(allocation=None).exclude(start=None):
+        key = (
+            record.allocation_id,
+            record.partition_id,
+            record.start.astimezone(UTC).strftime("%Y-%m"),
+        )
+        records, gpu_seconds, joules, unmetered = sums.get(key, (0, 0, 0, 0))
+        sums[key] = (
+            records + 1,
+            gpu_seconds + record.gpu_seconds,
+            joules + (record.energy_joules or 0),
+            unmetered + (record.gpu_seconds if record.energy_joules is None else 0),
+        )
+    return sums
+
+
+def _other_partition(allocation) -> Partition:
+    """A second partition on the allocation's cluster, like its own."""
+    other = Partition.objects.get(pk=allocation.partition_id)
+    other.pk, other.name = None, f"{other.name}_other"
+    other.save()
+    return other
+
+
+def test_the_months_follow_every_way_records_are_written_changed_and_deleted(reference_data):
+    first = make_allocation(cluster="leonardo", account="first_llm")
+    second = make_allocation(cluster="leonardo", account="second_llm")
+    other = _other_partition(first)
+    january = datetime(2026, 1, 31, 23, 30, tzinfo=UTC)
+    february = datetime(2026, 2, 1, 0, 30, tzinfo=UTC)
+    kept = make_usage_record(allocation=first, gpu_seconds=100, start=january)
+    make_usage_record(allocation=first, gpu_seconds=200, start=february, energy_joules=7_000)
+    make_usage_record(allocation=first, gpu_seconds=300, start=february, partition=other)
+    make_usage_record(allocation=first, gpu_seconds=400, start=None)
+    unattributed = make_usage_record(allocation=first, gpu_seconds=500, start=february)
+    UsageRecord.objects.filter(pk=unattributed.pk).update(allocation=None)
+    UsageRecord.objects.bulk_create(
+        UsageRecord(
+            cluster=second.cluster,
+            job_key=f"bulk-{n}",
+            job_id=f"bulk-{n}",
+            account=second.account,
+            account_key=second.account_key,
+            allocation=second,
+            partition=second.partition,
+            state="COMPLETED",
+            start=january + timedelta(days=n),
+            gpu_seconds=10 * n,
+            energy_joules=n if n % 2 else None,
+        )
+        for n in range(1, 5)
+    )
+    assert _kept() == _summed()
+    assert _kept()[(first.id, first.partition_id, "2026-01")] == (1, 100, 0, 100)
+    assert _kept()[(second.id, second.partition_id, "2026-02")] == (4, 100, 4, 60)
+    assert len(_kept()) == 4
+
+    kept.gpu_seconds, kept.energy_joules = 150, 900
+    kept.save()
+    UsageRecord.objects.filter(allocation=second, gpu_seconds__gte=30).update(allocation=first)
+    UsageRecord.objects.filter(pk=unattributed.pk).update(allocation=second)
+    assert _kept() == _summed()
+    assert _kept()[(first.id, first.partition_id, "2026-01")] == (1, 150, 900, 0)
+
+    other.delete()  # its runs are kept, on no partition
+    assert _kept() == _summed()
+    assert (first.id, None, "2026-02") in _kept()
+
+    UsageRecord.objects.filter(start__month=1).delete()
+    assert _kept() == _summed()
+    assert not [key for key in _kept() if key[2] == "2026-01"]
+
+    UsageRecord.objects.filter(pk=unattributed.pk).update(start=january)
+    assert _kept() == _summed()
+    assert _kept()[(second.id, second.partition_id, "2026-01")] == (1, 500, 0, 500)
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {UsageRecord._meta.db_table}")
+    assert _kept() == {}
+
+
+@pytest.mark.parametrize("each_run_looked_up", [False, True])
+def test_an_import_and_its_corrections_keep_the_months(
+    reference_data, tmp_path, monkeypatch, each_run_looked_up
+):
+    if each_run_looked_up:
+        monkeypatch.setattr(_PostgresWriter, "JOIN_FACTOR", 0)
+    allocation = make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
+
+    def job(n: int, **fields) -> str:
+        month = (n - 1) % 3 + 1
+        times = {
+            "submit": f"2026-0{month}-10T08:00:00",
+            "start": f"2026-0{month}-10T09:00:00",
+            "end": f"2026-0{month}-10T11:00:00",
+        }
+        return sacct_line(str(n), **{**times, **fields})
+
+    lines = [job(n, energy="5000" if n % 4 == 0 else "") for n in range(1, 13)]
+    counts = summary(import_text(tmp_path, sacct_text(*lines, sacct_line("99", account="x")))[0])
+    assert counts["imported"] == 12
+    assert _kept() == _summed()
+    assert sum(records for records, *_ in _kept().values()) == 12
+    january = (allocation.id, allocation.partition_id, "2026-01")
+    assert _kept()[january] == (4, 4 * 4 * 7200, 5000, 3 * 4 * 7200)
+
+    # Jobs 1-3 ran longer than first accounted; job 7, requeued, started in April after all.
+    corrected = [job(n, elapsed=9000) for n in (1, 2, 3)] + [
+        job(7, start="2026-04-10T09:00:00", end="2026-04-10T11:00:00", elapsed=7300)
+    ]
+    counts = summary(import_text(tmp_path, sacct_text(*corrected))[0])
+    assert counts["updated"] == 4
+    assert _kept() == _summed()
+    assert _kept()[january] == (3, 4 * (9000 + 7200 + 7200), 5000, 4 * (9000 + 7200))
+    april = (allocation.id, allocation.partition_id, "2026-04")
+    assert _kept()[april] == (1, 4 * 7300, 0, 4 * 7300)
+
+
+# The UTC times of records around the edges of 2026 and of the years beside it, for every zone.
+_EDGES = [
+    datetime(year, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes)
+    for year in (2026, 2027)
+    for minutes in range(-16 * 60, 17 * 60, 59)
+]
+_ZONES = ["UTC", "Europe/Rome", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
+
+
+@pytest.mark.parametrize("zone", _ZONES)
+def test_the_year_of_the_site_zone_is_read_from_the_months_and_the_edges(reference_data, zone):
+    first = make_allocation(cluster="leonardo", account="first_llm")
+    second = make_allocation(cluster="leonardo", account="second_llm")
+    other = _other_partition(first)
+    for n, start in enumerate(_EDGES + [datetime(2026, 6, 1, tzinfo=UTC)]):
+        make_usage_record(
+            allocation=(first, second)[n % 2],
+            partition=(other if n % 3 == 0 else (first, second)[n % 2].partition),
+            gpu_seconds=1000 + n,
+            energy_joules=None if n % 5 else 10 * n,
+            start=start,
+        )
+    expected: Counter = Counter()
+    for record in UsageRecord.objects.all():
+        if record.start.astimezone(ZoneInfo(zone)).year == 2026:
+            key = (record.allocation_id, record.partition_id)
+            expected[key + ("gpu_seconds",)] += record.gpu_seconds
+            expected[key + ("joules",)] += record.energy_joules or 0
+            if record.energy_joules is None:
+                expected[key + ("unmetered",)] += record.gpu_seconds
+    assert expected
+
+    with timezone.override(ZoneInfo(zone)):
+        sql, params = year_usage_sql(2026)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    read: Counter = Counter()
+    for allocation, partition, gpu_seconds, joules, unmetered in rows:
+        read[(allocation, partition, "gpu_seconds")] += gpu_seconds
+        read[(allocation, partition, "joules")] += joules or 0
+        read[(allocation, partition, "unmetered")] += unmetered or 0
+    assert +read == +expected
+    assert len(rows) == 4
