@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+import usage.importer.run
 from systems.models import Partition
 from tests.factories import make_allocation, make_usage_record
 from tests.usage.sacct import SINCE, import_text, sacct_line, sacct_text, summary
@@ -118,12 +119,14 @@ def test_the_months_follow_every_way_records_are_written_changed_and_deleted(ref
     assert _kept() == {}
 
 
-@pytest.mark.parametrize("each_run_looked_up", [False, True])
-def test_an_import_and_its_corrections_keep_the_months(
-    reference_data, tmp_path, monkeypatch, each_run_looked_up
-):
-    if each_run_looked_up:
+@pytest.mark.parametrize(
+    "read", ["in columns", "in columns, each stored run looked up", "line by line"]
+)
+def test_an_import_and_its_corrections_keep_the_months(reference_data, tmp_path, monkeypatch, read):
+    if "looked up" in read:
         monkeypatch.setattr(_PostgresWriter, "JOIN_FACTOR", 0)
+    if read == "line by line":
+        monkeypatch.setattr(usage.importer.run, "_has_pyarrow", lambda: False)
     allocation = make_allocation(start=SINCE, cluster="leonardo", account="acme_llm")
 
     def job(n: int, **fields) -> str:
@@ -143,14 +146,16 @@ def test_an_import_and_its_corrections_keep_the_months(
     january = (allocation.id, allocation.partition_id, "2026-01")
     assert _kept()[january] == (4, 4 * 4 * 7200, 5000, 3 * 4 * 7200)
 
-    # Jobs 1-3 ran longer than first accounted; job 7, requeued, started in April after all.
+    # Jobs 1-3 ran longer than first accounted; job 7, requeued, started in April after all;
+    # job 13 is new.
     corrected = [job(n, elapsed=9000) for n in (1, 2, 3)] + [
-        job(7, start="2026-04-10T09:00:00", end="2026-04-10T11:00:00", elapsed=7300)
+        job(7, start="2026-04-10T09:00:00", end="2026-04-10T11:00:00", elapsed=7300),
+        job(13, energy="800"),
     ]
     counts = summary(import_text(tmp_path, sacct_text(*corrected))[0])
-    assert counts["updated"] == 4
+    assert (counts["updated"], counts["imported"]) == (4, 1)
     assert _kept() == _summed()
-    assert _kept()[january] == (3, 4 * (9000 + 7200 + 7200), 5000, 4 * (9000 + 7200))
+    assert _kept()[january] == (4, 4 * (9000 + 7200 + 7200 + 7200), 5800, 4 * (9000 + 7200))
     april = (allocation.id, allocation.partition_id, "2026-04")
     assert _kept()[april] == (1, 4 * 7300, 0, 4 * 7300)
 

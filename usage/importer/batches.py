@@ -205,14 +205,16 @@ class _ArrowRows:
 
 
 class _NewRuns:
-    """A batch's rows as the usage table stores them (NEW_RUN_COLUMNS, `_arrow_copy`), and
-    what they count as if every one is a new run: what the writer copies straight into the
-    table when no stored run lies in the batch's key range."""
+    """A batch's rows as the usage table stores them (NEW_RUN_COLUMNS, `_arrow_copy`), what
+    they count as if every one is a new run, and what they add to the monthly sums (`monthly`:
+    the arguments of the database's usage_monthly_usage_add): what the writer copies straight
+    into the table when no stored run lies in the batch's key range."""
 
-    __slots__ = ("rows", "counts")
+    __slots__ = ("rows", "counts", "monthly")
 
-    def __init__(self, rows: _ArrowRows, **counts: int) -> None:
+    def __init__(self, rows: _ArrowRows, monthly: tuple[list, ...], **counts: int) -> None:
         self.rows = rows
+        self.monthly = monthly
         self.counts = counts  # by _Counts' names
 
 
@@ -509,10 +511,50 @@ def _new_runs(table, run: UsageImport, *, backslash: bool) -> _NewRuns:
         _arrow_copy(
             pa.table({name: columns[name] for name in NEW_RUN_COLUMNS}), backslash=backslash
         ),
+        _monthly_sums(table),
         imported=imported,
         outside_window=outside,
         unmatched=size - imported - outside,
         no_gpu_field=pc.sum(table["no_gpu_field"]).as_py() or 0,
+    )
+
+
+def _monthly_sums(table) -> tuple[list, ...]:
+    """What `_arrow_rows`' table adds to the monthly sums (usage.models.MonthlyUsage), by the
+    rule of the database's usage_monthly_usage_add_records: each run with an allocation and a
+    start counts in the UTC month it started in, its GPU-seconds as unmetered when it has no
+    measured energy. Grouped by allocation, partition and month, a list per column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    start = pc.cast(table["start"], pa.timestamp("s"))
+    energy = table["energy_joules"]
+    gpu_seconds = table["gpu_seconds"]
+    counted = pa.table(
+        {
+            "allocation": table["allocation_id"],
+            "partition": table["partition_id"],
+            "month": pc.cast(pc.floor_temporal(start, unit="month"), pa.date32()),
+            "record": pa.nulls(table.num_rows, pa.int64()).fill_null(1),
+            "gpu_seconds": gpu_seconds,
+            "energy": energy.fill_null(0),
+            "unmetered": pc.if_else(pc.is_null(energy), gpu_seconds, 0),
+        }
+    ).filter(pc.and_(pc.is_valid(table["allocation_id"]), pc.is_valid(start)))
+    sums = counted.group_by(["allocation", "partition", "month"], use_threads=False).aggregate(
+        [(name, "sum") for name in ("record", "gpu_seconds", "energy", "unmetered")]
+    )
+    return tuple(
+        sums[name].to_pylist()
+        for name in (
+            "allocation",
+            "partition",
+            "month",
+            "record_sum",
+            "gpu_seconds_sum",
+            "energy_sum",
+            "unmetered_sum",
+        )
     )
 
 

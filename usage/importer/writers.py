@@ -48,6 +48,21 @@ BATCH_SIZE = 5_000  # the portable path; each batch is one transaction
 # reduced by batching further; 20,000 rows of COPY text stay well inside temp_buffers.
 COPY_BATCH_SIZE = 20_000
 
+# The runs a batch inserts are added to the monthly sums (usage.models.MonthlyUsage) by the
+# statement that inserts them, or after the COPY that does, from the sums the parsing process
+# made (`_NewRuns.monthly`); the database's triggers add every other write (migration 0007).
+_COUNTED = "allocation_id, partition_id, start, gpu_seconds, energy_joules"
+_ADDED_MONTHLY = """added AS (
+                SELECT usage_monthly_usage_add_records(
+                    array_agg(1), array_agg(allocation_id), array_agg(partition_id),
+                    array_agg(start), array_agg(gpu_seconds), array_agg(energy_joules)
+                ) FROM inserted
+            )"""
+_ADD_MONTHLY_SQL = (
+    "SELECT usage_monthly_usage_add(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[],"
+    " %s::bigint[], %s::bigint[], %s::bigint[])"
+)
+
 
 class _Counts:
     __slots__ = (*UsageImport.BUCKETS, *UsageImport.INFORMATIONAL)
@@ -438,8 +453,9 @@ class _PostgresWriter:
                 FROM src s JOIN (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                     ON b.job_key = s.job_key
                 WHERE s.stored_id IS NULL AND s.shifted_submit IS NULL
-                RETURNING allocation_id
+                RETURNING {_COUNTED}
             ),
+            {_ADDED_MONTHLY},
             updated AS (
                 UPDATE {table} SET {updates}, import_run_id = %(run)s, updated_at = %(now)s
                 FROM src s JOIN (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
@@ -464,7 +480,7 @@ class _PostgresWriter:
                     ) FILTER (WHERE shifted_submit IS NOT NULL),
                     '[]'
                 )
-            FROM src
+            FROM src, added
             """  # noqa: S608
 
         self.lookup_sql = merge_sql(looked_up, first_only=False)
@@ -476,8 +492,9 @@ class _PostgresWriter:
                 SELECT %(cluster)s, b.job_key, {batch_fields},
                        b.allocation_id, b.partition_id, %(run)s, %(now)s
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                RETURNING allocation_id
-            )
+                RETURNING {_COUNTED}
+            ),
+            {_ADDED_MONTHLY}
             SELECT
                 count(*) FILTER (WHERE allocation_id IS NULL AND NOT outside_window),
                 count(*) FILTER (WHERE outside_window),
@@ -485,7 +502,7 @@ class _PostgresWriter:
                 (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
                 0,
                 '[]'::json
-            FROM {_BATCH_TABLE}
+            FROM {_BATCH_TABLE}, added
             """  # noqa: S608
         self.ready = False
 
@@ -552,6 +569,8 @@ class _PostgresWriter:
                 if stored == 0 and new is not None:
                     with cursor.cursor.copy(_copy_sql(self.copy_new_sql, new.rows)) as copy:
                         copy.write(new.rows.data)
+                    if new.monthly[0]:
+                        cursor.execute(_ADD_MONTHLY_SQL, new.monthly)
                     counts = _Counts()
                     for name, value in new.counts.items():
                         setattr(counts, name, value)

@@ -1,74 +1,114 @@
 from django.db import migrations
 
-# Each statement that writes usage records changes the monthly sums by what it inserted minus
-# what it deleted; an update is both. Keys are taken in order, so two statements that touch the
-# same months lock them in the same order.
-_CHANGES = """
+# usage_monthly_usage_add(...) adds sums already grouped by allocation, partition and month,
+# one row per key (negative ones take records away); a month left with no record loses its row.
+# Keys are taken in order, so two transactions that touch the same months lock them in the same
+# order.
+#
+# usage_monthly_usage_add_records(signs, ...) adds records (sign 1) and takes them away (-1): a
+# record counts in the UTC month it started in, when it has an allocation and a start; its
+# GPU-seconds count as unmetered when it has no measured energy. The importer adds the runs it
+# inserts itself (usage.importer), grouped by the same rule; every other insert is added by a
+# row trigger, every update and delete by statement triggers over the rows they changed.
+_KEPT = """
+CREATE FUNCTION usage_monthly_usage_add(
+    allocations bigint[], partitions bigint[], months date[],
+    records bigint[], gpu_seconds bigint[], energy_joules bigint[], unmetered bigint[]
+) RETURNS void LANGUAGE sql AS $$
     INSERT INTO usage_monthlyusage AS kept (
         allocation_id, partition_id, month,
         records, gpu_seconds, energy_joules, unmetered_gpu_seconds
     )
-    SELECT allocation_id, partition_id, month,
-           sum(sign), sum(sign * gpu_seconds), sum(sign * coalesce(energy_joules, 0)),
-           coalesce(sum(sign * gpu_seconds) FILTER (WHERE energy_joules IS NULL), 0)
-    FROM ({rows}) changed
-    GROUP BY allocation_id, partition_id, month
-    HAVING sum(sign) <> 0 OR sum(sign * gpu_seconds) <> 0
-        OR sum(sign * coalesce(energy_joules, 0)) <> 0
-        OR sum(sign * gpu_seconds) FILTER (WHERE energy_joules IS NULL) <> 0
-    ORDER BY allocation_id, partition_id, month
+    SELECT * FROM unnest(
+        allocations, partitions, months, records, gpu_seconds, energy_joules, unmetered
+    ) ORDER BY 1, 2, 3
     ON CONFLICT (allocation_id, COALESCE(partition_id, 0), month) DO UPDATE SET
         records = kept.records + excluded.records,
         gpu_seconds = kept.gpu_seconds + excluded.gpu_seconds,
         energy_joules = kept.energy_joules + excluded.energy_joules,
         unmetered_gpu_seconds = kept.unmetered_gpu_seconds + excluded.unmetered_gpu_seconds;
-"""
+    DELETE FROM usage_monthlyusage WHERE records = 0;
+$$;
 
-
-def _changes(*sources: tuple[str, int]) -> str:
-    rows = " UNION ALL ".join(
-        f"""SELECT allocation_id, partition_id,
-                   date_trunc('month', start AT TIME ZONE 'UTC')::date AS month,
-                   gpu_seconds, energy_joules, {sign} AS sign
-            FROM {table} WHERE allocation_id IS NOT NULL AND start IS NOT NULL"""
-        for table, sign in sources
+CREATE FUNCTION usage_monthly_usage_add_records(
+    signs integer[], allocations bigint[], partitions bigint[], starts timestamptz[],
+    gpu_seconds bigint[], energy_joules bigint[]
+) RETURNS void LANGUAGE sql AS $$
+    SELECT usage_monthly_usage_add(
+        array_agg(allocation), array_agg(partition), array_agg(month), array_agg(records),
+        array_agg(gpu_seconds), array_agg(energy_joules), array_agg(unmetered)
     )
-    return _CHANGES.format(rows=rows)
+    FROM (
+        SELECT allocation, partition,
+               date_trunc('month', start AT TIME ZONE 'UTC')::date AS month,
+               sum(sign)::bigint AS records,
+               sum(sign * gpu)::bigint AS gpu_seconds,
+               sum(sign * coalesce(energy, 0))::bigint AS energy_joules,
+               coalesce(sum(sign * gpu) FILTER (WHERE energy IS NULL), 0)::bigint AS unmetered
+        FROM unnest(signs, allocations, partitions, starts, gpu_seconds, energy_joules)
+            AS changed (sign, allocation, partition, start, gpu, energy)
+        WHERE allocation IS NOT NULL AND start IS NOT NULL
+        GROUP BY 1, 2, 3
+    ) grouped
+    WHERE records <> 0 OR gpu_seconds <> 0 OR energy_joules <> 0 OR unmetered <> 0;
+$$;
 
-
-_KEPT = f"""
-CREATE FUNCTION usage_monthly_usage_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION usage_monthly_usage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {_changes(("new_records", 1))}
-    ELSIF TG_OP = 'UPDATE' THEN
-        {_changes(("new_records", 1), ("old_records", -1))}
+    IF TG_OP = 'UPDATE' THEN
+        PERFORM usage_monthly_usage_add_records(
+            array_agg(sign), array_agg(allocation_id), array_agg(partition_id),
+            array_agg(start), array_agg(gpu_seconds), array_agg(energy_joules)
+        ) FROM (
+            SELECT 1 AS sign, allocation_id, partition_id, start, gpu_seconds, energy_joules
+            FROM new_records
+            UNION ALL
+            SELECT -1, allocation_id, partition_id, start, gpu_seconds, energy_joules
+            FROM old_records
+        ) changed;
     ELSE
-        {_changes(("old_records", -1))}
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-        DELETE FROM usage_monthlyusage WHERE records = 0;
+        PERFORM usage_monthly_usage_add_records(
+            array_agg(-1), array_agg(allocation_id), array_agg(partition_id),
+            array_agg(start), array_agg(gpu_seconds), array_agg(energy_joules)
+        ) FROM old_records;
     END IF;
     RETURN NULL;
 END
 $$;
+
+CREATE FUNCTION usage_monthly_usage_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM usage_monthly_usage_add_records(
+        ARRAY[1], ARRAY[NEW.allocation_id], ARRAY[NEW.partition_id], ARRAY[NEW.start],
+        ARRAY[NEW.gpu_seconds], ARRAY[NEW.energy_joules]
+    );
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION usage_monthly_usage_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM usage_monthlyusage;
     RETURN NULL;
 END
 $$;
+
 CREATE TRIGGER usage_monthly_usage_inserted AFTER INSERT ON usage_usagerecord
-    REFERENCING NEW TABLE AS new_records
-    FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_kept();
+    FOR EACH ROW WHEN (NEW.import_run_id IS NULL)
+    EXECUTE FUNCTION usage_monthly_usage_inserted();
 CREATE TRIGGER usage_monthly_usage_updated AFTER UPDATE ON usage_usagerecord
     REFERENCING OLD TABLE AS old_records NEW TABLE AS new_records
-    FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_kept();
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_changed();
 CREATE TRIGGER usage_monthly_usage_deleted AFTER DELETE ON usage_usagerecord
     REFERENCING OLD TABLE AS old_records
-    FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_kept();
+    FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_changed();
 CREATE TRIGGER usage_monthly_usage_truncated AFTER TRUNCATE ON usage_usagerecord
     FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_emptied();
+
+SELECT usage_monthly_usage_add_records(
+    array_agg(1), array_agg(allocation_id), array_agg(partition_id), array_agg(start),
+    array_agg(gpu_seconds), array_agg(energy_joules)
+) FROM usage_usagerecord WHERE allocation_id IS NOT NULL AND start IS NOT NULL;
 """
 
 _NOT_KEPT = """
@@ -77,16 +117,22 @@ DROP TRIGGER usage_monthly_usage_deleted ON usage_usagerecord;
 DROP TRIGGER usage_monthly_usage_updated ON usage_usagerecord;
 DROP TRIGGER usage_monthly_usage_inserted ON usage_usagerecord;
 DROP FUNCTION usage_monthly_usage_emptied();
-DROP FUNCTION usage_monthly_usage_kept();
+DROP FUNCTION usage_monthly_usage_inserted();
+DROP FUNCTION usage_monthly_usage_changed();
+DROP FUNCTION usage_monthly_usage_add_records(
+    integer[], bigint[], bigint[], timestamptz[], bigint[], bigint[]
+);
+DROP FUNCTION usage_monthly_usage_add(
+    bigint[], bigint[], date[], bigint[], bigint[], bigint[], bigint[]
+);
 """
 
 
 def keep_monthly_usage(apps, schema_editor):
-    # The triggers come first: the usage table is then locked against writes until the
-    # migration commits, so no record is missed between the sums of what is stored and them.
+    # The triggers come before the records are summed: the usage table is then locked against
+    # writes until the migration commits, so none is missed or counted twice.
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(_KEPT)
-        schema_editor.execute(_changes(("usage_usagerecord", 1)))
 
 
 def stop_keeping_monthly_usage(apps, schema_editor):
