@@ -137,6 +137,7 @@ def _build(allocations: int, records: int) -> None:
 
     from demo.reference import demo_call_seed
     from systems.reference import reference_data_seed
+    from usage.models import MONTHLY_USAGE_COUNTED, monthly_usage_added_sql
 
     started = time.perf_counter()
     reference_data_seed()
@@ -178,6 +179,7 @@ def _build(allocations: int, records: int) -> None:
         big = min(BIG_ALLOCATION_RECORDS, records // 4)
         cursor.execute(
             """
+            WITH inserted AS (
             INSERT INTO usage_usagerecord
                 (cluster_id, job_key, account, account_key, allocation_id, partition_id, job_id,
                  "user", partition_name, job_name, state, running, submit, start, "end",
@@ -197,7 +199,10 @@ def _build(allocations: int, records: int) -> None:
                   FROM allocations_allocation) a
               ON a.n = CASE WHEN g <= %s THEN 0 ELSE g %% %s END
             JOIN systems_partition p ON p.id = a.partition_id
-            """,
+            RETURNING """
+            + MONTHLY_USAGE_COUNTED
+            + ")"
+            + monthly_usage_added_sql("inserted"),
             [records, f"{YEAR}-01-02 00:00:00+00", big, allocations],
         )
         cursor.execute("ANALYZE")
@@ -349,9 +354,12 @@ def _crossings(*, share: int, remainder: int, limit: int | None = None) -> int:
     exhaustion that blocks them. Returns how many."""
     from django.db import connection
 
+    from usage.models import MONTHLY_USAGE_COUNTED, monthly_usage_added_sql
+
     with connection.cursor() as cursor:
         cursor.execute(
             """
+            WITH inserted AS (
             INSERT INTO usage_usagerecord
                 (cluster_id, job_key, account, account_key, allocation_id, partition_id, job_id,
                  "user", partition_name, job_name, state, running, submit, start, "end",
@@ -365,10 +373,13 @@ def _crossings(*, share: int, remainder: int, limit: int | None = None) -> int:
                 WHERE id %% %s = %s ORDER BY id LIMIT %s
             ) a
             ON CONFLICT DO NOTHING
-            """,
+            RETURNING """
+            + MONTHLY_USAGE_COUNTED
+            + f"), added AS ({monthly_usage_added_sql('inserted')})"
+            + " SELECT count(*) FROM inserted, added",
             [f"{YEAR}-06-01 00:00:00+00"] * 3 + [share, remainder, limit],
         )
-        return cursor.rowcount
+        return cursor.fetchone()[0]
 
 
 def _reset(since) -> None:

@@ -2,7 +2,7 @@ import hashlib
 import secrets
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -176,6 +176,36 @@ def job_runs_range(job: str) -> tuple[str, str]:
     return f"{job}@", f"{job}A"
 
 
+# The columns of the usage table that the monthly sums (MonthlyUsage) count.
+MONTHLY_USAGE_COUNTED = "allocation_id, partition_id, start, gpu_seconds, energy_joules"
+
+
+def monthly_usage_added_sql(rows: str) -> str:
+    """SQL that adds records just inserted to the monthly sums (see MonthlyUsage): `rows` is
+    what they are read from, a statement's RETURNING MONTHLY_USAGE_COUNTED or the table."""
+    added = (
+        "SELECT usage_monthly_usage_add_records(array_agg(1), array_agg(allocation_id),"
+        " array_agg(partition_id), array_agg(start), array_agg(gpu_seconds),"
+        " array_agg(energy_joules)) FROM "
+    )
+    return added + rows  # `rows` is SQL from this code, never input
+
+
+def _monthly_usage_add(ids: list[int]) -> None:
+    if connection.vendor == "postgresql" and ids:
+        table = connection.ops.quote_name(UsageRecord._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(monthly_usage_added_sql(f"{table} WHERE id = ANY(%s)"), [ids])
+
+
+class UsageRecordQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        with transaction.atomic(using=self.db, savepoint=False):
+            made = super().bulk_create(objs, *args, **kwargs)
+            _monthly_usage_add([record.pk for record in made if record.pk is not None])
+        return made
+
+
 class UsageRecord(models.Model):
     """One job allocation (or one run of a requeued job) as the scheduler accounted it."""
 
@@ -254,6 +284,8 @@ class UsageRecord(models.Model):
     )
     updated_at = models.DateTimeField(default=timezone.now)
 
+    objects = UsageRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-start", "job_key"]
         constraints = [
@@ -277,18 +309,24 @@ class UsageRecord(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "account" in update_fields:
             kwargs["update_fields"] = {*update_fields, "account_key"}
-        super().save(*args, **kwargs)
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        with transaction.atomic(savepoint=False):
+            super().save(*args, **kwargs)
+            _monthly_usage_add([self.pk])
 
 
 class MonthlyUsage(models.Model):
     """What an allocation's records that started in one UTC month add up to, per partition.
 
-    On PostgreSQL the database keeps these rows itself (migration 0006): triggers on the usage
-    table add the records each statement inserts and take away the ones it deletes or changes,
-    whatever wrote them (the importer's COPY and merge, the admin, a deleted allocation or
-    partition), in the same transaction. Records without an allocation or a start are left out,
-    and a month whose records are all gone loses its row. SQLite keeps none; what reads these
-    rows groups the records there.
+    On PostgreSQL these rows are kept in the transaction that writes the records (migration
+    0007): what inserts records adds them (`monthly_usage_added_sql`: the importer, `save`
+    and `bulk_create`), and the database's statement triggers take away and add what updates
+    and deletes change, whatever runs them (the importer's merge, the admin, a deleted
+    allocation or partition). Records without
+    an allocation or a start are left out, and a month whose records are all gone loses its
+    row. SQLite keeps none; what reads these rows groups the records there.
     """
 
     allocation = models.ForeignKey(
@@ -322,11 +360,6 @@ class MonthlyUsage(models.Model):
                 Coalesce("partition", Value(0)),
                 "month",
                 name="usage_monthly_usage_unique",
-            )
-        ]
-        indexes = [
-            models.Index(
-                fields=["records"], condition=Q(records=0), name="usage_monthly_usage_emptied"
             )
         ]
 

@@ -36,7 +36,13 @@ from usage.importer.rows import (
     supersedes,
     time_shifted,
 )
-from usage.models import UsageImport, UsageRecord, job_runs_range
+from usage.models import (
+    MONTHLY_USAGE_COUNTED,
+    UsageImport,
+    UsageRecord,
+    job_runs_range,
+    monthly_usage_added_sql,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +56,8 @@ COPY_BATCH_SIZE = 20_000
 
 # The runs a batch inserts are added to the monthly sums (usage.models.MonthlyUsage) by the
 # statement that inserts them, or after the COPY that does, from the sums the parsing process
-# made (`_NewRuns.monthly`); the database's triggers add every other write (migration 0007).
-_COUNTED = "allocation_id, partition_id, start, gpu_seconds, energy_joules"
-_ADDED_MONTHLY = """added AS (
-                SELECT usage_monthly_usage_add_records(
-                    array_agg(1), array_agg(allocation_id), array_agg(partition_id),
-                    array_agg(start), array_agg(gpu_seconds), array_agg(energy_joules)
-                ) FROM inserted
-            )"""
+# made (`_NewRuns.monthly`). The database's triggers count the runs a merge updates.
+_ADDED_MONTHLY = f"added AS ({monthly_usage_added_sql('inserted')})"
 _ADD_MONTHLY_SQL = (
     "SELECT usage_monthly_usage_add(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[],"
     " %s::bigint[], %s::bigint[], %s::bigint[])"
@@ -453,7 +453,7 @@ class _PostgresWriter:
                 FROM src s JOIN (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
                     ON b.job_key = s.job_key
                 WHERE s.stored_id IS NULL AND s.shifted_submit IS NULL
-                RETURNING {_COUNTED}
+                RETURNING {MONTHLY_USAGE_COUNTED}
             ),
             {_ADDED_MONTHLY},
             updated AS (
@@ -492,7 +492,7 @@ class _PostgresWriter:
                 SELECT %(cluster)s, b.job_key, {batch_fields},
                        b.allocation_id, b.partition_id, %(run)s, %(now)s
                 FROM (SELECT {_BATCH_SELECT} FROM {_BATCH_TABLE}) b
-                RETURNING {_COUNTED}
+                RETURNING {MONTHLY_USAGE_COUNTED}
             ),
             {_ADDED_MONTHLY}
             SELECT

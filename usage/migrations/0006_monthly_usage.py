@@ -27,7 +27,6 @@ class Migration(migrations.Migration):
                 ('partition', models.ForeignKey(db_constraint=False, db_index=False, help_text='Where the records ran; empty for runs on a partition the site lacks.', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='systems.partition')),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('records', 0)), fields=['records'], name='usage_monthly_usage_emptied')],
                 'constraints': [models.UniqueConstraint(models.F('allocation'), django.db.models.functions.comparison.Coalesce('partition', models.Value(0)), models.F('month'), name='usage_monthly_usage_unique')],
             },
         ),

@@ -7,9 +7,12 @@ from django.db import migrations
 #
 # usage_monthly_usage_add_records(signs, ...) adds records (sign 1) and takes them away (-1): a
 # record counts in the UTC month it started in, when it has an allocation and a start; its
-# GPU-seconds count as unmetered when it has no measured energy. The importer adds the runs it
-# inserts itself (usage.importer), grouped by the same rule; every other insert is added by a
-# row trigger, every update and delete by statement triggers over the rows they changed.
+# GPU-seconds count as unmetered when it has no measured energy.
+#
+# What inserts records adds them (usage.models.monthly_usage_added_sql: the importer, the
+# model's save and bulk_create); a trigger on inserts would cost every imported row (a row
+# trigger, even one whose condition is false, or a statement trigger's transition table).
+# Statement triggers take away and add what updates and deletes change, whatever runs them.
 _KEPT = """
 CREATE FUNCTION usage_monthly_usage_add(
     allocations bigint[], partitions bigint[], months date[],
@@ -27,7 +30,13 @@ CREATE FUNCTION usage_monthly_usage_add(
         gpu_seconds = kept.gpu_seconds + excluded.gpu_seconds,
         energy_joules = kept.energy_joules + excluded.energy_joules,
         unmetered_gpu_seconds = kept.unmetered_gpu_seconds + excluded.unmetered_gpu_seconds;
-    DELETE FROM usage_monthlyusage WHERE records = 0;
+    DELETE FROM usage_monthlyusage kept
+    USING unnest(allocations, partitions, months, usage_monthly_usage_add.records)
+        AS taken (allocation, partition, month, records)
+    WHERE taken.records < 0 AND kept.records = 0
+      AND kept.allocation_id = taken.allocation
+      AND COALESCE(kept.partition_id, 0) = COALESCE(taken.partition, 0)
+      AND kept.month = taken.month;
 $$;
 
 CREATE FUNCTION usage_monthly_usage_add_records(
@@ -76,16 +85,6 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION usage_monthly_usage_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM usage_monthly_usage_add_records(
-        ARRAY[1], ARRAY[NEW.allocation_id], ARRAY[NEW.partition_id], ARRAY[NEW.start],
-        ARRAY[NEW.gpu_seconds], ARRAY[NEW.energy_joules]
-    );
-    RETURN NULL;
-END
-$$;
-
 CREATE FUNCTION usage_monthly_usage_emptied() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM usage_monthlyusage;
@@ -93,9 +92,6 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER usage_monthly_usage_inserted AFTER INSERT ON usage_usagerecord
-    FOR EACH ROW WHEN (NEW.import_run_id IS NULL)
-    EXECUTE FUNCTION usage_monthly_usage_inserted();
 CREATE TRIGGER usage_monthly_usage_updated AFTER UPDATE ON usage_usagerecord
     REFERENCING OLD TABLE AS old_records NEW TABLE AS new_records
     FOR EACH STATEMENT EXECUTE FUNCTION usage_monthly_usage_changed();
@@ -115,9 +111,7 @@ _NOT_KEPT = """
 DROP TRIGGER usage_monthly_usage_truncated ON usage_usagerecord;
 DROP TRIGGER usage_monthly_usage_deleted ON usage_usagerecord;
 DROP TRIGGER usage_monthly_usage_updated ON usage_usagerecord;
-DROP TRIGGER usage_monthly_usage_inserted ON usage_usagerecord;
 DROP FUNCTION usage_monthly_usage_emptied();
-DROP FUNCTION usage_monthly_usage_inserted();
 DROP FUNCTION usage_monthly_usage_changed();
 DROP FUNCTION usage_monthly_usage_add_records(
     integer[], bigint[], bigint[], timestamptz[], bigint[], bigint[]
