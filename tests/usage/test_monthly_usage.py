@@ -204,3 +204,37 @@ def test_the_year_of_the_site_zone_is_read_from_the_months_and_the_edges(referen
         read[(allocation, partition, "unmetered")] += unmetered or 0
     assert +read == +expected
     assert len(rows) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_records_of_a_site_that_upgrades_are_summed_as_it_upgrades():
+    from django.db.migrations.executor import MigrationExecutor
+
+    allocation = make_allocation(cluster="leonardo", account="first_llm")
+    before = ("usage", "0006_monthly_usage")
+    MigrationExecutor(connection).migrate([before])
+    try:
+        stored = MigrationExecutor(connection).loader.project_state(before).apps
+        old = stored.get_model("usage", "UsageRecord")
+        for n, month in enumerate((1, 1, 2, 5)):
+            old.objects.create(
+                cluster_id=allocation.cluster_id,
+                job_key=f"old-{n}",
+                job_id=f"old-{n}",
+                account=allocation.account,
+                account_key=allocation.account_key,
+                allocation_id=allocation.pk if n else None,
+                partition_id=allocation.partition_id,
+                state="COMPLETED",
+                start=datetime(2026, month, 3, tzinfo=UTC),
+                gpu_seconds=1000 * (n + 1),
+                energy_joules=None if n % 2 else 50,
+            )
+    finally:
+        MigrationExecutor(connection).migrate([("usage", "0007_monthly_usage_kept")])
+    assert _kept() == _summed()
+    assert _kept() == {
+        (allocation.pk, allocation.partition_id, "2026-01"): (1, 2000, 0, 2000),
+        (allocation.pk, allocation.partition_id, "2026-02"): (1, 3000, 50, 0),
+        (allocation.pk, allocation.partition_id, "2026-05"): (1, 4000, 0, 4000),
+    }
