@@ -13,12 +13,13 @@ SQLite (3.25 or newer, for window functions) and PostgreSQL.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 
 from allocations.models import Allocation
 from systems.models import Partition
@@ -367,6 +368,26 @@ def footprint_stretches(
             for measure in measures
         )
         prune = (width, reached, at_most)
+        if held_gpu_seconds is not None:
+            # The same test, here: the sweep's query then names only the groups it sweeps, and
+            # the planner reads their jobs through the (allocation, start) index rather than
+            # every record (it cannot tell how few groups a condition in the query keeps).
+            largest = Partition.objects.aggregate(most=Max("memory_gb_per_gpu"))["most"] or 0
+            factor = {GPUS: 1.0, MEMORY: float(largest)}
+            totals: dict[str, int] = defaultdict(int)
+            for org, subject in groups.items():
+                totals[subject] += round(held_gpu_seconds.get(org, 0))
+            groups = {
+                org: subject
+                for org, subject in groups.items()
+                if any(
+                    totals[subject] * factor[measure] > float(levels[measure]) * 2 * width
+                    for measure in measures
+                )
+            }
+            if not groups:
+                return found
+            groups_sql, subjects = _group_numbers(groups)
     base = _levels_sql(
         groups_sql,
         sorted(set(systems)),
