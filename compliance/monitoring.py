@@ -1,6 +1,7 @@
 """The periodic threshold check: allocation use and training compute per allocation, declared
 model and organisation group, the alerts it raises and the register of large training runs."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -72,15 +73,21 @@ class CheckResult:
     reminders_sent: int
 
 
-def allocation_figures(*, policy: ThresholdPolicy, now: datetime | None = None) -> list[Allocation]:
+def allocation_figures(
+    *,
+    policy: ThresholdPolicy,
+    now: datetime | None = None,
+    held_by: Iterable[int] | None = None,
+) -> list[Allocation]:
     """Every allocation with its used GPU-seconds, used share, used and projected FLOP, the
     accelerator memory of its largest job, and the GPU-seconds its jobs held from start to end
-    up to `now` (`held_gpu_seconds`, for the footprint sweep: compliance.footprint).
+    up to `now` (`held_gpu_seconds`, for the footprint sweep: compliance.footprint), for the
+    allocations of the organisations `held_by` (ids; all when None; 0 for the others).
 
     Two queries, whatever the number of allocations or usage records: the usage summed per
     allocation (usage.selectors.allocations_used_compute), then the allocations.
     """
-    used_compute = allocations_used_compute(held_until=now or timezone.now())
+    used_compute = allocations_used_compute(held_until=now or timezone.now(), held_by=held_by)
     allocations = list(
         Allocation.objects.select_related(
             "cluster", "partition", "organisation", "access_mode__call"
@@ -154,8 +161,9 @@ def thresholds_check(*, today: date | None = None) -> CheckResult:
         # Serialises concurrent checks: the policy row is the check's mutex.
         policy = ThresholdPolicy.objects.select_for_update().get(pk=policy.pk)
         now = timezone.now()
-        allocations = allocation_figures(policy=policy, now=now)
         groups = organisation_groups_current().subjects
+        # Only the groups' footprints are swept: the others' held GPU-seconds go unread.
+        allocations = allocation_figures(policy=policy, now=now, held_by=groups)
         model_efforts = efforts_by_model(allocations, groups)
         group_efforts = efforts_by_organisation_group(allocations, groups)
         candidates = _candidate_alerts(policy, allocations, model_efforts + group_efforts)

@@ -139,9 +139,13 @@ class UsedCompute:
     held_gpu_seconds: float | None = None
 
 
-def allocations_used_compute(*, held_until: datetime | None = None) -> dict[int, UsedCompute]:
+def allocations_used_compute(
+    *, held_until: datetime | None = None, held_by: Iterable[int] | None = None
+) -> dict[int, UsedCompute]:
     """Per allocation id with usage: its UsedCompute, in one query; with `held_until`, the
-    GPU-seconds its jobs held up to then too, in the same pass over the records.
+    GPU-seconds its jobs held up to then too, in the same pass over the records, for the
+    allocations of the organisations `held_by` (ids; every allocation when None; 0 for the
+    others): working it out for every record costs about a quarter of the pass.
 
     The records are summed per allocation and partition first, in a narrow GROUP BY over the
     usage table alone; only those few sums meet the partitions, so the join and the peak
@@ -152,7 +156,13 @@ def allocations_used_compute(*, held_until: datetime | None = None) -> dict[int,
     partitions = Partition._meta.db_table
     held = "CAST(NULL AS DOUBLE PRECISION)"
     if held_until is not None:
-        held = f"SUM({held_gpu_seconds_sql(records, held_until)})"
+        held = held_gpu_seconds_sql(records, held_until)
+        if held_by is not None:
+            owners = ", ".join(str(int(pk)) for pk in sorted(set(held_by))) or "NULL"
+            held = f"""CASE WHEN allocation_id IN (
+                SELECT id FROM {allocations} WHERE organisation_id IN ({owners})
+            ) THEN {held} END"""  # noqa: S608 - numbers the code wrote
+        held = f"SUM({held})"
     sql = f"""
         SELECT used.allocation_id,
                SUM(used.gpu_seconds),

@@ -281,6 +281,27 @@ def test_the_check_tells_the_sweep_what_each_allocation_held_without_reading_usa
     assert {a.level for a in Alert.objects.all()} >= {"footprint_gpus", "footprint_memory"}
 
 
+def test_what_jobs_held_is_worked_out_for_the_organisations_asked_for_alone(related):
+    from compliance.monitoring import allocation_figures
+
+    leo, mn5 = related
+    day = midnight(6)
+    job(leo, 600, day, day + timedelta(hours=48))
+    job(mn5, 300, day, day + timedelta(hours=2))
+    policy = ThresholdPolicy.objects.in_force()
+    now = timezone.now()
+
+    figures = {
+        a.pk: (a.held_gpu_seconds, a.used_gpu_seconds)
+        for a in allocation_figures(policy=policy, now=now, held_by={leo.organisation_id})
+    }
+
+    assert figures[leo.pk] == (600 * 48 * 3600, 600 * 48 * 3600)
+    assert figures[mn5.pk] == (0, 300 * 2 * 3600)
+    nobody = allocation_figures(policy=policy, now=now, held_by=set())
+    assert {a.held_gpu_seconds for a in nobody} == {0}
+
+
 def test_given_totals_give_the_same_stretches_and_a_group_said_to_hold_little_is_skipped(related):
     leo, mn5 = related
     day = midnight(6)
