@@ -182,13 +182,15 @@ MONTHLY_USAGE_COUNTED = "allocation_id, partition_id, start, gpu_seconds, energy
 
 def monthly_usage_added_sql(rows: str) -> str:
     """SQL that adds records just inserted to the monthly sums (see MonthlyUsage): `rows` is
-    what they are read from, a statement's RETURNING MONTHLY_USAGE_COUNTED or the table."""
+    what they are read from, a statement's RETURNING MONTHLY_USAGE_COUNTED or the table. It
+    gives one row when there were records, none otherwise."""
     added = (
         "SELECT usage_monthly_usage_add_records(array_agg(1), array_agg(allocation_id),"
         " array_agg(partition_id), array_agg(start), array_agg(gpu_seconds),"
         " array_agg(energy_joules)) FROM "
     )
-    return added + rows  # `rows` is SQL from this code, never input
+    # No rows, no call: a re-import's batches insert none.
+    return added + rows + " HAVING count(*) > 0"  # `rows` is SQL from this code, never input
 
 
 def _monthly_usage_add(ids: list[int]) -> None:

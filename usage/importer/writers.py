@@ -480,7 +480,7 @@ class _PostgresWriter:
                     ) FILTER (WHERE shifted_submit IS NOT NULL),
                     '[]'
                 )
-            FROM src, added
+            FROM src LEFT JOIN added ON TRUE
             """  # noqa: S608
 
         self.lookup_sql = merge_sql(looked_up, first_only=False)
@@ -502,7 +502,7 @@ class _PostgresWriter:
                 (SELECT count(*) FROM inserted WHERE allocation_id IS NOT NULL),
                 0,
                 '[]'::json
-            FROM {_BATCH_TABLE}, added
+            FROM {_BATCH_TABLE} LEFT JOIN added ON TRUE
             """  # noqa: S608
         self.ready = False
 

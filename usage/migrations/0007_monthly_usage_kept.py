@@ -12,7 +12,8 @@ from django.db import migrations
 # What inserts records adds them (usage.models.monthly_usage_added_sql: the importer, the
 # model's save and bulk_create); a trigger on inserts would cost every imported row (a row
 # trigger, even one whose condition is false, or a statement trigger's transition table).
-# Statement triggers take away and add what updates and deletes change, whatever runs them.
+# Statement triggers take away and add what updates and deletes change, whatever runs them;
+# one that changed no row calls nothing.
 _KEPT = """
 CREATE FUNCTION usage_monthly_usage_add(
     allocations bigint[], partitions bigint[], months date[],
@@ -74,12 +75,12 @@ BEGIN
             UNION ALL
             SELECT -1, allocation_id, partition_id, start, gpu_seconds, energy_joules
             FROM old_records
-        ) changed;
+        ) changed HAVING count(*) > 0;
     ELSE
         PERFORM usage_monthly_usage_add_records(
             array_agg(-1), array_agg(allocation_id), array_agg(partition_id),
             array_agg(start), array_agg(gpu_seconds), array_agg(energy_joules)
-        ) FROM old_records;
+        ) FROM old_records HAVING count(*) > 0;
     END IF;
     RETURN NULL;
 END
