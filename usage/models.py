@@ -202,9 +202,15 @@ def _monthly_usage_add(ids: list[int]) -> None:
 
 class UsageRecordQuerySet(models.QuerySet):
     def bulk_create(self, objs, *args, **kwargs):
+        """New records only, added to the monthly sums: a run stored again goes through the
+        importer, which knows which of its runs it inserted."""
+        if kwargs.get("ignore_conflicts") or kwargs.get("update_conflicts"):
+            raise ValueError(
+                "Usage records are created here, never merged: import them (usage.importer)."
+            )
         with transaction.atomic(using=self.db, savepoint=False):
             made = super().bulk_create(objs, *args, **kwargs)
-            _monthly_usage_add([record.pk for record in made if record.pk is not None])
+            _monthly_usage_add([record.pk for record in made])
         return made
 
 

@@ -119,6 +119,26 @@ def test_the_months_follow_every_way_records_are_written_changed_and_deleted(ref
     assert _kept() == {}
 
 
+def test_bulk_create_refuses_to_merge_runs_it_could_not_count(reference_data):
+    allocation = make_allocation(cluster="leonardo", account="first_llm")
+    run = UsageRecord(
+        cluster=allocation.cluster,
+        job_key="7",
+        job_id="7",
+        account=allocation.account,
+        account_key=allocation.account_key,
+        allocation=allocation,
+        state="COMPLETED",
+        start=datetime(2026, 3, 1, tzinfo=UTC),
+        gpu_seconds=10,
+    )
+    for merge in ({"ignore_conflicts": True}, {"update_conflicts": True}):
+        with pytest.raises(ValueError, match="import them"):
+            UsageRecord.objects.bulk_create([run], **merge)
+    assert not UsageRecord.objects.exists()
+    assert _kept() == {}
+
+
 @pytest.mark.parametrize(
     "read", ["in columns", "in columns, each stored run looked up", "line by line"]
 )
