@@ -340,7 +340,6 @@ def footprint_stretches(
     found: dict[str, dict[str, Stretch]] = {measure: {} for measure in levels}
     if not groups or not levels:
         return found
-    groups_sql, subjects = _group_numbers(groups)
     if systems is None:
         systems = _systems(groups)
     measures = sorted(levels)
@@ -372,8 +371,8 @@ def footprint_stretches(
             # The same test, here: the sweep's query then names only the groups it sweeps, and
             # the planner reads their jobs through the (allocation, start) index rather than
             # every record (it cannot tell how few groups a condition in the query keeps).
-            largest = Partition.objects.aggregate(most=Max("memory_gb_per_gpu"))["most"] or 0
-            factor = {GPUS: 1.0, MEMORY: float(largest)}
+            most = Partition.objects.aggregate(most=Max("memory_gb_per_gpu"))["most"] or 0
+            factor = {GPUS: 1.0, MEMORY: float(most)}
             totals: dict[str, int] = defaultdict(int)
             for org, subject in groups.items():
                 totals[subject] += round(held_gpu_seconds.get(org, 0))
@@ -387,7 +386,7 @@ def footprint_stretches(
             }
             if not groups:
                 return found
-            groups_sql, subjects = _group_numbers(groups)
+    groups_sql, subjects = _group_numbers(groups)
     base = _levels_sql(
         groups_sql,
         sorted(set(systems)),
