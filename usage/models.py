@@ -177,7 +177,9 @@ def job_runs_range(job: str) -> tuple[str, str]:
 
 
 # The columns of the usage table that the monthly sums (MonthlyUsage) count.
-MONTHLY_USAGE_COUNTED = "allocation_id, partition_id, start, gpu_seconds, energy_joules"
+MONTHLY_USAGE_COUNTED = (
+    'allocation_id, partition_id, start, "end", gpus, gpu_seconds, energy_joules'
+)
 
 
 def monthly_usage_added_sql(rows: str) -> str:
@@ -186,8 +188,8 @@ def monthly_usage_added_sql(rows: str) -> str:
     gives one row when there were records, none otherwise."""
     added = (
         "SELECT usage_monthly_usage_add_records(array_agg(1), array_agg(allocation_id),"
-        " array_agg(partition_id), array_agg(start), array_agg(gpu_seconds),"
-        " array_agg(energy_joules)) FROM "
+        ' array_agg(partition_id), array_agg(start), array_agg("end"), array_agg(gpus),'
+        " array_agg(gpu_seconds), array_agg(energy_joules)) FROM "
     )
     # No rows, no call: a re-import's batches insert none.
     return added + rows + " HAVING count(*) > 0"  # `rows` is SQL from this code, never input
@@ -306,6 +308,14 @@ class UsageRecord(models.Model):
                 name="usage_record_unattributed",
             ),
             models.Index(fields=["allocation", "start"]),
+            # The runs the monthly sums leave out or hold only in part: what reads them
+            # (usage.selectors.allocations_used_compute) adds these few to the sums.
+            models.Index(
+                fields=["allocation"],
+                condition=Q(allocation__isnull=False)
+                & (Q(start__isnull=True) | Q(end__isnull=True)),
+                name="usage_record_unfinished",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -328,13 +338,14 @@ class UsageRecord(models.Model):
 class MonthlyUsage(models.Model):
     """What an allocation's records that started in one UTC month add up to, per partition.
 
-    On PostgreSQL these rows are kept in the transaction that writes the records (migration
-    0007): what inserts records adds them (`monthly_usage_added_sql`: the importer, `save`
-    and `bulk_create`), and the database's statement triggers take away and add what updates
-    and deletes change, whatever runs them (the importer's merge, the admin, a deleted
-    allocation or partition). Records without
-    an allocation or a start are left out, and a month whose records are all gone loses its
-    row. SQLite keeps none; what reads these rows groups the records there.
+    On PostgreSQL these rows are kept in the transaction that writes the records (migrations
+    0007 and 0008): what inserts records adds them (`monthly_usage_added_sql`: the importer,
+    `save` and `bulk_create`), and the database's statement triggers take away and add what
+    updates and deletes change, whatever runs them (the importer's merge, the admin, a deleted
+    allocation or partition); when the run with the most GPUs goes, the month's largest is
+    looked up again among its records. Records without an allocation or a start are left out,
+    and a month whose records are all gone loses its row. SQLite keeps none; what reads these
+    rows groups the records there.
     """
 
     allocation = models.ForeignKey(
@@ -359,6 +370,13 @@ class MonthlyUsage(models.Model):
     energy_joules = models.BigIntegerField(help_text="Measured by the scheduler, where it was.")
     unmetered_gpu_seconds = models.BigIntegerField(
         help_text="GPU-seconds of the records without a measured energy."
+    )
+    largest_gpus = models.PositiveIntegerField(
+        default=0, help_text="The most whole GPUs one of the records held."
+    )
+    held_gpu_seconds = models.BigIntegerField(
+        default=0,
+        help_text="Whole GPUs x whole seconds from start to end of the records that ended.",
     )
 
     class Meta:

@@ -143,26 +143,50 @@ def allocations_used_compute(
     *, held_until: datetime | None = None, held_by: Iterable[int] | None = None
 ) -> dict[int, UsedCompute]:
     """Per allocation id with usage: its UsedCompute, in one query; with `held_until`, the
-    GPU-seconds its jobs held up to then too, in the same pass over the records, for the
-    allocations of the organisations `held_by` (ids; every allocation when None; 0 for the
-    others): working it out for every record costs about a quarter of the pass.
+    GPU-seconds its jobs held up to then too, for the allocations of the organisations
+    `held_by` (ids; every allocation when None; 0 for the others).
 
-    The records are summed per allocation and partition first, in a narrow GROUP BY over the
-    usage table alone; only those few sums meet the partitions, so the join and the peak
-    multiplication run once per (allocation, partition), not once per record.
+    On PostgreSQL the records are read from their monthly sums (usage.models.MonthlyUsage),
+    which hold all but the runs without a start (none of theirs) and the GPU-seconds held by
+    the runs without an end (the rest of theirs): those few come from their own index. On
+    SQLite every record is grouped. Either way the sums per allocation and partition come
+    first; only they meet the partitions, so the join and the peak multiplication run once per
+    (allocation, partition), not once per record.
     """
     records = UsageRecord._meta.db_table
     allocations = Allocation._meta.db_table
     partitions = Partition._meta.db_table
     held = "CAST(NULL AS DOUBLE PRECISION)"
+    kept_held = held
     if held_until is not None:
         held = held_gpu_seconds_sql(records, held_until)
+        kept_held = "CAST(held_gpu_seconds AS DOUBLE PRECISION)"
         if held_by is not None:
             owners = ", ".join(str(int(pk)) for pk in sorted(set(held_by))) or "NULL"
-            held = f"""CASE WHEN allocation_id IN (
+            holding = f"""allocation_id IN (
                 SELECT id FROM {allocations} WHERE organisation_id IN ({owners})
-            ) THEN {held} END"""  # noqa: S608 - numbers the code wrote
-        held = f"SUM({held})"
+            )"""  # noqa: S608 - numbers the code wrote
+            held = f"CASE WHEN {holding} THEN {held} END"
+            kept_held = f"CASE WHEN {holding} THEN {kept_held} END"
+    if connection.vendor == "postgresql":
+        monthly = MonthlyUsage._meta.db_table
+        rows = f"""
+            SELECT allocation_id, partition_id, gpu_seconds, largest_gpus AS gpus,
+                   {kept_held} AS held
+            FROM {monthly}
+            UNION ALL
+            SELECT allocation_id, partition_id,
+                   CASE WHEN start IS NULL THEN gpu_seconds ELSE 0 END, gpus,
+                   CASE WHEN "end" IS NULL THEN {held} END
+            FROM {records}
+            WHERE allocation_id IS NOT NULL AND (start IS NULL OR "end" IS NULL)
+        """  # noqa: S608 - table names from model metadata, numbers the code wrote
+    else:
+        rows = f"""
+            SELECT allocation_id, partition_id, gpu_seconds, gpus, {held} AS held
+            FROM {records}
+            WHERE allocation_id IS NOT NULL
+        """  # noqa: S608 - table names from model metadata, numbers the code wrote
     sql = f"""
         SELECT used.allocation_id,
                SUM(used.gpu_seconds),
@@ -172,9 +196,8 @@ def allocations_used_compute(
                SUM(used.held)
         FROM (
             SELECT allocation_id, partition_id, SUM(gpu_seconds) AS gpu_seconds,
-                   MAX(gpus) AS gpus, {held} AS held
-            FROM {records}
-            WHERE allocation_id IS NOT NULL
+                   MAX(gpus) AS gpus, SUM(held) AS held
+            FROM ({rows}) runs
             GROUP BY allocation_id, partition_id
         ) used
         JOIN {allocations} allocation ON allocation.id = used.allocation_id

@@ -54,6 +54,38 @@ def _summed() -> dict:
     return sums
 
 
+def _peaks_kept() -> dict:
+    return {
+        (m.allocation_id, m.partition_id, m.month.isoformat()[:7]): (
+            m.largest_gpus,
+            m.held_gpu_seconds,
+        )
+        for m in MonthlyUsage.objects.all()
+    }
+
+
+def _peaks_summed() -> dict:
+    """The most GPUs of one record and what the ended ones held, per month, worked out here."""
+    peaks: dict = {}
+    for record in UsageRecord.objects.exclude(allocation=None).exclude(start=None):
+        key = (
+            record.allocation_id,
+            record.partition_id,
+            record.start.astimezone(UTC).strftime("%Y-%m"),
+        )
+        largest, held = peaks.get(key, (0, 0))
+        if record.end is not None:
+            seconds = round(record.end.timestamp()) - round(record.start.timestamp())
+            held += record.gpus * max(seconds, 0)
+        peaks[key] = (max(largest, record.gpus), held)
+    return peaks
+
+
+def _assert_kept() -> None:
+    assert _kept() == _summed()
+    assert _peaks_kept() == _peaks_summed()
+
+
 def _other_partition(allocation) -> Partition:
     """A second partition on the allocation's cluster, like its own."""
     other = Partition.objects.get(pk=allocation.partition_id)
@@ -90,7 +122,7 @@ def test_the_months_follow_every_way_records_are_written_changed_and_deleted(ref
         )
         for n in range(1, 5)
     )
-    assert _kept() == _summed()
+    _assert_kept()
     assert _kept()[(first.id, first.partition_id, "2026-01")] == (1, 100, 0, 100)
     assert _kept()[(second.id, second.partition_id, "2026-02")] == (4, 100, 4, 60)
     assert len(_kept()) == 4
@@ -99,19 +131,19 @@ def test_the_months_follow_every_way_records_are_written_changed_and_deleted(ref
     kept.save()
     UsageRecord.objects.filter(allocation=second, gpu_seconds__gte=30).update(allocation=first)
     UsageRecord.objects.filter(pk=unattributed.pk).update(allocation=second)
-    assert _kept() == _summed()
+    _assert_kept()
     assert _kept()[(first.id, first.partition_id, "2026-01")] == (1, 150, 900, 0)
 
     other.delete()  # its runs are kept, on no partition
-    assert _kept() == _summed()
+    _assert_kept()
     assert (first.id, None, "2026-02") in _kept()
 
     UsageRecord.objects.filter(start__month=1).delete()
-    assert _kept() == _summed()
+    _assert_kept()
     assert not [key for key in _kept() if key[2] == "2026-01"]
 
     UsageRecord.objects.filter(pk=unattributed.pk).update(start=january)
-    assert _kept() == _summed()
+    _assert_kept()
     assert _kept()[(second.id, second.partition_id, "2026-01")] == (1, 500, 0, 500)
 
     with connection.cursor() as cursor:
@@ -158,13 +190,20 @@ def test_an_import_and_its_corrections_keep_the_months(reference_data, tmp_path,
         }
         return sacct_line(str(n), **{**times, **fields})
 
-    lines = [job(n, energy="5000" if n % 4 == 0 else "") for n in range(1, 13)]
+    def fields(n: int) -> dict:
+        if n in (5, 11):
+            return {"state": "RUNNING", "end": "Unknown"}
+        return {"tres": "billing=16,cpu=16,gres/gpu=8,mem=64G,node=1"} if n == 2 else {}
+
+    lines = [job(n, energy="5000" if n % 4 == 0 else "", **fields(n)) for n in range(1, 13)]
     counts = summary(import_text(tmp_path, sacct_text(*lines, sacct_line("99", account="x")))[0])
     assert counts["imported"] == 12
-    assert _kept() == _summed()
+    _assert_kept()
     assert sum(records for records, *_ in _kept().values()) == 12
     january = (allocation.id, allocation.partition_id, "2026-01")
     assert _kept()[january] == (4, 4 * 4 * 7200, 5000, 3 * 4 * 7200)
+    february = (allocation.id, allocation.partition_id, "2026-02")
+    assert _peaks_kept()[february] == (8, (8 + 4) * 7200)
 
     # Jobs 1-3 ran longer than first accounted; job 7, requeued, started in April after all;
     # job 13 is new.
@@ -174,8 +213,9 @@ def test_an_import_and_its_corrections_keep_the_months(reference_data, tmp_path,
     ]
     counts = summary(import_text(tmp_path, sacct_text(*corrected))[0])
     assert (counts["updated"], counts["imported"]) == (4, 1)
-    assert _kept() == _summed()
+    _assert_kept()
     assert _kept()[january] == (4, 4 * (9000 + 7200 + 7200 + 7200), 5800, 4 * (9000 + 7200))
+    assert _peaks_kept()[february] == (4, (4 + 4) * 7200)
     april = (allocation.id, allocation.partition_id, "2026-04")
     assert _kept()[april] == (1, 4 * 7300, 0, 4 * 7300)
 
@@ -247,14 +287,118 @@ def test_the_records_of_a_site_that_upgrades_are_summed_as_it_upgrades():
                 partition_id=allocation.partition_id,
                 state="COMPLETED",
                 start=datetime(2026, month, 3, tzinfo=UTC),
+                end=datetime(2026, month, 3, n, tzinfo=UTC) if n != 2 else None,
+                gpus=4 * n,
                 gpu_seconds=1000 * (n + 1),
                 energy_joules=None if n % 2 else 50,
             )
     finally:
-        MigrationExecutor(connection).migrate([("usage", "0007_monthly_usage_kept")])
-    assert _kept() == _summed()
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes("usage"))
+    _assert_kept()
     assert _kept() == {
         (allocation.pk, allocation.partition_id, "2026-01"): (1, 2000, 0, 2000),
         (allocation.pk, allocation.partition_id, "2026-02"): (1, 3000, 50, 0),
         (allocation.pk, allocation.partition_id, "2026-05"): (1, 4000, 0, 4000),
     }
+    assert _peaks_kept() == {
+        (allocation.pk, allocation.partition_id, "2026-01"): (4, 4 * 3600),
+        (allocation.pk, allocation.partition_id, "2026-02"): (8, 0),
+        (allocation.pk, allocation.partition_id, "2026-05"): (12, 12 * 3 * 3600),
+    }
+
+
+def test_a_month_looks_up_its_largest_run_again_only_when_that_run_goes(reference_data):
+    allocation = make_allocation(cluster="leonardo", account="first_llm")
+    day = datetime(2026, 3, 2, 8, tzinfo=UTC)
+    month = (allocation.id, allocation.partition_id, "2026-03")
+
+    def run(gpus: int, hours: int | None = 2):
+        return make_usage_record(
+            allocation=allocation,
+            gpus=gpus,
+            gpu_seconds=gpus * 3600,
+            start=day,
+            end=None if hours is None else day + timedelta(hours=hours),
+        )
+
+    largest, middle, small = run(8), run(4), run(2, hours=None)
+    _assert_kept()
+    assert _peaks_kept()[month] == (8, (8 + 4) * 2 * 3600)
+
+    largest.delete()
+    _assert_kept()
+    assert _peaks_kept()[month] == (4, 4 * 2 * 3600)
+
+    UsageRecord.objects.filter(pk=middle.pk).update(gpus=1)
+    _assert_kept()
+    assert _peaks_kept()[month] == (2, 2 * 3600)
+
+    UsageRecord.objects.filter(pk=small.pk).update(gpus=6, end=day + timedelta(hours=1))
+    _assert_kept()
+    assert _peaks_kept()[month] == (6, 2 * 3600 + 6 * 3600)
+
+    UsageRecord.objects.filter(pk=small.pk).update(start=day.replace(month=4))
+    _assert_kept()
+    assert _peaks_kept()[month] == (1, 2 * 3600)
+
+    UsageRecord.objects.filter(pk=middle.pk).update(state="FAILED")
+    _assert_kept()
+    assert _peaks_kept()[month] == (1, 2 * 3600)
+
+
+def test_the_used_compute_read_from_the_months_is_what_the_records_add_up_to(reference_data):
+    from usage.selectors import allocations_used_compute
+
+    first = make_allocation(cluster="leonardo", account="first_llm")
+    second = make_allocation(cluster="leonardo", account="second_llm")
+    other = _other_partition(first)
+    other.memory_gb_per_gpu, other.peak_tflops = 141, 1979
+    other.save()
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    start = datetime(2026, 3, 31, 22, tzinfo=UTC)
+    runs = [
+        # (allocation, partition, gpus, GPU-seconds, start, end)
+        (first, first.partition, 4, 4 * 7200, start, start + timedelta(hours=2)),
+        (
+            first,
+            other,
+            16,
+            16 * 3600,
+            start + timedelta(days=3),
+            start + timedelta(days=3, hours=1),
+        ),
+        (first, first.partition, 32, 32 * 60, start + timedelta(days=9), None),  # running
+        (first, first.partition, 64, 640, None, None),  # never started, yet accounted
+        (second, second.partition, 2, 2 * 3600, None, start),  # cancelled before it started
+        (second, None, 8, 8 * 600, start, start + timedelta(minutes=10)),
+    ]
+    for allocation, partition, gpus, gpu_seconds, begun, ended in runs:
+        make_usage_record(
+            allocation=allocation,
+            partition=partition,
+            gpus=gpus,
+            gpu_seconds=gpu_seconds,
+            start=begun,
+            end=ended,
+        )
+
+    used = allocations_used_compute(held_until=now)
+
+    def peak(partition, allocation) -> float:
+        return float((partition or allocation.partition).peak_tflops)
+
+    for allocation in (first, second):
+        mine = [run for run in runs if run[0] == allocation]
+        held = sum(run[2] * ((run[5] or now) - run[4]).total_seconds() for run in mine if run[4])
+        memory = max(
+            run[2] * float((run[1] or allocation.partition).memory_gb_per_gpu) for run in mine
+        )
+        assert used[allocation.pk].gpu_seconds == sum(run[3] for run in mine)
+        assert used[allocation.pk].peak_tflop_seconds == pytest.approx(
+            sum(run[3] * peak(run[1], allocation) for run in mine)
+        )
+        assert used[allocation.pk].largest_job_memory_gb == memory
+        assert used[allocation.pk].held_gpu_seconds == held
+    assert used[first.pk].largest_job_memory_gb == 64 * float(first.partition.memory_gb_per_gpu)
+    assert allocations_used_compute(held_until=now, held_by=[])[first.pk].held_gpu_seconds == 0

@@ -523,13 +523,18 @@ def _monthly_sums(table) -> tuple[list, ...]:
     """What `_arrow_rows`' table adds to the monthly sums (usage.models.MonthlyUsage), by the
     rule of the database's usage_monthly_usage_add_records: each run with an allocation and a
     start counts in the UTC month it started in, its GPU-seconds as unmetered when it has no
-    measured energy. Grouped by allocation, partition and month, a list per column."""
+    measured energy, what its GPUs held from start to end when it ended. Grouped by
+    allocation, partition and month, a list per column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     start = pc.cast(table["start"], pa.timestamp("s"))
+    end = pc.cast(table["end"], pa.timestamp("s"))
     energy = table["energy_joules"]
     gpu_seconds = table["gpu_seconds"]
+    gpus = pc.cast(table["gpus"], pa.int64())
+    seconds = pc.subtract(pc.cast(end, pa.int64()), pc.cast(start, pa.int64()))
+    held = pc.multiply(gpus, pc.max_element_wise(seconds, 0))
     counted = pa.table(
         {
             "allocation": table["allocation_id"],
@@ -539,10 +544,13 @@ def _monthly_sums(table) -> tuple[list, ...]:
             "gpu_seconds": gpu_seconds,
             "energy": energy.fill_null(0),
             "unmetered": pc.if_else(pc.is_null(energy), gpu_seconds, 0),
+            "held": held.fill_null(0),
+            "gpus": gpus,
         }
     ).filter(pc.and_(pc.is_valid(table["allocation_id"]), pc.is_valid(start)))
     sums = counted.group_by(["allocation", "partition", "month"], use_threads=False).aggregate(
-        [(name, "sum") for name in ("record", "gpu_seconds", "energy", "unmetered")]
+        [(name, "sum") for name in ("record", "gpu_seconds", "energy", "unmetered", "held")]
+        + [("gpus", "max")]
     )
     return tuple(
         sums[name].to_pylist()
@@ -554,6 +562,8 @@ def _monthly_sums(table) -> tuple[list, ...]:
             "gpu_seconds_sum",
             "energy_sum",
             "unmetered_sum",
+            "held_sum",
+            "gpus_max",
         )
     )
 

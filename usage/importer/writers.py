@@ -60,7 +60,7 @@ COPY_BATCH_SIZE = 20_000
 _ADDED_MONTHLY = f"added AS ({monthly_usage_added_sql('inserted')})"
 _ADD_MONTHLY_SQL = (
     "SELECT usage_monthly_usage_add(%s::bigint[], %s::bigint[], %s::date[], %s::bigint[],"
-    " %s::bigint[], %s::bigint[], %s::bigint[])"
+    " %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::integer[], NULL::integer[])"
 )
 
 
