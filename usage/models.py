@@ -307,7 +307,20 @@ class UsageRecord(models.Model):
                 condition=Q(allocation__isnull=True),
                 name="usage_record_unattributed",
             ),
-            models.Index(fields=["allocation", "start"]),
+            # An allocation's records in time; on PostgreSQL it also holds what the usage
+            # pages and the annual report read of them, so that they read no table row.
+            models.Index(
+                fields=["allocation", "start"],
+                include=[
+                    "end",
+                    "partition",
+                    "cluster",
+                    "gpu_seconds",
+                    "energy_joules",
+                    "running",
+                ],
+                name="usage_record_allocation_time",
+            ),
             # The runs the monthly sums leave out or hold only in part: what reads them
             # (usage.selectors.allocations_used_compute) adds these few to the sums.
             models.Index(
