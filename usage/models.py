@@ -308,13 +308,15 @@ class UsageRecord(models.Model):
                 name="usage_record_unattributed",
             ),
             # An allocation's records in time; on PostgreSQL it also holds what the usage
-            # pages and the annual report read of them, so that they read no table row.
+            # pages, the annual report and the footprint sweep read of them, so that they read
+            # no table row.
             models.Index(
                 fields=["allocation", "start"],
                 include=[
                     "end",
                     "partition",
                     "cluster",
+                    "gpus",
                     "gpu_seconds",
                     "energy_joules",
                     "running",

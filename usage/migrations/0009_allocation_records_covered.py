@@ -18,6 +18,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='usagerecord',
-            index=models.Index(fields=['allocation', 'start'], include=('end', 'partition', 'cluster', 'gpu_seconds', 'energy_joules', 'running'), name='usage_record_allocation_time'),
+            index=models.Index(fields=['allocation', 'start'], include=('end', 'partition', 'cluster', 'gpus', 'gpu_seconds', 'energy_joules', 'running'), name='usage_record_allocation_time'),
         ),
     ]
