@@ -271,6 +271,10 @@ def test_the_records_of_a_site_that_upgrades_are_summed_as_it_upgrades():
     from django.db.migrations.executor import MigrationExecutor
 
     allocation = make_allocation(cluster="leonardo", account="first_llm")
+    july = datetime(2026, 7, 1, tzinfo=UTC)
+    make_usage_record(
+        allocation=allocation, gpus=2, gpu_seconds=7200, start=july, end=july + timedelta(hours=1)
+    )
     before = ("usage", "0006_monthly_usage")
     MigrationExecutor(connection).migrate([before])
     try:
@@ -300,11 +304,13 @@ def test_the_records_of_a_site_that_upgrades_are_summed_as_it_upgrades():
         (allocation.pk, allocation.partition_id, "2026-01"): (1, 2000, 0, 2000),
         (allocation.pk, allocation.partition_id, "2026-02"): (1, 3000, 50, 0),
         (allocation.pk, allocation.partition_id, "2026-05"): (1, 4000, 0, 4000),
+        (allocation.pk, allocation.partition_id, "2026-07"): (1, 7200, 0, 7200),
     }
     assert _peaks_kept() == {
         (allocation.pk, allocation.partition_id, "2026-01"): (4, 4 * 3600),
         (allocation.pk, allocation.partition_id, "2026-02"): (8, 0),
         (allocation.pk, allocation.partition_id, "2026-05"): (12, 12 * 3 * 3600),
+        (allocation.pk, allocation.partition_id, "2026-07"): (2, 2 * 3600),
     }
 
 

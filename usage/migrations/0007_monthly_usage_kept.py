@@ -131,8 +131,10 @@ def keep_monthly_usage(apps, schema_editor):
 
 
 def stop_keeping_monthly_usage(apps, schema_editor):
+    # Sums nothing keeps are wrong as soon as a record changes: none are left.
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(_NOT_KEPT)
+        schema_editor.execute("DELETE FROM usage_monthlyusage")
 
 
 class Migration(migrations.Migration):

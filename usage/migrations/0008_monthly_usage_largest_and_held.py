@@ -158,8 +158,13 @@ def keep_largest_and_held(apps, schema_editor):
 
 
 def stop_keeping_largest_and_held(apps, schema_editor):
+    # Migration 0007's functions name neither new column; they go right after this.
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(_NOT_KEPT)
+        schema_editor.execute(
+            "ALTER TABLE usage_monthlyusage ALTER COLUMN largest_gpus SET DEFAULT 0,"
+            " ALTER COLUMN held_gpu_seconds SET DEFAULT 0"
+        )
         schema_editor.execute("DELETE FROM usage_monthlyusage")
         schema_editor.execute(_BEFORE._KEPT)
 
