@@ -147,11 +147,12 @@ def allocations_used_compute(
     `held_by` (ids; every allocation when None; 0 for the others).
 
     On PostgreSQL the records are read from their monthly sums (usage.models.MonthlyUsage),
-    which hold all but the runs without a start (none of theirs) and the GPU-seconds held by
-    the runs without an end (the rest of theirs): those few come from their own index. On
-    SQLite every record is grouped. Either way the sums per allocation and partition come
-    first; only they meet the partitions, so the join and the peak multiplication run once per
-    (allocation, partition), not once per record.
+    which hold every run with a start but not what the runs still without an end held (it grows
+    with the clock); the runs without a start or an end, few at any time, are read through
+    their own index (`usage_record_unfinished`) and added. On SQLite every record is grouped.
+    Either way the sums per allocation and partition come first; only they meet the
+    partitions, so the join and the peak multiplication run once per (allocation, partition),
+    not once per record.
     """
     records = UsageRecord._meta.db_table
     allocations = Allocation._meta.db_table
