@@ -1,6 +1,7 @@
 """import_usage and the usage_import service: every GPU-second counted exactly once."""
 
 import json
+import signal
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -1285,3 +1286,25 @@ def test_a_file_read_in_columns_is_stored_and_counted_as_read_line_by_line(
     repeated = UsageRecord.objects.get(job_key__startswith="900003@")
     assert repeated.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     assert not UsageRecord.objects.get(job_key__startswith="900005@").running
+
+
+@pytest.mark.parametrize("when", ["between batches", "after the last batch"])
+def test_a_stop_the_import_learns_of_by_asking_ends_the_run_interrupted(leonardo, when):
+    from usage.importer import UsageImportInterrupted
+
+    lines = sacct_text(*(sacct_line(str(n)) for n in range(1, 7))).split("\n")
+    asked = []
+    # three batches of two lines: asked before each, then once at the end
+    stop_at = 2 if when == "between batches" else 4
+
+    def stopped():
+        asked.append(True)
+        return UsageImportInterrupted("Ctrl-C", signal.SIGINT) if len(asked) == stop_at else None
+
+    with pytest.raises(UsageImportInterrupted):
+        usage_import(cluster=leonardo, lines=lines, source="command", batch_size=2, stopped=stopped)
+
+    run = UsageImport.objects.get()
+    assert run.status == UsageImport.Status.INTERRUPTED
+    assert "importing the same input again completes it" in run.error
+    assert run.imported == UsageRecord.objects.count() == (2 if when == "between batches" else 6)

@@ -80,6 +80,7 @@ def usage_import(
     progress_every: int = 100_000,
     parallel: bool | None = None,
     run: UsageImport | None = None,
+    stopped: Callable[[], BaseException | None] | None = None,
 ) -> UsageImport:
     """Import accounting lines for `cluster`; returns the finished `UsageImport` run.
 
@@ -92,6 +93,9 @@ def usage_import(
     `parallel`: parse in a forked process while this one writes (default: on PostgreSQL when
     `lines` is an open file, where inputs are large enough for the overlap to pay).
     `run`: a queued (or interrupted) run to import into, e.g. a pushed upload's.
+    `stopped()`: asked before each batch and at the end; an exception it gives stops the import
+    there, as if raised (a signal handler's exception is lost where Python cannot raise it, in
+    a finaliser: the handler also leaves it here).
 
     Killing the process at any moment leaves what its committed batches wrote and nothing
     else: each batch is one transaction, the parsing process dies with this one, and the
@@ -171,7 +175,14 @@ def usage_import(
         stream = _forked(batches) if parallel and _can_fork() else batches
         writer.prepare()
         saved = [*counts.as_dict(), "rejected_lines", "heartbeat_at"]
+
+        def go_on() -> None:
+            stop = stopped() if stopped is not None else None
+            if stop is not None:
+                raise stop
+
         for batch in stream:
+            go_on()
             for note in batch.notes:
                 if type(note) is int:
                     on_progress(note)
@@ -186,6 +197,7 @@ def usage_import(
                     setattr(run, name, value)
                 run.heartbeat_at = timezone.now()
                 run.save(update_fields=saved)
+        go_on()
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt | SystemExit)
         _run_finish(

@@ -85,12 +85,23 @@ class Command(BaseCommand):
 
         show_progress = options["progress"] or sys.stderr.isatty()
 
-        def stop(signum, frame):
-            raise UsageImportInterrupted(f"stopped by {signal.Signals(signum).name}", signum)
+        stops: list[UsageImportInterrupted] = []
 
-        # SIGTERM ends the import as Ctrl-C does: the run is marked interrupted on the way out.
+        def stop(signum, frame):
+            said = (
+                "Ctrl-C" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+            )
+            stops.append(UsageImportInterrupted(said, signum))
+            raise stops[-1]
+
+        # SIGTERM and Ctrl-C end the import: the run is marked interrupted on the way out. The
+        # import also asks between batches, for a stop raised where Python drops it.
         main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, stop) if main else None
+        previous = (
+            {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+            if main
+            else {}
+        )
         try:
             with handle:
                 run = usage_import(
@@ -105,6 +116,7 @@ class Command(BaseCommand):
                     filename="<stdin>" if path == "-" else path,
                     on_rejected=rejected,
                     on_progress=progress if show_progress else None,
+                    stopped=lambda: stops[0] if stops else None,
                 )
         except UsageImportError as exc:
             raise CommandError(f"{path}: {exc} Nothing was imported.") from exc
@@ -119,6 +131,6 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
         finally:
-            if main:
-                signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.stdout.write(run.summary)
