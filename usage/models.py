@@ -307,22 +307,7 @@ class UsageRecord(models.Model):
                 condition=Q(allocation__isnull=True),
                 name="usage_record_unattributed",
             ),
-            # An allocation's records in time; on PostgreSQL it also holds what the usage
-            # pages, the annual report and the footprint sweep read of them, so that they read
-            # no table row.
-            models.Index(
-                fields=["allocation", "start"],
-                include=[
-                    "end",
-                    "partition",
-                    "cluster",
-                    "gpus",
-                    "gpu_seconds",
-                    "energy_joules",
-                    "running",
-                ],
-                name="usage_record_allocation_time",
-            ),
+            models.Index(fields=["allocation", "start"]),
             # The runs the monthly sums leave out or hold only in part: what reads them
             # (usage.selectors.allocations_used_compute) adds these few to the sums.
             models.Index(
