@@ -23,20 +23,25 @@ def _postgresql_only(db):
         pytest.skip("the database keeps the monthly sums on PostgreSQL only")
 
 
-def _kept() -> dict:
+def _kept(*fields: str) -> dict:
+    """The monthly rows the database keeps, per (allocation, partition, "YYYY-MM"): `fields`,
+    by default the records and the sums."""
+    fields = fields or ("records", "gpu_seconds", "energy_joules", "unmetered_gpu_seconds")
     return {
-        (m.allocation_id, m.partition_id, m.month.isoformat()[:7]): (
-            m.records,
-            m.gpu_seconds,
-            m.energy_joules,
-            m.unmetered_gpu_seconds,
+        (m.allocation_id, m.partition_id, m.month.isoformat()[:7]): tuple(
+            getattr(m, name) for name in fields
         )
         for m in MonthlyUsage.objects.all()
     }
 
 
-def _summed() -> dict:
-    """The monthly sums worked out here from the records as they are stored."""
+def _peaks_kept() -> dict:
+    return _kept("largest_gpus", "held_gpu_seconds")
+
+
+def _per_month(add, zero: tuple) -> dict:
+    """What the stored records with an allocation and a start come to per UTC month, worked
+    out here: `add(so_far, record)` folds each record into its month's tuple."""
     sums: dict = {}
     for record in UsageRecord.objects.exclude(allocation=None).exclude(start=None):
         key = (
@@ -44,41 +49,34 @@ def _summed() -> dict:
             record.partition_id,
             record.start.astimezone(UTC).strftime("%Y-%m"),
         )
-        records, gpu_seconds, joules, unmetered = sums.get(key, (0, 0, 0, 0))
-        sums[key] = (
+        sums[key] = add(sums.get(key, zero), record)
+    return sums
+
+
+def _summed() -> dict:
+    def add(so_far, record):
+        records, gpu_seconds, joules, unmetered = so_far
+        return (
             records + 1,
             gpu_seconds + record.gpu_seconds,
             joules + (record.energy_joules or 0),
             unmetered + (record.gpu_seconds if record.energy_joules is None else 0),
         )
-    return sums
 
-
-def _peaks_kept() -> dict:
-    return {
-        (m.allocation_id, m.partition_id, m.month.isoformat()[:7]): (
-            m.largest_gpus,
-            m.held_gpu_seconds,
-        )
-        for m in MonthlyUsage.objects.all()
-    }
+    return _per_month(add, (0, 0, 0, 0))
 
 
 def _peaks_summed() -> dict:
-    """The most GPUs of one record and what the ended ones held, per month, worked out here."""
-    peaks: dict = {}
-    for record in UsageRecord.objects.exclude(allocation=None).exclude(start=None):
-        key = (
-            record.allocation_id,
-            record.partition_id,
-            record.start.astimezone(UTC).strftime("%Y-%m"),
-        )
-        largest, held = peaks.get(key, (0, 0))
+    """The most GPUs of one record and what the ended ones held from start to end."""
+
+    def add(so_far, record):
+        largest, held = so_far
         if record.end is not None:
             seconds = round(record.end.timestamp()) - round(record.start.timestamp())
             held += record.gpus * max(seconds, 0)
-        peaks[key] = (max(largest, record.gpus), held)
-    return peaks
+        return max(largest, record.gpus), held
+
+    return _per_month(add, (0, 0))
 
 
 def _assert_kept() -> None:
